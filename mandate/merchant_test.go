@@ -1,0 +1,189 @@
+package mandate_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/ucpbridge/ucpbridge/mandate"
+)
+
+func merchantAuth(t *testing.T, checkout []byte) string {
+	t.Helper()
+	var m struct {
+		AP2 struct {
+			MerchantAuthorization string `json:"merchant_authorization"`
+		} `json:"ap2"`
+	}
+	if err := json.Unmarshal(checkout, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.AP2.MerchantAuthorization
+}
+
+func setMerchantAuth(t *testing.T, checkout []byte, v any) []byte {
+	return edit(t, checkout, func(m map[string]any) {
+		ap2, _ := m["ap2"].(map[string]any)
+		if ap2 == nil {
+			ap2 = map[string]any{}
+			m["ap2"] = ap2
+		}
+		if v == nil {
+			delete(ap2, "merchant_authorization")
+		} else {
+			ap2["merchant_authorization"] = v
+		}
+	})
+}
+
+func TestMerchantAuthorizationShape(t *testing.T) {
+	f := newFixture(t)
+	tok := merchantAuth(t, f.checkout)
+	seg := segments(tok)
+	if len(seg) != 3 || seg[1] != "" {
+		t.Fatalf("not detached compact: %q", tok)
+	}
+	hdr, _ := base64.RawURLEncoding.DecodeString(seg[0])
+	if want := `{"alg":"ES256","kid":"` + f.store.KeyID() + `"}`; string(hdr) != want {
+		t.Fatalf("header %s, want %s", hdr, want)
+	}
+	sig, _ := base64.RawURLEncoding.DecodeString(seg[2])
+	if len(sig) != 64 {
+		t.Fatalf("ES256 signature must be raw r||s (64 bytes), got %d", len(sig))
+	}
+	// The payload is JCS(checkout minus ap2): verify by hand with go-jose.
+	payload, err := mandate.Canonicalize([]byte(checkoutJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := jose.ParseDetached(tok, payload, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jws.DetachedVerify(payload, f.store.PublicKey()); err != nil {
+		t.Fatalf("detached payload is not JCS(checkout minus ap2): %v", err)
+	}
+}
+
+func TestVerifyMerchantAuthorization(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := mandate.VerifyMerchantAuthorization(ctx, f.checkout, f.storeKeys); err != nil {
+		t.Fatalf("valid: %v", err)
+	}
+	// Re-serialisation (key order, whitespace, escaping) must not matter.
+	reserialised := edit(t, f.checkout, func(map[string]any) {})
+	if err := mandate.VerifyMerchantAuthorization(ctx, reserialised, f.storeKeys); err != nil {
+		t.Fatalf("re-serialised: %v", err)
+	}
+	// Other ap2 members are outside the payload.
+	extra := edit(t, f.checkout, func(m map[string]any) { m["ap2"].(map[string]any)["checkout_mandate"] = "x.y.z" })
+	if err := mandate.VerifyMerchantAuthorization(ctx, extra, f.storeKeys); err != nil {
+		t.Fatalf("extra ap2 member: %v", err)
+	}
+
+	other, _ := mandate.GenerateSigningKey()
+	spoofed, _ := mandate.NewSigningKey(other.PrivateKey(), f.store.KeyID())
+	spoofedSig, _ := mandate.SignMerchantAuthorization(f.checkout, spoofed)
+	tok := merchantAuth(t, f.checkout)
+	hdrSig := segments(tok)
+	payload := base64.RawURLEncoding.EncodeToString([]byte(checkoutJSON))
+
+	hmacTok := forge(t, `{"alg":"HS256","kid":"`+f.store.KeyID()+`"}`, nil)
+	rsTok := forge(t, `{"alg":"RS256","kid":"`+f.store.KeyID()+`"}`, nil)
+	noneTok := forge(t, `{"alg":"none","kid":"`+f.store.KeyID()+`"}`, nil)
+	noKid := forge(t, `{"alg":"ES256"}`, nil)
+	b64false := forge(t, `{"alg":"ES256","kid":"`+f.store.KeyID()+`","b64":false,"crit":["b64"]}`, nil)
+
+	cases := []struct {
+		name     string
+		checkout []byte
+		code     mandate.Code
+	}{
+		{"tampered total", edit(t, f.checkout, func(m map[string]any) { setTotal(m, 1) }), mandate.CodeMerchantAuthorizationInvalid},
+		{"tampered line item title", edit(t, f.checkout, func(m map[string]any) {
+			m["line_items"].([]any)[0].(map[string]any)["item"].(map[string]any)["title"] = "Roses"
+		}), mandate.CodeMerchantAuthorizationInvalid},
+		{"ucp envelope is covered", edit(t, f.checkout, func(m map[string]any) { m["ucp"].(map[string]any)["version"] = "2026-01-23" }), mandate.CodeMerchantAuthorizationInvalid},
+		{"added member", edit(t, f.checkout, func(m map[string]any) { m["continue_url"] = "https://evil.example" }), mandate.CodeMerchantAuthorizationInvalid},
+		{"missing", setMerchantAuth(t, f.checkout, nil), mandate.CodeMerchantAuthorizationMissing},
+		{"empty", setMerchantAuth(t, f.checkout, ""), mandate.CodeMerchantAuthorizationMissing},
+		{"no ap2 at all", []byte(checkoutJSON), mandate.CodeMerchantAuthorizationMissing},
+		{"spoofed kid", setMerchantAuth(t, f.checkout, spoofedSig), mandate.CodeMerchantAuthorizationInvalid},
+		{"unknown kid", setMerchantAuth(t, f.checkout, forge(t, `{"alg":"ES256","kid":"nope"}`, []byte(hdrSig[2]))), mandate.CodeMerchantAuthorizationInvalid},
+		{"payload segment present", setMerchantAuth(t, f.checkout, hdrSig[0]+"."+payload+"."+hdrSig[2]), mandate.CodeMerchantAuthorizationInvalid},
+		{"HS256 header", setMerchantAuth(t, f.checkout, hmacTok), mandate.CodeMerchantAuthorizationInvalid},
+		{"RS256 header", setMerchantAuth(t, f.checkout, rsTok), mandate.CodeMerchantAuthorizationInvalid},
+		{"alg none", setMerchantAuth(t, f.checkout, noneTok), mandate.CodeMerchantAuthorizationInvalid},
+		{"no kid", setMerchantAuth(t, f.checkout, noKid), mandate.CodeMerchantAuthorizationInvalid},
+		{"b64 false", setMerchantAuth(t, f.checkout, b64false), mandate.CodeMerchantAuthorizationInvalid},
+		{"not a string", setMerchantAuth(t, f.checkout, 42), mandate.CodeMerchantAuthorizationInvalid},
+		{"garbage", setMerchantAuth(t, f.checkout, "a..b..c"), mandate.CodeMerchantAuthorizationInvalid},
+		{"duplicate member", []byte(`{"id":"x","id":"y","ap2":{"merchant_authorization":"` + tok + `"}}`), mandate.CodeMerchantAuthorizationInvalid},
+		{"not an object", []byte(`[]`), mandate.CodeMerchantAuthorizationInvalid},
+	}
+	for _, tc := range cases {
+		err := mandate.VerifyMerchantAuthorization(ctx, tc.checkout, f.storeKeys)
+		var me *mandate.Error
+		if !errors.As(err, &me) || me.Code != tc.code {
+			t.Errorf("%s: got %v, want code %s", tc.name, err, tc.code)
+		}
+	}
+}
+
+// forge builds a detached token with the given raw header and signature
+// bytes (random when nil).
+func forge(t *testing.T, header string, sig []byte) string {
+	t.Helper()
+	if sig == nil {
+		sig = make([]byte, 64)
+		rand.Read(sig)
+	} else {
+		sig, _ = base64.RawURLEncoding.DecodeString(string(sig))
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(header)) + ".." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// TestVerifyMerchantAuthorizationES384 covers a store that signs with a
+// P-384 key: UCP allows ES256, ES384 and ES512 for merchant_authorization.
+func TestVerifyMerchantAuthorizationES384(t *testing.T) {
+	priv, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES384, Key: jose.JSONWebKey{Key: priv, KeyID: "p384"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := mandate.Canonicalize([]byte(checkoutJSON))
+	obj, _ := signer.Sign(payload)
+	det, _ := obj.DetachedCompactSerialize()
+	checkout := setMerchantAuth(t, []byte(checkoutJSON), det)
+	keys := mandate.NewKeySet(jose.JSONWebKey{Key: &priv.PublicKey, KeyID: "p384"})
+	if err := mandate.VerifyMerchantAuthorization(context.Background(), checkout, keys); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAttachKeepsOtherMembers(t *testing.T) {
+	f := newFixture(t)
+	in := []byte(strings.Replace(checkoutJSON, `"status"`, `"ap2": {"other": "keep"}, "status"`, 1))
+	out, err := mandate.AttachMerchantAuthorization(in, f.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"other":"keep"`) || !strings.Contains(string(out), `Roses & <Baby's breath>`) {
+		t.Fatalf("lost or escaped members: %s", out)
+	}
+	if err := mandate.VerifyMerchantAuthorization(context.Background(), out, f.storeKeys); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mandate.AttachMerchantAuthorization([]byte(`{"id":1,"ap2":"x"}`), f.store); err == nil {
+		t.Fatal("non-object ap2 accepted")
+	}
+}
