@@ -103,6 +103,17 @@ func TestVerifyMerchantAuthorization(t *testing.T) {
 	noKid := forge(t, `{"alg":"ES256"}`, nil)
 	b64false := forge(t, `{"alg":"ES256","kid":"`+f.store.KeyID()+`","b64":false,"crit":["b64"]}`, nil)
 
+	// A genuine RFC 7797 (b64:false) signature over the right payload:
+	// valid JWS, but not the UCP form.
+	unencoded, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: f.store.PrivateKey(), KeyID: f.store.KeyID()}},
+		(&jose.SignerOptions{}).WithBase64(false))
+	jcsPayload, _ := mandate.Canonicalize([]byte(checkoutJSON))
+	obj, err := unencoded.Sign(jcsPayload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	realB64false, _ := obj.DetachedCompactSerialize()
+
 	cases := []struct {
 		name     string
 		checkout []byte
@@ -125,13 +136,20 @@ func TestVerifyMerchantAuthorization(t *testing.T) {
 		{"alg none", setMerchantAuth(t, f.checkout, noneTok), mandate.CodeMerchantAuthorizationInvalid},
 		{"no kid", setMerchantAuth(t, f.checkout, noKid), mandate.CodeMerchantAuthorizationInvalid},
 		{"b64 false", setMerchantAuth(t, f.checkout, b64false), mandate.CodeMerchantAuthorizationInvalid},
+		{"b64 false, validly signed", setMerchantAuth(t, f.checkout, realB64false), mandate.CodeMerchantAuthorizationInvalid},
+		{"trailing newline", setMerchantAuth(t, f.checkout, tok+"\n"), mandate.CodeMerchantAuthorizationInvalid},
+		{"no kid, resolver answers anything", setMerchantAuth(t, f.checkout, noKidSigned(t, f)), mandate.CodeMerchantAuthorizationInvalid},
 		{"not a string", setMerchantAuth(t, f.checkout, 42), mandate.CodeMerchantAuthorizationInvalid},
 		{"garbage", setMerchantAuth(t, f.checkout, "a..b..c"), mandate.CodeMerchantAuthorizationInvalid},
 		{"duplicate member", []byte(`{"id":"x","id":"y","ap2":{"merchant_authorization":"` + tok + `"}}`), mandate.CodeMerchantAuthorizationInvalid},
 		{"not an object", []byte(`[]`), mandate.CodeMerchantAuthorizationInvalid},
 	}
 	for _, tc := range cases {
-		err := mandate.VerifyMerchantAuthorization(ctx, tc.checkout, f.storeKeys)
+		var keys mandate.KeyResolver = f.storeKeys
+		if strings.HasPrefix(tc.name, "no kid, resolver") {
+			keys = anyKey{f.store}
+		}
+		err := mandate.VerifyMerchantAuthorization(ctx, tc.checkout, keys)
 		var me *mandate.Error
 		if !errors.As(err, &me) || me.Code != tc.code {
 			t.Errorf("%s: got %v, want code %s", tc.name, err, tc.code)
@@ -186,4 +204,12 @@ func TestAttachKeepsOtherMembers(t *testing.T) {
 	if _, err := mandate.AttachMerchantAuthorization([]byte(`{"id":1,"ap2":"x"}`), f.store); err == nil {
 		t.Fatal("non-object ap2 accepted")
 	}
+}
+
+func noKidSigned(t *testing.T, f *fixture) string {
+	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: f.store.PrivateKey()}, nil)
+	payload, _ := mandate.Canonicalize([]byte(checkoutJSON))
+	obj, _ := s.Sign(payload)
+	det, _ := obj.DetachedCompactSerialize()
+	return det
 }
