@@ -9,13 +9,13 @@ type Code string
 
 // The UCP AP2 error codes.
 const (
-	CodeMandateRequired                Code = "mandate_required"
-	CodeAgentMissingKey                Code = "agent_missing_key"
-	CodeMandateInvalidSignature        Code = "mandate_invalid_signature"
-	CodeMandateExpired                 Code = "mandate_expired"
-	CodeMandateScopeMismatch           Code = "mandate_scope_mismatch"
-	CodeMerchantAuthorizationInvalid   Code = "merchant_authorization_invalid"
-	CodeMerchantAuthorizationMissing   Code = "merchant_authorization_missing"
+	CodeMandateRequired              Code = "mandate_required"
+	CodeAgentMissingKey              Code = "agent_missing_key"
+	CodeMandateInvalidSignature      Code = "mandate_invalid_signature"
+	CodeMandateExpired               Code = "mandate_expired"
+	CodeMandateScopeMismatch         Code = "mandate_scope_mismatch"
+	CodeMerchantAuthorizationInvalid Code = "merchant_authorization_invalid"
+	CodeMerchantAuthorizationMissing Code = "merchant_authorization_missing"
 )
 
 // Error is the error returned for every refused mandate or merchant

@@ -153,17 +153,17 @@ func TestCanonicalizeTricky(t *testing.T) {
 
 func TestCanonicalizeRejects(t *testing.T) {
 	for name, in := range map[string]string{
-		"duplicate key":      `{"a":1,"a":2}`,
-		"nested duplicate":   `{"x":{"a":1,"a":1}}`,
-		"lone surrogate":     `["\ud800"]`,
-		"overflow":           `[1e400]`,
-		"trailing garbage":   `{"a":1} x`,
-		"not json":           `{a:1}`,
-		"empty":              ``,
-		"invalid utf8":       "[\"\xff\"]",
-		"single quoted":      `['a']`,
-		"leading zero":       `[01]`,
-		"bare NaN":           `[NaN]`,
+		"duplicate key":    `{"a":1,"a":2}`,
+		"nested duplicate": `{"x":{"a":1,"a":1}}`,
+		"lone surrogate":   `["\ud800"]`,
+		"overflow":         `[1e400]`,
+		"trailing garbage": `{"a":1} x`,
+		"not json":         `{a:1}`,
+		"empty":            ``,
+		"invalid utf8":     "[\"\xff\"]",
+		"single quoted":    `['a']`,
+		"leading zero":     `[01]`,
+		"bare NaN":         `[NaN]`,
 	} {
 		if got, err := Canonicalize([]byte(in)); err == nil {
 			t.Errorf("%s: accepted %q as %q", name, in, got)

@@ -110,18 +110,18 @@ func TestParseKeySet(t *testing.T) {
 		doc  string
 		want []string
 	}{
-		"jwks":                    {`{"keys":[` + string(aj) + `]}`, []string{a.KeyID()}},
-		"2026-04-08 profile":      {`{"ucp":{"version":"2026-04-08"},"signing_keys":[` + string(aj) + `,` + string(bj) + `]}`, []string{a.KeyID(), b.KeyID()}},
-		"draft keys in ucp":       {`{"ucp":{"version":"2026-04-08","keys":[` + string(aj) + `]}}`, []string{a.KeyID()}},
-		"both names, deduplicated": {`{"signing_keys":[` + string(aj) + `],"keys":[` + string(aj) + `]}`, []string{a.KeyID()}},
-		"bare array":              {`[` + string(aj) + `]`, []string{a.KeyID()}},
-		"single jwk":              {string(aj), []string{a.KeyID()}},
-		"enc key skipped":         {`{"keys":[` + enc + `]}`, nil},
+		"jwks":                      {`{"keys":[` + string(aj) + `]}`, []string{a.KeyID()}},
+		"2026-04-08 profile":        {`{"ucp":{"version":"2026-04-08"},"signing_keys":[` + string(aj) + `,` + string(bj) + `]}`, []string{a.KeyID(), b.KeyID()}},
+		"draft keys in ucp":         {`{"ucp":{"version":"2026-04-08","keys":[` + string(aj) + `]}}`, []string{a.KeyID()}},
+		"both names, deduplicated":  {`{"signing_keys":[` + string(aj) + `],"keys":[` + string(aj) + `]}`, []string{a.KeyID()}},
+		"bare array":                {`[` + string(aj) + `]`, []string{a.KeyID()}},
+		"single jwk":                {string(aj), []string{a.KeyID()}},
+		"enc key skipped":           {`{"keys":[` + enc + `]}`, nil},
 		"sign-only key_ops skipped": {`{"keys":[` + signOnly + `]}`, nil},
-		"verify key_ops kept":     {`{"keys":[` + withVerify + `]}`, []string{b.KeyID()}},
-		"rsa and junk skipped":    {`{"keys":[` + rsa + `,{"kty":"EC","kid":"bad","crv":"P-256","x":"AA","y":"AA"},{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`, nil},
-		"no kid skipped":          {`{"keys":[{"kty":"EC","crv":"P-256","x":"qIVYZVLCrPZHGHjP17CTW0_-D9Lfw0EkjqF7xB4FivA","y":"Mc4nN9LTDOBhfoUeg8Ye9WedFRhnZXZJA12Qp0zZ6F0"}]}`, nil},
-		"private key published":   {`{"keys":[` + string(privA) + `]}`, []string{a.KeyID()}},
+		"verify key_ops kept":       {`{"keys":[` + withVerify + `]}`, []string{b.KeyID()}},
+		"rsa and junk skipped":      {`{"keys":[` + rsa + `,{"kty":"EC","kid":"bad","crv":"P-256","x":"AA","y":"AA"},{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`, nil},
+		"no kid skipped":            {`{"keys":[{"kty":"EC","crv":"P-256","x":"qIVYZVLCrPZHGHjP17CTW0_-D9Lfw0EkjqF7xB4FivA","y":"Mc4nN9LTDOBhfoUeg8Ye9WedFRhnZXZJA12Qp0zZ6F0"}]}`, nil},
+		"private key published":     {`{"keys":[` + string(privA) + `]}`, []string{a.KeyID()}},
 	} {
 		s, err := mandate.ParseKeySet([]byte(tc.doc))
 		if err != nil {

@@ -182,7 +182,9 @@ func TestVerifyMandateRefusals(t *testing.T) {
 		{"no jti", resign(t, f.agent, dropClaim(t, claims, "jti"), f.agent.KeyID()), nil, mandate.CodeMandateInvalidSignature},
 		{"no exp", resign(t, f.agent, dropClaim(t, claims, "exp"), f.agent.KeyID()), nil, mandate.CodeMandateInvalidSignature},
 		{"float exp", resign(t, f.agent, setClaim(t, claims, "exp", 1.5), f.agent.KeyID()), nil, mandate.CodeMandateInvalidSignature},
-		{"expired", good, func(o *mandate.VerifyOptions) { o.Now = func() time.Time { return f.now.Add(5*time.Minute + mandate.DefaultLeeway + time.Second) } }, mandate.CodeMandateExpired},
+		{"expired", good, func(o *mandate.VerifyOptions) {
+			o.Now = func() time.Time { return f.now.Add(5*time.Minute + mandate.DefaultLeeway + time.Second) }
+		}, mandate.CodeMandateExpired},
 		{"issued in the future", good, func(o *mandate.VerifyOptions) { o.Now = func() time.Time { return f.now.Add(-time.Minute) } }, mandate.CodeMandateExpired},
 		{"lifetime too long", mint(func(p *mandate.Params) { p.TTL = 24 * time.Hour }), nil, mandate.CodeMandateExpired},
 		{"lifetime too long without iat", resign(t, f.agent, setClaim(t, dropClaim(t, claims, "iat"), "exp", f.now.Add(2*time.Hour).Unix()), f.agent.KeyID()), nil, mandate.CodeMandateExpired},
@@ -248,11 +250,11 @@ func TestVerifyPaymentMandate(t *testing.T) {
 		"amount differs from live total": {tok, func(o *mandate.VerifyOptions) {
 			o.Checkout = edit(t, f.checkout, func(m map[string]any) { setTotal(m, 11306) })
 		}},
-		"currency differs": {resign(t, f.agent, setClaim(t, claims, "payment", map[string]any{"amount": 11305, "currency": "USD", "merchant": storeSlug}), f.agent.KeyID()), nil},
-		"other merchant":   {resign(t, f.agent, setClaim(t, claims, "payment", map[string]any{"amount": 11305, "currency": "EUR", "merchant": "x"}), f.agent.KeyID()), nil},
-		"checkout mandate": {checkoutTok, nil},
+		"currency differs":              {resign(t, f.agent, setClaim(t, claims, "payment", map[string]any{"amount": 11305, "currency": "USD", "merchant": storeSlug}), f.agent.KeyID()), nil},
+		"other merchant":                {resign(t, f.agent, setClaim(t, claims, "payment", map[string]any{"amount": 11305, "currency": "EUR", "merchant": "x"}), f.agent.KeyID()), nil},
+		"checkout mandate":              {checkoutTok, nil},
 		"payment with a checkout claim": {resign(t, f.agent, setClaim(t, claims, "checkout", json.RawMessage(f.checkout)), f.agent.KeyID()), nil},
-		"Artos-shaped, wrong amount": {resign(t, f.agent, `{"payment":{"amount":11304,"currency":"EUR","merchant":"flower-shop"},"jti":"p_1","exp":`+jsonInt(f.now.Add(time.Minute).Unix())+`}`, f.agent.KeyID()), nil},
+		"Artos-shaped, wrong amount":    {resign(t, f.agent, `{"payment":{"amount":11304,"currency":"EUR","merchant":"flower-shop"},"jti":"p_1","exp":`+jsonInt(f.now.Add(time.Minute).Unix())+`}`, f.agent.KeyID()), nil},
 	} {
 		o := f.opts()
 		if c.opts != nil {
