@@ -147,7 +147,10 @@ func TestVerifyRefusals(t *testing.T) {
 			return nb
 		}, nil, httpsig.CodeSignatureInvalid, 401},
 		{"method changed", func(r *http.Request, b []byte) []byte { r.Method = http.MethodPut; return b }, nil, httpsig.CodeSignatureInvalid, 401},
-		{"path changed", func(r *http.Request, b []byte) []byte { r.URL.Path = "/s/flower-shop/checkout-sessions/chk_2/complete"; return b }, nil, httpsig.CodeSignatureInvalid, 401},
+		{"path changed", func(r *http.Request, b []byte) []byte {
+			r.URL.Path = "/s/flower-shop/checkout-sessions/chk_2/complete"
+			return b
+		}, nil, httpsig.CodeSignatureInvalid, 401},
 		{"query changed", func(r *http.Request, b []byte) []byte { r.URL.RawQuery = "x=2"; return b }, nil, httpsig.CodeSignatureInvalid, 401},
 		{"authority changed", func(r *http.Request, b []byte) []byte { r.Host = "evil.example.com"; return b }, nil, httpsig.CodeSignatureInvalid, 401},
 		{"ucp-agent changed", func(r *http.Request, b []byte) []byte {
@@ -161,9 +164,15 @@ func TestVerifyRefusals(t *testing.T) {
 			r.Header.Set("Signature", s[:10]+flip(s[10])+s[11:])
 			return b
 		}, nil, httpsig.CodeSignatureInvalid, 401},
-		{"no signature", func(r *http.Request, b []byte) []byte { r.Header.Del("Signature"); r.Header.Del("Signature-Input"); return b }, nil, httpsig.CodeSignatureMissing, 401},
+		{"no signature", func(r *http.Request, b []byte) []byte {
+			r.Header.Del("Signature")
+			r.Header.Del("Signature-Input")
+			return b
+		}, nil, httpsig.CodeSignatureMissing, 401},
 		{"malformed Signature-Input", func(r *http.Request, b []byte) []byte { r.Header.Set("Signature-Input", "sig1=((("); return b }, nil, httpsig.CodeSignatureInvalid, 401},
-		{"unknown key", nil, func(v *httpsig.Verifier) { v.Keys = keys{"other-kid": {Key: &other.priv.PublicKey, KeyID: "other-kid"}} }, httpsig.CodeKeyNotFound, 401},
+		{"unknown key", nil, func(v *httpsig.Verifier) {
+			v.Keys = keys{"other-kid": {Key: &other.priv.PublicKey, KeyID: "other-kid"}}
+		}, httpsig.CodeKeyNotFound, 401},
 		{"key of another agent under the same kid", nil, func(v *httpsig.Verifier) {
 			v.Keys = keys{"agent-2026": {Key: &other.priv.PublicKey, KeyID: "agent-2026"}}
 		}, httpsig.CodeSignatureInvalid, 401},
@@ -394,7 +403,6 @@ func flip(c byte) string {
 	}
 	return "A"
 }
-
 
 func sha256b64(b []byte) string {
 	sum := sha256.Sum256(b)
