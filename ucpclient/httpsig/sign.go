@@ -1,14 +1,14 @@
 package httpsig
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -187,13 +187,11 @@ func setDigest(h http.Header, body []byte) error {
 	return nil
 }
 
+// contentDigest is the RFC 9530 Content-Digest value for body with
+// sha-256: a one-member Dictionary whose value is a Byte Sequence.
 func contentDigest(body []byte) (string, error) {
-	rc := io.NopCloser(bytes.NewReader(body))
-	d, err := httpsign.GenerateContentDigestHeader(&rc, []string{httpsign.DigestSha256})
-	if err != nil {
-		return "", fmt.Errorf("httpsig: content digest: %w", err)
-	}
-	return d, nil
+	sum := sha256.Sum256(body)
+	return "sha-256=:" + base64.StdEncoding.EncodeToString(sum[:]) + ":", nil
 }
 
 // RequestComponents returns the components UCP requires a request

@@ -140,6 +140,8 @@ func TestVerifyRefusals(t *testing.T) {
 	}{
 		{"body tampered", func(r *http.Request, b []byte) []byte { return bytes.Replace(b, []byte("card"), []byte("cash"), 1) }, nil, httpsig.CodeDigestMismatch, 400},
 		{"body appended", func(r *http.Request, b []byte) []byte { return append(b, ' ') }, nil, httpsig.CodeDigestMismatch, 400},
+		{"digest with no sha-256 or sha-512", func(r *http.Request, b []byte) []byte { r.Header.Set("Content-Digest", "md5=:AAAA:"); return b }, nil, httpsig.CodeDigestMismatch, 400},
+		{"digest not a dictionary", func(r *http.Request, b []byte) []byte { r.Header.Set("Content-Digest", "sha-256=(("); return b }, nil, httpsig.CodeDigestMismatch, 400},
 		{"digest header removed", func(r *http.Request, b []byte) []byte { r.Header.Del("Content-Digest"); return b }, nil, httpsig.CodeDigestMismatch, 400},
 		{"digest recomputed for new body", func(r *http.Request, b []byte) []byte {
 			nb := []byte(`{"payment":{}}`)

@@ -1,14 +1,15 @@
 package httpsig
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"time"
@@ -152,14 +153,21 @@ func (v *Verifier) verifyLabel(ctx context.Context, dict *httpsfv.Dictionary, la
 	}
 	res := &Result{Label: label}
 	for _, item := range list.Items {
-		id, err := httpsfv.Marshal(item)
-		if err != nil {
-			return nil, &Error{Code: CodeSignatureInvalid, Reason: "bad component", Err: err}
+		// Plain components are kept by name; parameterised ones (such as
+		// "signature-agent";key="sig1") in their serialised form, so they
+		// never satisfy a plain requirement.
+		name, ok := item.Value.(string)
+		if !ok || len(item.Params.Names()) > 0 {
+			id, err := httpsfv.Marshal(item)
+			if err != nil {
+				return nil, &Error{Code: CodeSignatureInvalid, Reason: "bad component", Err: err}
+			}
+			name = id
 		}
-		res.Components = append(res.Components, id)
+		res.Components = append(res.Components, name)
 	}
 	for _, want := range required {
-		if !slices.Contains(res.Components, `"`+want+`"`) {
+		if !slices.Contains(res.Components, want) {
 			return nil, &Error{Code: CodeCoverageInsufficient, Reason: fmt.Sprintf("signature %s does not cover %s", label, want)}
 		}
 	}
@@ -276,17 +284,41 @@ func verifierFor(jwk *jose.JSONWebKey, alg, kid string, required []string) (*htt
 	return hv, nil
 }
 
-// checkDigest recomputes Content-Digest over body. sha-256 and sha-512 are
-// checked; at least one must be present. Comparison is constant time
-// (httpsign).
+// checkDigest recomputes Content-Digest over body. Every sha-256 and
+// sha-512 member must match (constant-time compare) and at least one must
+// be present; other algorithms are ignored, as RFC 9530 says.
 func checkDigest(h http.Header, body []byte) error {
 	values := h.Values("Content-Digest")
 	if len(values) == 0 {
 		return &Error{Code: CodeDigestMismatch, Reason: "body without Content-Digest"}
 	}
-	rc := io.NopCloser(bytes.NewReader(body))
-	if err := httpsign.ValidateContentDigestHeader(values, &rc, []string{httpsign.DigestSha256, httpsign.DigestSha512}); err != nil {
-		return &Error{Code: CodeDigestMismatch, Reason: "Content-Digest does not match the body", Err: err}
+	dict, err := httpsfv.UnmarshalDictionary(values)
+	if err != nil {
+		return &Error{Code: CodeDigestMismatch, Reason: "Content-Digest is not a structured dictionary", Err: err}
+	}
+	checked := 0
+	for _, alg := range dict.Names() {
+		var sum []byte
+		switch alg {
+		case "sha-256":
+			s := sha256.Sum256(body)
+			sum = s[:]
+		case "sha-512":
+			s := sha512.Sum512(body)
+			sum = s[:]
+		default:
+			continue
+		}
+		m, _ := dict.Get(alg)
+		item, ok := m.(httpsfv.Item)
+		got, isBytes := item.Value.([]byte)
+		if !ok || !isBytes || subtle.ConstantTimeCompare(got, sum) != 1 {
+			return &Error{Code: CodeDigestMismatch, Reason: alg + " Content-Digest does not match the body"}
+		}
+		checked++
+	}
+	if checked == 0 {
+		return &Error{Code: CodeDigestMismatch, Reason: "Content-Digest has no sha-256 or sha-512 member"}
 	}
 	return nil
 }
