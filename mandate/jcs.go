@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/gowebpki/jcs"
 )
@@ -47,48 +48,53 @@ func marshalNoEscape(v any) ([]byte, error) {
 }
 
 // canonicalMembers returns the JCS form of the JSON object in data keeping
-// only the top-level members for which keep returns true. Canonicalising
-// first means duplicate member names are refused before anything is
-// dropped, so a signer and a verifier can never disagree about which of two
-// "ap2" members was removed.
+// only the top-level members for which keep returns true. Members are
+// filtered before canonicalisation so JCS only pays for what is kept;
+// duplicate top-level names are refused here (JCS refuses nested ones), so
+// a signer and a verifier can never disagree about which of two "ap2" or
+// "totals" members counted.
 func canonicalMembers(data []byte, keep func(name string) bool) ([]byte, error) {
-	canon, err := Canonicalize(data)
-	if err != nil {
-		return nil, err
-	}
-	if len(canon) == 0 || canon[0] != '{' {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, errNotObject
 	}
-	dec := json.NewDecoder(bytes.NewReader(canon))
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, len(canon))
-	out = append(out, '{')
-	// Canonical text has no whitespace: a member runs from just after the
-	// previous value (and its comma) to the end of its own value.
-	for start := int64(1); dec.More(); {
-		if start > 1 {
-			start++ // the comma
-		}
+	seen := map[string]bool{}
+	kept := make([]byte, 0, len(data))
+	kept = append(kept, '{')
+	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("mandate: canonical json: %w", err)
 		}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return nil, err
+		name := tok.(string)
+		if seen[name] {
+			return nil, fmt.Errorf("mandate: canonical json: duplicate key %q", name)
 		}
-		end := dec.InputOffset()
-		if keep(tok.(string)) {
-			if len(out) > 1 {
-				out = append(out, ',')
-			}
-			out = append(out, canon[start:end]...)
+		seen[name] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil, fmt.Errorf("mandate: canonical json: %w", err)
 		}
-		start = end
+		if !keep(name) {
+			continue
+		}
+		if len(kept) > 1 {
+			kept = append(kept, ',')
+		}
+		// Re-quoting the decoded name is safe: JCS re-serialises it anyway.
+		// (strconv.Quote would not do: \x01 and \a are not JSON.)
+		quoted, _ := json.Marshal(name)
+		kept = append(kept, quoted...)
+		kept = append(kept, ':')
+		kept = append(kept, value...)
 	}
-	return append(out, '}'), nil
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("mandate: canonical json: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("mandate: canonical json: trailing data after the object")
+	}
+	return Canonicalize(append(kept, '}'))
 }
 
 var errNotObject = errors.New("mandate: canonical json: not a JSON object")

@@ -198,6 +198,16 @@ func TestCanonicalMembers(t *testing.T) {
 	if _, err := canonicalMembers([]byte(`{"ap2":1,"ap2":2}`), func(string) bool { return true }); err == nil {
 		t.Fatal("duplicate member accepted")
 	}
+	ctl, err := canonicalMembers([]byte(`{"\u0001\u0007\u000b":1,"x":2}`), func(n string) bool { return n != "x" })
+	if err != nil || string(ctl) != `{"\u0001\u0007\u000b":1}` {
+		t.Fatalf("control characters in names: %s %v", ctl, err)
+	}
+	if _, err := canonicalMembers([]byte(`{"a":1} {}`), func(string) bool { return true }); err == nil {
+		t.Fatal("trailing data accepted")
+	}
+	if _, err := canonicalMembers([]byte(`{"a":{"b":1,"b":2}}`), func(string) bool { return true }); err == nil {
+		t.Fatal("nested duplicate accepted")
+	}
 	if _, err := canonicalMembers([]byte(`[1]`), func(string) bool { return true }); err == nil {
 		t.Fatal("array accepted as object")
 	}
