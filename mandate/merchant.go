@@ -121,6 +121,7 @@ func verifyDetached(ctx context.Context, token string, payload []byte, keys KeyR
 type header struct {
 	Alg  string          `json:"alg"`
 	Kid  string          `json:"kid"`
+	Typ  string          `json:"typ"`
 	Crit json.RawMessage `json:"crit"`
 	B64  *bool           `json:"b64"`
 }
