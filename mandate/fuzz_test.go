@@ -96,3 +96,21 @@ func payloadOf2(tok string) string {
 	b, _ := base64.RawURLEncoding.DecodeString(seg[1])
 	return string(b)
 }
+
+// FuzzVerifySDJWTCheckoutMandate: delegate chains are parsed from
+// attacker input (disclosures, nested references, constraints); nothing
+// may panic or loop, and whatever is accepted names the signed checkout.
+func FuzzVerifySDJWTCheckoutMandate(f *testing.F) {
+	fx := newSDFixture(f)
+	good := fx.spec().build(f, fx.now)
+	f.Add(good)
+	f.Add("a.b.c~~a.b.c~")
+	f.Add("e30.e30.e30~WyJzIiwiYSIsMV0~~e30.e30.e30~")
+	opts := fx.opts()
+	f.Fuzz(func(t *testing.T, chain string) {
+		m, err := mandate.VerifySDJWTCheckoutMandate(context.Background(), chain, opts)
+		if err == nil && !bytes.Contains(m.Checkout, []byte(`"chk_7f3a"`)) {
+			t.Fatalf("accepted a chain for another checkout: %q", chain)
+		}
+	})
+}
