@@ -232,16 +232,23 @@ function parseContentDigest(value) {
   return m;
 }
 
-function checkDigest(headers, body) {
+const DIGESTS = { 'sha-256': 'sha256', 'sha-512': 'sha512' };
+
+// Content-Digest check (RFC 9530). Skipped only when the body is empty AND
+// there is no Content-Digest header. Otherwise at least one algorithm from
+// `accepted` (default ["sha-256"]) must be present, and every sha-256 /
+// sha-512 entry present must match the body.
+function checkDigest(headers, body, accepted) {
   const hv = headers['content-digest'];
-  if (body.length === 0 && hv === undefined) return null; // nothing to check
+  if (body.length === 0 && hv === undefined) return null;
   if (hv === undefined) return 'digest_mismatch';
   const d = parseContentDigest(hv);
-  const sha256 = d.get('sha-256');
-  if (!sha256) return 'digest_mismatch';
-  if (!sha256.equals(createHash('sha256').update(body).digest())) return 'digest_mismatch';
-  const sha512 = d.get('sha-512');
-  if (d.has('sha-512') && (!sha512 || !sha512.equals(createHash('sha512').update(body).digest()))) return 'digest_mismatch';
+  if (!accepted.some((a) => d.has(a))) return 'digest_mismatch';
+  for (const [name, nodeAlg] of Object.entries(DIGESTS)) {
+    if (!d.has(name)) continue;
+    const got = d.get(name);
+    if (!got || !got.equals(createHash(nodeAlg).update(body).digest())) return 'digest_mismatch';
+  }
   return null;
 }
 
@@ -316,9 +323,13 @@ async function doVerify(input, isResponse) {
     if (!Number.isInteger(input.maxAge) || input.maxAge <= 0) throw new InputError('"maxAge" must be a positive integer');
     maxAge = input.maxAge;
   }
+  const digestAlgs = input.digestAlgs ?? ['sha-256'];
+  if (!Array.isArray(digestAlgs) || digestAlgs.length === 0 || !digestAlgs.every((a) => a in DIGESTS)) {
+    throw new InputError(`"digestAlgs" must be a non-empty subset of ${JSON.stringify(Object.keys(DIGESTS))}`);
+  }
   message.headers = selectLabel(message.headers, input.label);
 
-  const digestErr = checkDigest(message.headers, body);
+  const digestErr = checkDigest(message.headers, body, digestAlgs);
   if (digestErr) return { ok: false, error: digestErr };
 
   if (message.headers['signature'] === undefined && message.headers['signature-input'] === undefined) {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 
-
 	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
 )
 
@@ -43,4 +42,3 @@ func Example() {
 	// <nil>
 	// digest_mismatch 400
 }
-
