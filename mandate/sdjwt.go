@@ -450,7 +450,7 @@ func VerifySDJWTCheckoutMandate(ctx context.Context, chain string, opts *SDJWTVe
 		OpenHash: open.Hash(), Reference: closed.Hash(),
 	}
 	if opts.Replay != nil {
-		exp := now.Add(MaxLifetimeFor(openMandate))
+		exp := now.Add(replayWindow(openMandate))
 		err := opts.Replay.Use(ctx, "sd|"+res.Reference, exp)
 		if errors.Is(err, ErrReplayed) {
 			return nil, fail(CodeMandateExpired, "mandate already used", err)
@@ -462,10 +462,10 @@ func VerifySDJWTCheckoutMandate(ctx context.Context, chain string, opts *SDJWTVe
 	return res, nil
 }
 
-// MaxLifetimeFor is how long a closed mandate under open must be
+// replayWindow is how long a closed mandate under open must be
 // remembered to refuse a replay: until the open mandate expires (plus
 // leeway), or a day when it has no exp.
-func MaxLifetimeFor(open map[string]any) time.Duration {
+func replayWindow(open map[string]any) time.Duration {
 	if exp, ok := numClaim(open, "exp"); ok {
 		if d := time.Until(time.Unix(exp, 0)) + MaxLeeway; d > 0 {
 			return d
