@@ -1,0 +1,225 @@
+// Package sqlstore implements store.Store on SQLite (modernc.org/sqlite,
+// embedded, no cgo) and PostgreSQL (pgx), with one set of queries and a
+// small dialect: placeholders, byte type, row locks.
+//
+// Atomicity: every multi-row change runs in one transaction. SQLite
+// transactions begin IMMEDIATE (writers serialise up front instead of
+// failing with SQLITE_BUSY on upgrade); PostgreSQL locks the refresh token
+// or code row with SELECT … FOR UPDATE, so concurrent rotations queue on
+// the row and the losers see the winner's result.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" database/sql driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+)
+
+// Store is a store.Store on a SQL database.
+type Store struct {
+	db *sql.DB
+	d  dialect
+}
+
+var _ store.Store = (*Store)(nil)
+
+type dialect struct {
+	postgres  bool
+	forUpdate string
+}
+
+// Open connects and migrates. dsn is a postgres:// or postgresql:// URL
+// for PostgreSQL; anything else is a SQLite file path (created if missing),
+// opened in WAL mode with a busy timeout and immediate transactions.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	var (
+		db  *sql.DB
+		d   dialect
+		err error
+	)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		d = dialect{postgres: true, forUpdate: " FOR UPDATE"}
+		db, err = sql.Open("pgx", dsn)
+		if err == nil {
+			db.SetMaxOpenConns(32)
+			db.SetMaxIdleConns(32)
+		}
+	} else {
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", "immediate")
+		db, err = sql.Open("sqlite", "file:"+dsn+"?"+q.Encode())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: open: %w", err)
+	}
+	s := &Store{db: db, d: d}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB exposes the handle for tests and operational tooling.
+func (s *Store) DB() *sql.DB { return s.db }
+
+func (s *Store) migrate(ctx context.Context) error {
+	bytesType := "BLOB"
+	if s.d.postgres {
+		bytesType = "BYTEA"
+	}
+	ddl := strings.ReplaceAll(schema, "{{bytes}}", bytesType)
+	for _, stmt := range strings.Split(ddl, ";") {
+		if strings.TrimSpace(stmt) == "" {
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("sqlstore: migrate: %w", err)
+		}
+	}
+	return nil
+}
+
+// schema uses BIGINT Unix milliseconds for times and JSON text for lists,
+// which both engines store alike.
+const schema = `
+CREATE TABLE IF NOT EXISTS clients (
+	id TEXT PRIMARY KEY, secret_hash {{bytes}}, type TEXT NOT NULL, name TEXT NOT NULL,
+	redirect_uris TEXT NOT NULL, grant_types TEXT NOT NULL, scopes TEXT NOT NULL,
+	developers TEXT NOT NULL, created_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS buyers (
+	id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, created_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS grants (
+	id TEXT PRIMARY KEY, client_id TEXT NOT NULL, buyer_id TEXT NOT NULL, scope TEXT NOT NULL,
+	resource TEXT NOT NULL, allowance TEXT, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+	revoked_at BIGINT);
+CREATE TABLE IF NOT EXISTS codes (
+	hash {{bytes}} PRIMARY KEY, client_id TEXT NOT NULL, buyer_id TEXT NOT NULL, redirect_uri TEXT NOT NULL,
+	scope TEXT NOT NULL, resource TEXT NOT NULL, code_challenge TEXT NOT NULL, allowance TEXT,
+	expires_at BIGINT NOT NULL, used_at BIGINT, grant_id TEXT);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+	hash {{bytes}} PRIMARY KEY, grant_id TEXT NOT NULL REFERENCES grants(id), state TEXT NOT NULL,
+	expires_at BIGINT NOT NULL, rotated_at BIGINT, successor_hash {{bytes}}, sealed {{bytes}});
+CREATE INDEX IF NOT EXISTS refresh_tokens_grant ON refresh_tokens(grant_id);
+CREATE TABLE IF NOT EXISTS access_tokens (
+	hash {{bytes}} PRIMARY KEY, grant_id TEXT, client_id TEXT NOT NULL, buyer_id TEXT NOT NULL,
+	scope TEXT NOT NULL, resource TEXT NOT NULL, expires_at BIGINT NOT NULL, revoked_at BIGINT);
+CREATE INDEX IF NOT EXISTS access_tokens_grant ON access_tokens(grant_id);
+CREATE TABLE IF NOT EXISTS consents (
+	buyer_id TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT NOT NULL, allowance TEXT,
+	updated_at BIGINT NOT NULL, PRIMARY KEY (buyer_id, client_id));
+`
+
+// q rewrites ? placeholders to $n for PostgreSQL. Queries here never
+// contain a literal question mark.
+func (s *Store) q(query string) string {
+	if !s.d.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// queryer is what both *sql.DB and *sql.Tx offer.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlstore: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v sql.NullInt64) time.Time {
+	if !v.Valid || v.Int64 == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64)
+}
+
+func nullMS(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+func jsonList(v []string) string {
+	if v == nil {
+		v = []string{}
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func nullJSON(v json.RawMessage) any {
+	if len(v) == 0 {
+		return nil
+	}
+	return string(v)
+}
+
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+	}
+	return false
+}
+
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlstore: %s: %w", what, store.ErrNotFound)
+	}
+	return fmt.Errorf("sqlstore: %s: %w", what, err)
+}

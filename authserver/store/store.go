@@ -1,0 +1,224 @@
+// Package store defines the authorization server's persistence: clients,
+// buyers, authorization codes, grants (refresh-token families), refresh and
+// access tokens, and consents, as small interfaces with the atomicity each
+// method guarantees. Secrets never reach storage: codes, tokens and client
+// secrets are stored as SHA-256 hashes, buyer passwords as KDF hashes, and
+// the one plaintext kept for a refresh grace window is sealed by the caller.
+//
+// sqlstore implements it on SQLite and PostgreSQL; storetest is the
+// conformance suite both pass.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors. Methods wrap them; match with errors.Is.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrConflict = errors.New("store: already exists")
+	// ErrExpired: the code, token or grant exists but its time is up.
+	ErrExpired = errors.New("store: expired")
+	// ErrRevoked: the token or its grant was revoked.
+	ErrRevoked = errors.New("store: revoked")
+	// ErrCodeUsed: the code was redeemed before. RedeemCode has revoked the
+	// grant the first redemption created.
+	ErrCodeUsed = errors.New("store: authorization code already used")
+	// ErrTokenReused: a rotated refresh token came back outside the grace
+	// window (or after its successor was used). Rotate has revoked the
+	// whole grant: every refresh and access token of the family.
+	ErrTokenReused = errors.New("store: refresh token reused")
+)
+
+// ClientType is the registered app type.
+type ClientType string
+
+// App types, as the seed providers define them.
+const (
+	ClientWeb       ClientType = "web"       // confidential, server-side
+	ClientInstalled ClientType = "installed" // public (native, CLI, agent)
+	ClientScript    ClientType = "script"    // confidential, the developer's own account
+)
+
+// Client is a registered OAuth client. CIMD clients are not stored; their
+// metadata comes from their URL.
+type Client struct {
+	ID           string
+	SecretHash   []byte // SHA-256 of the secret; nil for public clients
+	Type         ClientType
+	Name         string
+	RedirectURIs []string
+	GrantTypes   []string
+	Scopes       []string // what the client may ask for
+	Developers   []string // buyer ids that may use the password grant (script apps)
+	CreatedAt    time.Time
+}
+
+// Buyer is a local buyer account.
+type Buyer struct {
+	ID           string
+	Email        string // unique, compared case-insensitively
+	PasswordHash string // PHC string of a memory-hard KDF
+	CreatedAt    time.Time
+}
+
+// Code is an authorization code awaiting redemption.
+type Code struct {
+	Hash          []byte
+	ClientID      string
+	BuyerID       string
+	RedirectURI   string
+	Scope         string
+	Resource      string
+	CodeChallenge string // S256
+	Allowance     json.RawMessage
+	ExpiresAt     time.Time
+}
+
+// Grant is what a buyer (or, for client_credentials, nobody) granted a
+// client; refresh tokens are its family and revoking it ends them all.
+type Grant struct {
+	ID        string
+	ClientID  string
+	BuyerID   string // empty for client_credentials
+	Scope     string
+	Resource  string
+	Allowance json.RawMessage
+	CreatedAt time.Time
+	ExpiresAt time.Time // absolute lifetime of the family
+	RevokedAt time.Time // zero while active
+}
+
+// RefreshToken is one member of a grant's family.
+type RefreshToken struct {
+	Hash      []byte
+	GrantID   string
+	ExpiresAt time.Time
+}
+
+// AccessToken is an opaque access token. GrantID is empty for
+// client_credentials tokens.
+type AccessToken struct {
+	Hash      []byte
+	GrantID   string
+	ClientID  string
+	BuyerID   string
+	Scope     string
+	Resource  string
+	ExpiresAt time.Time
+}
+
+// Issue is what one token response creates.
+type Issue struct {
+	Grant   *Grant        // RedeemCode only: the new grant
+	Refresh *RefreshToken // nil when offline_access was not granted
+	Access  *AccessToken
+	// Sealed is the token response encrypted by the caller, kept with a
+	// rotated refresh token so a retry inside the grace window gets the
+	// same pair back.
+	Sealed []byte
+}
+
+// Rotation is the outcome of Rotate.
+type Rotation struct {
+	Grant *Grant
+	// Replayed is true when the presented token had already been rotated
+	// inside the grace window: nothing new was issued, Sealed is the
+	// response the first rotation stored.
+	Replayed bool
+	Sealed   []byte
+}
+
+// Consent remembers what a buyer approved for a client.
+type Consent struct {
+	BuyerID   string
+	ClientID  string
+	Scope     string
+	Allowance json.RawMessage
+	UpdatedAt time.Time
+}
+
+// Clients stores registered clients.
+type Clients interface {
+	// CreateClient fails with ErrConflict if the id exists.
+	CreateClient(ctx context.Context, c *Client) error
+	Client(ctx context.Context, id string) (*Client, error)
+}
+
+// Buyers stores buyer accounts.
+type Buyers interface {
+	// CreateBuyer fails with ErrConflict if the id or email exists.
+	CreateBuyer(ctx context.Context, b *Buyer) error
+	Buyer(ctx context.Context, id string) (*Buyer, error)
+	BuyerByEmail(ctx context.Context, email string) (*Buyer, error)
+}
+
+// Codes stores authorization codes.
+type Codes interface {
+	SaveCode(ctx context.Context, c *Code) error
+	// Code reads a code without consuming it, so the caller can check the
+	// client, redirect URI and PKCE verifier first: a replay with a wrong
+	// verifier must not revoke anything.
+	Code(ctx context.Context, hash []byte) (*Code, error)
+	// RedeemCode atomically marks the code used and stores iss (grant and
+	// tokens). A code already used returns ErrCodeUsed after revoking the
+	// grant its first redemption created; an expired one ErrExpired.
+	RedeemCode(ctx context.Context, hash []byte, iss Issue, now time.Time) error
+}
+
+// Grants reads and revokes grants.
+type Grants interface {
+	Grant(ctx context.Context, id string) (*Grant, error)
+	// RevokeGrant revokes the grant and every token of its family.
+	RevokeGrant(ctx context.Context, id string, now time.Time) error
+}
+
+// RefreshTokens rotates refresh tokens.
+type RefreshTokens interface {
+	// RefreshToken returns an active refresh token and its grant, or
+	// ErrNotFound, ErrExpired or ErrRevoked. A rotated token is reported
+	// as found (the grace rules are Rotate's).
+	RefreshToken(ctx context.Context, hash []byte, now time.Time) (*RefreshToken, *Grant, error)
+	// Rotate exchanges the token for next in one transaction:
+	//   - active: marks it rotated, stores next (refresh, access, sealed);
+	//   - rotated less than grace ago, successor never used: Replayed with
+	//     the first rotation's Sealed, next is discarded;
+	//   - otherwise: revokes the whole grant and returns ErrTokenReused.
+	// Concurrent calls with one token yield exactly one rotation.
+	Rotate(ctx context.Context, hash []byte, next Issue, now time.Time, grace time.Duration) (*Rotation, error)
+}
+
+// AccessTokens stores access tokens.
+type AccessTokens interface {
+	// SaveAccessToken stores a token that belongs to no family
+	// (client_credentials).
+	SaveAccessToken(ctx context.Context, t *AccessToken) error
+	// AccessToken returns a live token, or ErrNotFound, ErrExpired or
+	// ErrRevoked. It is one indexed read.
+	AccessToken(ctx context.Context, hash []byte, now time.Time) (*AccessToken, error)
+	// RevokeToken revokes by hash: an access token alone, or a refresh
+	// token's whole grant. Unknown hashes are not an error (RFC 7009).
+	RevokeToken(ctx context.Context, hash []byte, now time.Time) error
+}
+
+// Consents stores consents.
+type Consents interface {
+	// SaveConsent inserts or replaces the consent for (buyer, client).
+	SaveConsent(ctx context.Context, c *Consent) error
+	Consent(ctx context.Context, buyerID, clientID string) (*Consent, error)
+}
+
+// Store is everything the authorization server persists.
+type Store interface {
+	Clients
+	Buyers
+	Codes
+	Grants
+	RefreshTokens
+	AccessTokens
+	Consents
+	Close() error
+}
