@@ -172,6 +172,9 @@ type Codes interface {
 // Grants reads and revokes grants.
 type Grants interface {
 	Grant(ctx context.Context, id string) (*Grant, error)
+	// IssueGrant stores a new grant with its first tokens in one
+	// transaction (grants not born from a code, e.g. the password grant).
+	IssueGrant(ctx context.Context, iss Issue) error
 	// RevokeGrant revokes the grant and every token of its family.
 	RevokeGrant(ctx context.Context, id string, now time.Time) error
 }

@@ -185,6 +185,14 @@ func (s *Store) grant(ctx context.Context, q queryer, id string) (*store.Grant, 
 	return &g, nil
 }
 
+// IssueGrant implements store.Grants.
+func (s *Store) IssueGrant(ctx context.Context, iss store.Issue) error {
+	if iss.Grant == nil || iss.Access == nil {
+		return errors.New("sqlstore: IssueGrant needs a grant and an access token")
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.issue(ctx, tx, iss) })
+}
+
 // RevokeGrant implements store.Grants.
 func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error { return s.revokeFamily(ctx, tx, id, now) })

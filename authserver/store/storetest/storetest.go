@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Buyers", testBuyers},
 		{"Consents", testConsents},
 		{"CodeRedemption", testCodeRedemption},
+		{"IssueGrant", testIssueGrant},
 		{"CodeReplayRevokes", testCodeReplayRevokes},
 		{"CodeExpired", testCodeExpired},
 		{"AccessTokens", testAccessTokens},
@@ -453,4 +454,18 @@ func warmUp(t *testing.T, s store.Store, grantID string, n int) {
 		}()
 	}
 	wg.Wait()
+}
+
+func testIssueGrant(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	f := newFamily(t)
+	must(t, s.IssueGrant(ctx, f.issue()))
+	if _, _, err := s.RefreshToken(ctx, f.refresh.Hash, t0); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.IssueGrant(ctx, f.issue()), store.ErrConflict, "same grant id twice")
+	// The failed second issue left nothing half-written.
+	if _, err := s.AccessToken(ctx, f.access.Hash, t0); err != nil {
+		t.Fatal(err)
+	}
 }

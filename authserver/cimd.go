@@ -1,0 +1,585 @@
+package authserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document,
+// as profiled by MCP): a public client's client_id is an https URL, and the
+// document served there describes the client. Fetching an attacker-chosen URL
+// from inside our network is the classic SSRF setup, so every fetch goes
+// through a transport that refuses non-public addresses at connect time.
+
+const (
+	defaultCIMDTimeout  = 5 * time.Second
+	defaultCIMDMaxBytes = 5120 // the draft recommends 5 KB
+	defaultCIMDTTL      = 600 * time.Second
+	cimdMaxURLLen       = 2048
+	defaultCIMDMaxCache = 10000
+)
+
+// CIMDOptions configures a CIMDFetcher. Zero values mean the defaults.
+type CIMDOptions struct {
+	// AllowLoopback permits http:// client ids on loopback hosts (127.0.0.0/8,
+	// [::1], localhost) and lets the fetcher dial loopback addresses. For local
+	// development only; off in production.
+	AllowLoopback bool
+	Timeout       time.Duration    // whole fetch; default 5s
+	MaxBytes      int64            // body cap; default 5120 (5 KB)
+	TTL           time.Duration    // cache lifetime of a good document; default 600s
+	Now           func() time.Time // default time.Now
+}
+
+// CIMDClient is the part of a client metadata document the server uses.
+// TokenEndpointAuthMethod is "none" when the document leaves it out.
+type CIMDClient struct {
+	ClientID                string   `json:"client_id"`
+	ClientName              string   `json:"client_name"`
+	ClientURI               string   `json:"client_uri"`
+	LogoURI                 string   `json:"logo_uri"`
+	RedirectURIs            []string `json:"redirect_uris"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	Scope                   string   `json:"scope"`
+}
+
+// CIMDError says why a client id URL was refused. Reason is safe to show to
+// the user; Err carries detail for logs only (it may name internal addresses).
+type CIMDError struct {
+	Reason string
+	Err    error
+}
+
+func (e *CIMDError) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *CIMDError) Unwrap() error { return e.Err }
+
+// CIMDFetcher fetches, validates and caches client metadata documents. It is
+// safe for concurrent use.
+type CIMDFetcher struct {
+	allowLoopback bool
+	timeout       time.Duration
+	maxBytes      int64
+	ttl           time.Duration
+	now           func() time.Time
+	client        *http.Client
+	maxCache      int
+
+	mu       sync.Mutex
+	cache    map[string]cimdEntry
+	inflight map[string]*cimdCall
+}
+
+type cimdEntry struct {
+	doc     *CIMDClient
+	stored  time.Time
+	expires time.Time
+}
+
+// cimdCall is one HTTP fetch shared by every Fetch that asks for the same URL
+// while it runs, so a burst of authorize requests costs the client's host one
+// request.
+type cimdCall struct {
+	done   chan struct{}
+	doc    *CIMDClient
+	err    *CIMDError
+	joined int // Fetch calls waiting on this fetch; lets tests observe sharing
+}
+
+var errCIMDRedirect = errors.New("redirect not followed")
+
+// NewCIMDFetcher returns a fetcher; nil opts means the defaults.
+func NewCIMDFetcher(opts *CIMDOptions) *CIMDFetcher {
+	var o CIMDOptions
+	if opts != nil {
+		o = *opts
+	}
+	f := &CIMDFetcher{
+		allowLoopback: o.AllowLoopback,
+		timeout:       o.Timeout,
+		maxBytes:      o.MaxBytes,
+		ttl:           o.TTL,
+		now:           o.Now,
+		maxCache:      defaultCIMDMaxCache,
+		cache:         make(map[string]cimdEntry),
+		inflight:      make(map[string]*cimdCall),
+	}
+	if f.timeout <= 0 {
+		f.timeout = defaultCIMDTimeout
+	}
+	if f.maxBytes <= 0 {
+		f.maxBytes = defaultCIMDMaxBytes
+	}
+	if f.ttl <= 0 {
+		f.ttl = defaultCIMDTTL
+	}
+	if f.now == nil {
+		f.now = time.Now
+	}
+
+	// The address check lives in Control, which runs after DNS resolution for
+	// each address actually dialled, so a name that resolves to a public
+	// address for a pre-check and to 10.0.0.1 for the connection (DNS
+	// rebinding) is still refused.
+	dialer := &net.Dialer{
+		Timeout:   f.timeout,
+		KeepAlive: 30 * time.Second,
+		Control:   f.dialControl,
+	}
+	transport := &http.Transport{
+		Proxy:                  nil, // an environment proxy would dial for us and bypass the guard
+		DialContext:            dialer.DialContext,
+		TLSHandshakeTimeout:    f.timeout,
+		ResponseHeaderTimeout:  f.timeout,
+		MaxIdleConns:           16,
+		MaxIdleConnsPerHost:    2,
+		IdleConnTimeout:        30 * time.Second,
+		MaxResponseHeaderBytes: 16 << 10,
+	}
+	f.client = &http.Client{
+		Transport: transport,
+		Timeout:   f.timeout,
+		// The draft forbids following redirects: the document must come from
+		// the URL that is the client's identity, and a redirect could also
+		// point the fetch somewhere the URL check never saw.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return errCIMDRedirect },
+	}
+	return f
+}
+
+// IsCIMDClientID reports whether id has the shape of a URL client id this
+// fetcher would try (https URL with a path; or, with AllowLoopback, http on a
+// loopback host). Registered client ids (plain strings) return false.
+func (f *CIMDFetcher) IsCIMDClientID(id string) bool { return f.checkURL(id) == nil }
+
+// Fetch returns the validated document for clientID, from cache when fresh.
+// Errors are *CIMDError (use errors.As) and are never cached.
+func (f *CIMDFetcher) Fetch(ctx context.Context, clientID string) (*CIMDClient, error) {
+	if err := f.checkURL(clientID); err != nil {
+		return nil, err
+	}
+
+	f.mu.Lock()
+	if e, ok := f.cache[clientID]; ok {
+		if f.now().Before(e.expires) {
+			f.mu.Unlock()
+			return cloneCIMDClient(e.doc), nil
+		}
+		delete(f.cache, clientID)
+	}
+	c, ok := f.inflight[clientID]
+	if !ok {
+		c = &cimdCall{done: make(chan struct{})}
+		f.inflight[clientID] = c
+		// Detached from the caller's cancellation: other callers may join
+		// this fetch, and one of them going away must not fail the rest.
+		// The fetch is still bounded by f.timeout.
+		go f.run(context.WithoutCancel(ctx), clientID, c)
+	}
+	c.joined++
+	f.mu.Unlock()
+
+	select {
+	case <-c.done:
+		if c.err != nil {
+			e := *c.err // callers get their own copy of the shared error
+			return nil, &e
+		}
+		return cloneCIMDClient(c.doc), nil
+	case <-ctx.Done():
+		return nil, &CIMDError{Reason: "client metadata fetch was canceled", Err: ctx.Err()}
+	}
+}
+
+func (f *CIMDFetcher) run(ctx context.Context, clientID string, c *cimdCall) {
+	doc, err := f.get(ctx, clientID)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		f.store(clientID, doc)
+	}
+	c.doc, c.err = doc, err
+	delete(f.inflight, clientID)
+	close(c.done)
+}
+
+// store caches doc; f.mu must be held. The bound keeps a stream of distinct
+// URL client ids from growing memory without limit.
+func (f *CIMDFetcher) store(clientID string, doc *CIMDClient) {
+	now := f.now()
+	if _, ok := f.cache[clientID]; !ok && len(f.cache) >= f.maxCache {
+		for k, e := range f.cache {
+			if !now.Before(e.expires) {
+				delete(f.cache, k)
+			}
+		}
+		for len(f.cache) >= f.maxCache {
+			var oldest string
+			var oldestAt time.Time
+			for k, e := range f.cache {
+				if oldest == "" || e.stored.Before(oldestAt) {
+					oldest, oldestAt = k, e.stored
+				}
+			}
+			delete(f.cache, oldest)
+		}
+	}
+	f.cache[clientID] = cimdEntry{doc: doc, stored: now, expires: now.Add(f.ttl)}
+}
+
+func (f *CIMDFetcher) get(ctx context.Context, clientID string) (*CIMDClient, *CIMDError) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil)
+	if err != nil {
+		return nil, &CIMDError{Reason: "client id is not a valid URL", Err: err}
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, cimdTransportError(err)
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode != http.StatusOK {
+		return nil, &CIMDError{Reason: fmt.Sprintf("client metadata document request returned HTTP status %d, want 200", resp.StatusCode)}
+	}
+	if resp.ContentLength > f.maxBytes {
+		return nil, f.tooLarge()
+	}
+	// One byte over the cap is enough to know the document is too large
+	// without reading whatever else the server wants to send.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBytes+1))
+	if err != nil {
+		return nil, cimdTransportError(err)
+	}
+	if int64(len(body)) > f.maxBytes {
+		return nil, f.tooLarge()
+	}
+	return parseCIMDDocument(clientID, body)
+}
+
+func (f *CIMDFetcher) tooLarge() *CIMDError {
+	return &CIMDError{Reason: fmt.Sprintf("client metadata document too large (limit %d bytes)", f.maxBytes)}
+}
+
+func cimdTransportError(err error) *CIMDError {
+	var blocked *cimdBlockedAddrError
+	switch {
+	case errors.As(err, &blocked):
+		return &CIMDError{Reason: fmt.Sprintf("client id host resolves to a %s address, which is not allowed", blocked.class), Err: err}
+	case errors.Is(err, errCIMDRedirect):
+		return &CIMDError{Reason: "client id URL answered with a redirect; redirects are not followed", Err: err}
+	case errors.Is(err, context.DeadlineExceeded) || cimdIsTimeout(err):
+		return &CIMDError{Reason: "client metadata fetch timed out", Err: err}
+	default:
+		return &CIMDError{Reason: "could not fetch the client metadata document", Err: err}
+	}
+}
+
+func cimdIsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// checkURL applies the draft's client_id shape rules before any network
+// traffic, so a malformed id costs nothing.
+func (f *CIMDFetcher) checkURL(id string) *CIMDError {
+	refuse := func(reason string) *CIMDError { return &CIMDError{Reason: reason} }
+	if len(id) > cimdMaxURLLen {
+		return refuse(fmt.Sprintf("client id URL is longer than %d bytes", cimdMaxURLLen))
+	}
+	// The document's client_id must equal this string byte for byte, so only
+	// accept ids that are already in their sent-on-the-wire form.
+	if strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return refuse("client id URL contains spaces, control or non-ASCII characters")
+	}
+	u, err := url.Parse(id)
+	if err != nil {
+		return &CIMDError{Reason: "client id is not a valid URL", Err: err}
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !f.allowLoopback || !cimdIsLoopbackHost(u.Hostname()) {
+			return refuse("client id URL must use https")
+		}
+	default:
+		return refuse("client id URL must use https")
+	}
+	if u.Opaque != "" || u.Hostname() == "" {
+		return refuse("client id URL must have a host")
+	}
+	if u.User != nil {
+		return refuse("client id URL must not contain user information")
+	}
+	if strings.Contains(id, "#") {
+		return refuse("client id URL must not contain a fragment")
+	}
+	if u.Path == "" || u.Path == "/" {
+		return refuse("client id URL must have a path, such as /oauth/client.json")
+	}
+	// u.Path is decoded, so %2e%2e is caught here too.
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return refuse(`client id URL must not contain "." or ".." path segments`)
+		}
+	}
+	return nil
+}
+
+func cimdIsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// cimdBlockedAddrError is returned from the dial hook; Fetch turns it into a
+// user-facing reason naming the address class but not the address.
+type cimdBlockedAddrError struct {
+	addr  netip.Addr
+	class string
+}
+
+func (e *cimdBlockedAddrError) Error() string {
+	return fmt.Sprintf("refusing to connect to %s address %s", e.class, e.addr)
+}
+
+func (f *CIMDFetcher) dialControl(network, address string, _ syscall.RawConn) error {
+	if network != "tcp4" && network != "tcp6" {
+		return fmt.Errorf("refusing to dial network %q", network)
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("refusing to dial unparsable address %q: %w", address, err)
+	}
+	class := cimdAddrClass(ap.Addr())
+	if class == "" || (class == cimdClassLoopback && f.allowLoopback) {
+		return nil
+	}
+	return &cimdBlockedAddrError{addr: ap.Addr(), class: class}
+}
+
+const cimdClassLoopback = "loopback"
+
+type cimdPrefixClass struct {
+	prefix netip.Prefix
+	class  string
+}
+
+// cimdSpecialPrefixes lists special-use ranges (RFC 6890 and successors)
+// that a client metadata fetch must never reach. Read-only.
+var cimdSpecialPrefixes = []cimdPrefixClass{
+	{netip.MustParsePrefix("0.0.0.0/8"), "this-network (0.0.0.0/8)"},
+	{netip.MustParsePrefix("10.0.0.0/8"), "private (RFC 1918)"},
+	{netip.MustParsePrefix("100.64.0.0/10"), "shared (CGNAT)"},
+	{netip.MustParsePrefix("127.0.0.0/8"), cimdClassLoopback},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
+	{netip.MustParsePrefix("172.16.0.0/12"), "private (RFC 1918)"},
+	{netip.MustParsePrefix("192.0.0.0/24"), "IETF protocol assignment"},
+	{netip.MustParsePrefix("192.0.2.0/24"), "documentation"},
+	{netip.MustParsePrefix("192.88.99.0/24"), "6to4 relay"},
+	{netip.MustParsePrefix("192.168.0.0/16"), "private (RFC 1918)"},
+	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
+	{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},
+	{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
+
+	{netip.MustParsePrefix("::/128"), "unspecified"},
+	{netip.MustParsePrefix("::1/128"), cimdClassLoopback},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "local NAT64"},
+	{netip.MustParsePrefix("100::/64"), "discard-only"},
+	{netip.MustParsePrefix("2001::/23"), "IETF protocol assignment"},
+	{netip.MustParsePrefix("2001:db8::/32"), "documentation"},
+	{netip.MustParsePrefix("2002::/16"), "6to4"},
+	{netip.MustParsePrefix("3fff::/20"), "documentation"},
+	{netip.MustParsePrefix("fc00::/7"), "unique local (ULA)"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local"},
+	{netip.MustParsePrefix("fec0::/10"), "site-local"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast"},
+}
+
+var (
+	cimdNAT64    = netip.MustParsePrefix("64:ff9b::/96")
+	cimdGlobalV6 = netip.MustParsePrefix("2000::/3")
+)
+
+// cimdAddrClass returns "" for an address a metadata fetch may connect to,
+// and otherwise a short name of the special-use class it belongs to.
+func cimdAddrClass(a netip.Addr) string {
+	if !a.IsValid() {
+		return "invalid"
+	}
+	// Zoned addresses never match a Prefix, and ::ffff:10.0.0.1 reaches
+	// 10.0.0.1, so compare the plain form.
+	a = a.WithZone("").Unmap()
+	if cimdNAT64.Contains(a) {
+		// Well-known NAT64 is how IPv6-only networks reach public IPv4; judge
+		// the embedded IPv4 address.
+		b := a.As16()
+		return cimdAddrClass(netip.AddrFrom4([4]byte(b[12:])))
+	}
+	for _, p := range cimdSpecialPrefixes {
+		if p.prefix.Contains(a) {
+			return p.class
+		}
+	}
+	// Everything outside 2000::/3 is unassigned or special in IPv6.
+	if a.Is6() && !cimdGlobalV6.Contains(a) {
+		return "reserved"
+	}
+	return ""
+}
+
+// parseCIMDDocument validates a fetched document against the draft's rules
+// for documents.
+func parseCIMDDocument(clientID string, body []byte) (*CIMDClient, *CIMDError) {
+	members, err := cimdObjectMembers(body)
+	if err != nil {
+		return nil, &CIMDError{Reason: "client metadata document is not a valid JSON object", Err: err}
+	}
+	// A URL client id is public by construction: anyone can read the
+	// document, so a secret in it is no secret.
+	for _, k := range []string{"client_secret", "client_secret_expires_at"} {
+		if _, ok := members[k]; ok {
+			return nil, &CIMDError{Reason: fmt.Sprintf("client metadata document must not contain %q", k)}
+		}
+	}
+
+	// Decoding member by member with exact names avoids encoding/json's
+	// case-insensitive matching, under which "Client_ID" would silently
+	// override "client_id".
+	var c CIMDClient
+	fields := []struct {
+		name string
+		dst  any
+	}{
+		{"client_id", &c.ClientID},
+		{"client_name", &c.ClientName},
+		{"client_uri", &c.ClientURI},
+		{"logo_uri", &c.LogoURI},
+		{"redirect_uris", &c.RedirectURIs},
+		{"grant_types", &c.GrantTypes},
+		{"response_types", &c.ResponseTypes},
+		{"token_endpoint_auth_method", &c.TokenEndpointAuthMethod},
+		{"scope", &c.Scope},
+	}
+	for _, fd := range fields {
+		raw, ok := members[fd.name]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(raw, fd.dst); err != nil {
+			return nil, &CIMDError{Reason: fmt.Sprintf("client metadata member %q has the wrong type", fd.name), Err: err}
+		}
+	}
+
+	if c.ClientID != clientID {
+		return nil, &CIMDError{Reason: "client_id in the metadata document does not match the client id URL"}
+	}
+	if len(c.RedirectURIs) == 0 {
+		return nil, &CIMDError{Reason: "client metadata document must list redirect_uris"}
+	}
+	for _, r := range c.RedirectURIs {
+		if !cimdIsAbsoluteURI(r) {
+			return nil, &CIMDError{Reason: fmt.Sprintf("redirect_uris entry %q is not an absolute URI without a fragment", r)}
+		}
+	}
+	switch c.TokenEndpointAuthMethod {
+	case "":
+		c.TokenEndpointAuthMethod = "none"
+	case "none", "private_key_jwt":
+	case "client_secret_post", "client_secret_basic", "client_secret_jwt":
+		return nil, &CIMDError{Reason: fmt.Sprintf("token_endpoint_auth_method %q uses a shared secret, which URL client ids cannot have", c.TokenEndpointAuthMethod)}
+	default:
+		return nil, &CIMDError{Reason: fmt.Sprintf("token_endpoint_auth_method %q is not supported (use none or private_key_jwt)", c.TokenEndpointAuthMethod)}
+	}
+	return &c, nil
+}
+
+// cimdObjectMembers splits a JSON object into its members, refusing anything
+// else, trailing data and duplicate member names (which different parsers
+// resolve differently).
+func cimdObjectMembers(body []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("document is not a JSON object")
+	}
+	members := make(map[string]json.RawMessage)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("object member name is not a string")
+		}
+		if _, dup := members[key]; dup {
+			return nil, fmt.Errorf("duplicate member %q", key)
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, err
+		}
+		members[key] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON object")
+	}
+	return members, nil
+}
+
+func cimdIsAbsoluteURI(s string) bool {
+	if s == "" || strings.Contains(s, "#") {
+		return false
+	}
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() {
+		return false
+	}
+	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
+		return false
+	}
+	return true
+}
+
+func cloneCIMDClient(c *CIMDClient) *CIMDClient {
+	d := *c
+	d.RedirectURIs = slices.Clone(c.RedirectURIs)
+	d.GrantTypes = slices.Clone(c.GrantTypes)
+	d.ResponseTypes = slices.Clone(c.ResponseTypes)
+	return &d
+}
