@@ -35,7 +35,7 @@ const (
 )
 
 type env struct {
-	t              *testing.T
+	t              testing.TB
 	srv            *httptest.Server
 	as             *authserver.Server
 	st             store.Store
@@ -61,11 +61,18 @@ func (e *env) advance(d time.Duration) {
 // seeded SQLite store. mod may adjust the config.
 func newEnv(t *testing.T, mod func(c *authserver.Config)) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "as.db"))
+	st, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "as.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvWithStore(t, st, mod)
+}
+
+// newEnvWithStore is newEnv on a given (empty) store.
+func newEnvWithStore(t testing.TB, st store.Store, mod func(c *authserver.Config)) *env {
+	t.Helper()
+	ctx := context.Background()
+	var err error
 	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, st: st, now: time.Now()}
 	e.srv = httptest.NewUnstartedServer(nil)
@@ -115,11 +122,11 @@ func (e *env) oauth2Config(clientID, redirect string, scopes ...string) *oauth2.
 // browser is a cookie-keeping HTTP client that does not follow redirects
 // and runs no JavaScript: it reads the consent form and posts it.
 type browser struct {
-	t *testing.T
+	t testing.TB
 	c *http.Client
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }

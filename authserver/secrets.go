@@ -36,6 +36,9 @@ func NewClientSecret() (secret string, hash []byte) {
 	return secret, hashToken(secret)
 }
 
+// HashClientSecret returns the hash a store keeps for a client secret.
+func HashClientSecret(secret string) []byte { return hashToken(secret) }
+
 // hashToken is how codes, tokens and client secrets are stored: SHA-256.
 // They carry 256 bits of entropy, so a slow KDF would add cost and no
 // safety (hydra's PBKDF2 per request is the example not to follow).

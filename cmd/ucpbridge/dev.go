@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/authserver"
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore"
+)
+
+// Dev fixtures. They are documented in README.md and are for local use
+// only: the secret and password are public.
+const (
+	DevBuyerEmail     = "ada@example.com"
+	DevBuyerPassword  = "ucpbridge-demo"
+	DevAgentClientID  = "demo-agent"
+	DevMerchantID     = "demo-merchant"
+	DevMerchantSecret = "ucpb_cs_demo-merchant-secret-for-local-development-only"
+)
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	dataDir := fs.String("data-dir", ".ucpbridge", "directory for the SQLite database and keys (created if missing)")
+	verbose := fs.Bool("v", false, "log every request error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return err
+	}
+	st, err := sqlstore.Open(ctx, filepath.Join(*dataDir, "ucpbridge.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := seedDev(ctx, st); err != nil {
+		return err
+	}
+	key, err := loadOrCreateKey(filepath.Join(*dataDir, "seal.key"))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	as, err := authserver.New(authserver.Config{
+		Issuer:  base,
+		Store:   st,
+		CIMD:    authserver.NewCIMDFetcher(&authserver.CIMDOptions{AllowLoopback: true}),
+		SealKey: key,
+		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: as, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	fmt.Fprintf(stdout, `ucpbridge dev: listening on %[1]s
+  OAuth metadata   %[1]s/.well-known/oauth-authorization-server
+  authorize        %[1]s%[2]s
+  token            %[1]s%[3]s
+  data             %[4]s
+fixtures (local use only):
+  buyer            %[5]s / %[6]s
+  agent client     %[7]s (public; redirect http://127.0.0.1/callback or http://localhost/callback, any port)
+  merchant client  %[8]s / %[9]s (client_credentials)
+`, base, authserver.PathAuthorize, authserver.PathToken, *dataDir, DevBuyerEmail, DevBuyerPassword, DevAgentClientID, DevMerchantID, DevMerchantSecret)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// seedDev creates the fixtures once; later runs find them and keep what
+// is there.
+func seedDev(ctx context.Context, st store.Store) error {
+	now := time.Now()
+	for _, err := range []error{
+		st.CreateBuyer(ctx, &store.Buyer{ID: "buyer_ada", Email: DevBuyerEmail, PasswordHash: authserver.HashPassword(DevBuyerPassword), CreatedAt: now}),
+		st.CreateClient(ctx, &store.Client{ID: DevAgentClientID, Type: store.ClientInstalled, Name: "Demo agent",
+			RedirectURIs: []string{"http://127.0.0.1/callback", "http://localhost/callback"},
+			GrantTypes:   []string{"authorization_code", "refresh_token"}, CreatedAt: now}),
+		st.CreateClient(ctx, &store.Client{ID: DevMerchantID, Type: store.ClientWeb, Name: "Demo merchant",
+			SecretHash: authserver.HashClientSecret(DevMerchantSecret), GrantTypes: []string{"client_credentials"},
+			Scopes: []string{"orders:read", "dev.ucp.shopping.catalog.search:read", "dev.ucp.shopping.catalog.lookup:read"}, CreatedAt: now}),
+	} {
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("seed: %w", err)
+		}
+	}
+	return nil
+}
+
+// loadOrCreateKey keeps the seal key across restarts, so refresh retries
+// and sign-in sessions survive a restart of the dev server.
+func loadOrCreateKey(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, err
+	}
+	return key, nil
+}

@@ -1,0 +1,45 @@
+// Command ucpbridge runs the ucpbridge platform. `ucpbridge dev` starts it
+// locally on an embedded SQLite store with seeded demo fixtures.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "ucpbridge:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: ucpbridge <command> [flags]
+
+commands:
+  dev    run the whole stack locally (SQLite, demo fixtures, loopback CIMD allowed)
+
+Run "ucpbridge dev -h" for its flags.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command")
+	}
+	switch args[0] {
+	case "dev":
+		return runDev(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
