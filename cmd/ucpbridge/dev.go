@@ -34,6 +34,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	dataDir := fs.String("data-dir", ".ucpbridge", "directory for the SQLite database and keys (created if missing)")
+	dsn := fs.String("db", "", "PostgreSQL URL (postgres://…) to use instead of the SQLite file in --data-dir")
+	noLimit := fs.Bool("no-rate-limit", false, "turn off the per-IP and per-client rate limits (load testing)")
 	verbose := fs.Bool("v", false, "log every request error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -41,7 +43,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return err
 	}
-	st, err := sqlstore.Open(ctx, filepath.Join(*dataDir, "ucpbridge.db"))
+	db := filepath.Join(*dataDir, "ucpbridge.db")
+	if *dsn != "" {
+		db = *dsn
+	}
+	st, err := sqlstore.Open(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -63,11 +69,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		level = slog.LevelInfo
 	}
 	as, err := authserver.New(authserver.Config{
-		Issuer:  base,
-		Store:   st,
-		CIMD:    authserver.NewCIMDFetcher(&authserver.CIMDOptions{AllowLoopback: true}),
-		SealKey: key,
-		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Issuer:            base,
+		Store:             st,
+		CIMD:              authserver.NewCIMDFetcher(&authserver.CIMDOptions{AllowLoopback: true}),
+		SealKey:           key,
+		DisableRateLimits: *noLimit,
+		Logger:            slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
 		ln.Close()
