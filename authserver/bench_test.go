@@ -2,61 +2,25 @@ package authserver_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
-
 	"github.com/ucpbridge/ucpbridge/authserver"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
-	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore"
+	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
 )
 
 // benchStores yields a SQLite store and, with UCPBRIDGE_TEST_PG, a
 // PostgreSQL one in a throwaway schema.
 func benchStores(b *testing.B) map[string]func() store.Store {
-	stores := map[string]func() store.Store{
-		"sqlite": func() store.Store {
-			st, err := sqlstore.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			return st
-		},
-	}
-	if dsn := os.Getenv("UCPBRIDGE_TEST_PG"); dsn != "" {
-		stores["postgres"] = func() store.Store {
-			ctx := context.Background()
-			admin, err := sql.Open("pgx", dsn)
-			if err != nil {
-				b.Fatal(err)
-			}
-			buf := make([]byte, 6)
-			rand.Read(buf)
-			schema := fmt.Sprintf("bench_%x", buf)
-			if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); admin.Close() })
-			u, _ := url.Parse(dsn)
-			q := u.Query()
-			q.Set("search_path", schema)
-			u.RawQuery = q.Encode()
-			st, err := sqlstore.Open(ctx, u.String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			return st
-		}
+	stores := map[string]func() store.Store{"sqlite": func() store.Store { return sqlstoretest.SQLite(b) }}
+	if os.Getenv(sqlstoretest.EnvPG) != "" {
+		stores["postgres"] = func() store.Store { return sqlstoretest.Postgres(b) }
 	}
 	return stores
 }

@@ -11,7 +11,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -23,7 +22,7 @@ import (
 
 	"github.com/ucpbridge/ucpbridge/authserver"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
-	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore"
+	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
 )
 
 const (
@@ -61,19 +60,15 @@ func (e *env) advance(d time.Duration) {
 // seeded SQLite store. mod may adjust the config.
 func newEnv(t *testing.T, mod func(c *authserver.Config)) *env {
 	t.Helper()
-	st, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "as.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newEnvWithStore(t, st, mod)
+	return newEnvWithStore(t, sqlstoretest.SQLite(t), mod)
 }
 
-// newEnvWithStore is newEnv on a given (empty) store.
+// newEnvWithStore is newEnv on a given (empty) store, which the caller
+// closes.
 func newEnvWithStore(t testing.TB, st store.Store, mod func(c *authserver.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	var err error
-	t.Cleanup(func() { st.Close() })
 	e := &env{t: t, st: st, now: time.Now()}
 	e.srv = httptest.NewUnstartedServer(nil)
 	cfg := authserver.Config{

@@ -13,13 +13,8 @@ import (
 // handleRevoke implements RFC 7009: 200 whether or not the token existed;
 // revoking a refresh token ends its whole grant.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	if err := parseForm(r); err != nil {
-		s.writeError(w, r, errInvalidRequest("malformed form body"))
-		return
-	}
-	c, oe := s.authenticateClient(r)
-	if oe != nil {
-		s.writeError(w, r, oe)
+	c, ok := s.formClient(w, r)
+	if !ok {
 		return
 	}
 	tok := r.PostForm.Get("token")
@@ -90,13 +85,8 @@ func (s *Server) ValidateAccessToken(ctx context.Context, token string) (*TokenI
 // handleIntrospect implements RFC 7662 for confidential clients (resource
 // servers). Inactive tokens get only {"active":false}.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	if err := parseForm(r); err != nil {
-		s.writeError(w, r, errInvalidRequest("malformed form body"))
-		return
-	}
-	c, oe := s.authenticateClient(r)
-	if oe != nil {
-		s.writeError(w, r, oe)
+	c, ok := s.formClient(w, r)
+	if !ok {
 		return
 	}
 	if !c.confidential() {

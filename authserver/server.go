@@ -323,6 +323,21 @@ func (s *Server) resolveClient(ctx context.Context, id string) (*client, error) 
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Developers: c.Developers}, nil
 }
 
+// formClient parses a form POST and authenticates its client, writing
+// the OAuth error itself when either fails.
+func (s *Server) formClient(w http.ResponseWriter, r *http.Request) (*client, bool) {
+	if err := parseForm(r); err != nil {
+		s.writeError(w, r, errInvalidRequest("malformed form body"))
+		return nil, false
+	}
+	c, oe := s.authenticateClient(r)
+	if oe != nil {
+		s.writeError(w, r, oe)
+		return nil, false
+	}
+	return c, true
+}
+
 // authenticateClient applies the token-endpoint client authentication:
 // client_secret_basic, client_secret_post or none (public clients). Only
 // one method per request.

@@ -40,9 +40,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c, oe := s.authenticateClient(r)
-	if oe != nil {
-		s.writeError(w, r, oe)
+	c, ok := s.formClient(w, r)
+	if !ok {
 		return
 	}
 	grant := r.PostForm.Get("grant_type")

@@ -2,83 +2,32 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
-
 	"github.com/ucpbridge/ucpbridge/authserver/store"
-	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore"
+	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
 	"github.com/ucpbridge/ucpbridge/authserver/store/storetest"
 )
 
 func TestSQLite(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "ucpbridge.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
+	storetest.Run(t, func(t *testing.T) store.Store { return sqlstoretest.SQLite(t) })
 }
 
 // TestPostgres runs the suite on PostgreSQL when UCPBRIDGE_TEST_PG holds a
 // DSN; each subtest gets its own schema, dropped afterwards.
 func TestPostgres(t *testing.T) {
-	dsn := os.Getenv("UCPBRIDGE_TEST_PG")
-	if dsn == "" {
-		t.Skip("UCPBRIDGE_TEST_PG is not set")
+	if sqlstoretest.Postgres(t) == nil {
+		t.Skip(sqlstoretest.EnvPG + " is not set")
 	}
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return openPG(t, dsn)
-	})
-}
-
-func openPG(t testing.TB, dsn string) store.Store {
-	ctx := context.Background()
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := fmt.Sprintf("t_%x", b)
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	s, err := sqlstore.Open(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	storetest.Run(t, func(t *testing.T) store.Store { return sqlstoretest.Postgres(t) })
 }
 
 // TestRevocationDropsSealedResponses: a revoked family keeps no sealed
 // token responses (they are encrypted, but there is no reason to keep them).
 func TestRevocationDropsSealedResponses(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := sqlstoretest.SQLite(t)
 	now := time.UnixMilli(1_790_000_000_000)
 	g := &store.Grant{ID: "g1", ClientID: "c", BuyerID: "b", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 	rt := &store.RefreshToken{Hash: []byte("rt1"), GrantID: "g1", ExpiresAt: now.Add(time.Hour)}
