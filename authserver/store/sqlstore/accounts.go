@@ -34,7 +34,7 @@ func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 		typ, redirects, grants, scopes, devs string
 		created                              int64
 	)
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT id, secret_hash, type, name, redirect_uris, grant_types, scopes, developers, created_at
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT id, secret_hash, type, name, redirect_uris, grant_types, scopes, developers, created_at
 		FROM clients WHERE id = ?`), id).
 		Scan(&c.ID, &c.SecretHash, &typ, &c.Name, &redirects, &grants, &scopes, &devs, &created)
 	if err != nil {
@@ -79,7 +79,7 @@ func (s *Store) BuyerByEmail(ctx context.Context, email string) (*store.Buyer, e
 func (s *Store) buyer(ctx context.Context, where string, arg string) (*store.Buyer, error) {
 	var b store.Buyer
 	var created int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT id, email, password_hash, created_at FROM buyers WHERE `+where), arg).
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT id, email, password_hash, created_at FROM buyers WHERE `+where), arg).
 		Scan(&b.ID, &b.Email, &b.PasswordHash, &created)
 	if err != nil {
 		return nil, notFound(err, "buyer")
@@ -108,7 +108,7 @@ func (s *Store) Consent(ctx context.Context, buyerID, clientID string) (*store.C
 		allowance sql.NullString
 		updated   int64
 	)
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT buyer_id, client_id, scope, allowance, updated_at
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT buyer_id, client_id, scope, allowance, updated_at
 		FROM consents WHERE buyer_id = ? AND client_id = ?`), buyerID, clientID).
 		Scan(&c.BuyerID, &c.ClientID, &c.Scope, &allowance, &updated)
 	if err != nil {

@@ -33,8 +33,9 @@ import (
 
 // Store is a store.Store on a SQL database.
 type Store struct {
-	db *sql.DB
-	d  dialect
+	db  *sql.DB // writes and transactions
+	rdb *sql.DB // plain reads: a read-only pool on SQLite, db on PostgreSQL
+	d   dialect
 }
 
 var _ store.Store = (*Store)(nil)
@@ -49,9 +50,9 @@ type dialect struct {
 // opened in WAL mode with a busy timeout and immediate transactions.
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	var (
-		db  *sql.DB
-		d   dialect
-		err error
+		db, rdb *sql.DB
+		d       dialect
+		err     error
 	)
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		d = dialect{postgres: true, forUpdate: " FOR UPDATE"}
@@ -60,6 +61,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			db.SetMaxOpenConns(32)
 			db.SetMaxIdleConns(32)
 		}
+		rdb = db
 	} else {
 		q := url.Values{}
 		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
@@ -68,25 +70,39 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		q.Set("_txlock", "immediate")
 		db, err = sql.Open("sqlite", "file:"+dsn+"?"+q.Encode())
 		if err == nil {
-			// One connection: SQLite has one writer anyway, and queueing in
-			// the pool is fair and sleep-free where SQLite's busy handler
-			// polls with growing sleeps (a 100 ms p99 under load).
+			// One writer connection: SQLite has one writer anyway, and
+			// queueing in the pool is fair and sleep-free where SQLite's
+			// busy handler polls with growing sleeps (a 100 ms p99 under
+			// load). Reads use their own pool; WAL lets them run alongside.
 			db.SetMaxOpenConns(1)
+			q.Del("_txlock")
+			q.Add("_pragma", "query_only(1)")
+			if rdb, err = sql.Open("sqlite", "file:"+dsn+"?"+q.Encode()); err != nil {
+				db.Close()
+			}
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open: %w", err)
 	}
-	s := &Store{db: db, d: d}
+	s := &Store{db: db, rdb: rdb, d: d}
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.rdb != s.db {
+		if rerr := s.rdb.Close(); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
 
 // DB exposes the handle for tests and operational tooling.
 func (s *Store) DB() *sql.DB { return s.db }

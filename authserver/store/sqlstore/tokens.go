@@ -36,7 +36,7 @@ func (s *Store) SaveCode(ctx context.Context, c *store.Code) error {
 
 // Code implements store.Codes.
 func (s *Store) Code(ctx context.Context, hash []byte) (*store.Code, error) {
-	c, _, _, err := s.code(ctx, s.db, hash, "")
+	c, _, _, err := s.code(ctx, s.rdb, hash, "")
 	return c, err
 }
 
@@ -162,7 +162,7 @@ func (s *Store) revokeFamily(ctx context.Context, q queryer, grantID string, now
 
 // Grant implements store.Grants.
 func (s *Store) Grant(ctx context.Context, id string) (*store.Grant, error) {
-	return s.grant(ctx, s.db, id)
+	return s.grant(ctx, s.rdb, id)
 }
 
 func (s *Store) grant(ctx context.Context, q queryer, id string) (*store.Grant, error) {
@@ -223,11 +223,11 @@ func (s *Store) refreshRow(ctx context.Context, q queryer, hash []byte, lock str
 
 // RefreshToken implements store.RefreshTokens.
 func (s *Store) RefreshToken(ctx context.Context, hash []byte, now time.Time) (*store.RefreshToken, *store.Grant, error) {
-	r, err := s.refreshRow(ctx, s.db, hash, "")
+	r, err := s.refreshRow(ctx, s.rdb, hash, "")
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err := s.grant(ctx, s.db, r.token.GrantID)
+	g, err := s.grant(ctx, s.rdb, r.token.GrantID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -321,7 +321,7 @@ func (s *Store) AccessToken(ctx context.Context, hash []byte, now time.Time) (*s
 		expires int64
 		revoked sql.NullInt64
 	)
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT hash, grant_id, client_id, buyer_id, scope, resource, expires_at, revoked_at
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT hash, grant_id, client_id, buyer_id, scope, resource, expires_at, revoked_at
 		FROM access_tokens WHERE hash = ?`), hash).
 		Scan(&a.Hash, &grant, &a.ClientID, &a.BuyerID, &a.Scope, &a.Resource, &expires, &revoked)
 	if err != nil {
