@@ -103,7 +103,8 @@ func newEnvWithStore(t testing.TB, st store.Store, mod func(c *authserver.Config
 		GrantTypes: []string{"client_credentials"}, Scopes: []string{"dev.ucp.shopping.catalog.search:read", "orders:read"}, CreatedAt: e.now}))
 	e.scriptSecret, hash = authserver.NewClientSecret()
 	must(st.CreateClient(ctx, &store.Client{ID: scriptID, Type: store.ClientScript, Name: "Ada's script", SecretHash: hash,
-		GrantTypes: []string{"password", "refresh_token"}, Developers: []string{"buyer_ada"}, CreatedAt: e.now}))
+		GrantTypes: []string{"password", "refresh_token"}, Scopes: []string{"orders:read", "offline_access"},
+		Developers: []string{"buyer_ada"}, CreatedAt: e.now}))
 	return e
 }
 
@@ -633,6 +634,11 @@ func TestPasswordGrantWhenEnabled(t *testing.T) {
 	if s, m, _ := e.tokenPost(form); s != 200 || m["access_token"] == nil {
 		t.Fatalf("script developer: %d %v", s, m)
 	}
+	form.Set("scope", "purchase:complete")
+	if _, m, _ := e.tokenPost(form); m["error"] != "invalid_scope" {
+		t.Fatalf("scope the script app is not registered for: %v", m)
+	}
+	form.Set("scope", "orders:read")
 	form.Set("password", "wrong")
 	if _, m, _ := e.tokenPost(form); m["error"] != "invalid_grant" {
 		t.Fatalf("wrong password: %v", m)

@@ -287,6 +287,11 @@ func (s *Server) grantPassword(r *http.Request, c *client) (*tokenResponse, *oau
 	if oe != nil {
 		return nil, oe
 	}
+	for _, sc := range want {
+		if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, sc) {
+			return nil, errInvalidScope("client is not registered for " + quoteShort(sc))
+		}
+	}
 	scope := strings.Join(want, " ")
 	now := s.now()
 	g := &store.Grant{ID: randomID("gr_"), ClientID: c.ID, BuyerID: b.ID, Scope: scope, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}
