@@ -240,7 +240,13 @@ func (s *Server) handleAuthorizePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if buyer == nil {
-		b, err := s.cfg.Store.BuyerByEmail(ctx, r.PostForm.Get("email"))
+		email := strings.ToLower(strings.TrimSpace(r.PostForm.Get("email")))
+		if ok, wait := s.loginLim.allow(email); !ok {
+			w.Header().Set("Retry-After", fmt.Sprint(int(wait/time.Second)+1))
+			s.renderConsent(w, r, a, fmt.Sprintf("Too many sign-in attempts for this account; try again in %d seconds.", int(wait/time.Second)+1), r.PostForm)
+			return
+		}
+		b, err := s.cfg.Store.BuyerByEmail(ctx, email)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.renderError(w, r, errServer(err))
 			return

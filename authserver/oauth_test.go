@@ -732,3 +732,30 @@ func withClient(f url.Values, id string) url.Values {
 	f.Set("client_id", id)
 	return f
 }
+
+// TestSignInThrottle: an account's password cannot be guessed quickly,
+// even when per-IP limits are generous.
+func TestSignInThrottle(t *testing.T) {
+	e := newEnv(t, func(c *authserver.Config) {
+		c.DisableRateLimits = false
+		c.RateLimits = authserver.RateLimits{PerIP: authserver.RateLimit{Rate: 1000, Burst: 1000}, PerClient: authserver.RateLimit{Rate: 1000, Burst: 1000}}
+	})
+	conf := e.oauth2Config(agentID, "http://127.0.0.1:7000/callback", "orders:read")
+	b := newBrowser(t)
+	_, form, _, _ := b.open(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	wrong := map[string]string{"email": buyerEmail, "password": "guess", "action": "approve"}
+	for i := range 10 {
+		if r := b.submit(e.url(authserver.PathAuthorize), form, wrong); r.StatusCode != 400 || r.Header.Get("Retry-After") != "" {
+			t.Fatalf("attempt %d: %d", i, r.StatusCode)
+		}
+	}
+	// The right password is refused too while the account is throttled.
+	r := b.submit(e.url(authserver.PathAuthorize), form, signIn)
+	if r.StatusCode != 400 || r.Header.Get("Retry-After") == "" || r.Header.Get("Location") != "" {
+		t.Fatalf("11th attempt: %d %v", r.StatusCode, r.Header)
+	}
+	e.advance(time.Minute)
+	if r := b.submit(e.url(authserver.PathAuthorize), form, signIn); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after the throttle: %d", r.StatusCode)
+	}
+}

@@ -86,6 +86,9 @@ type Server struct {
 	mux     *http.ServeMux
 	ipLim   *limiter
 	cliLim  *limiter
+	// loginLim throttles sign-in attempts per account, so guessing one
+	// buyer's password from many IPs is slow too.
+	loginLim *limiter
 }
 
 // Endpoint paths, relative to the issuer. The token path is Artos's.
@@ -137,6 +140,7 @@ func New(cfg Config) (*Server, error) {
 	if !cfg.DisableRateLimits {
 		s.ipLim = newLimiter(cfg.RateLimits.PerIP, s.now)
 		s.cliLim = newLimiter(cfg.RateLimits.PerClient, s.now)
+		s.loginLim = newLimiter(RateLimit{Rate: 5.0 / 60, Burst: 10}, s.now)
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET "+PathMetadata, s.handleMetadata)
