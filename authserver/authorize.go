@@ -144,6 +144,10 @@ func (s *Server) redirectBack(w http.ResponseWriter, r *http.Request, a *authReq
 }
 
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	if err := cleanValues(r.URL.Query()); err != nil {
+		s.renderError(w, r, errInvalidRequest(err.Error()))
+		return
+	}
 	a, pageErr, redirErr := s.parseAuthRequest(r.Context(), r.URL.Query())
 	switch {
 	case pageErr != nil:
@@ -162,6 +166,12 @@ type Allowance struct {
 	DailyCap    int64     `json:"daily_cap"`
 	Currency    string    `json:"currency"`
 	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// spends reports whether a scope lets the client spend the buyer's money,
+// so the consent form must ask for a spending limit.
+func spends(scope string) bool {
+	return scope == "purchase:complete" || scope == "dev.ucp.shopping.checkout:manage"
 }
 
 // DefaultAllowance is what the consent form proposes.
@@ -241,21 +251,20 @@ func (s *Server) handleAuthorizePost(w http.ResponseWriter, r *http.Request) {
 	}
 	if buyer == nil {
 		email := strings.ToLower(strings.TrimSpace(r.PostForm.Get("email")))
-		if ok, wait := s.loginLim.allow(email); !ok {
-			w.Header().Set("Retry-After", fmt.Sprint(int(wait/time.Second)+1))
-			s.renderConsent(w, r, a, fmt.Sprintf("Too many sign-in attempts for this account; try again in %d seconds.", int(wait/time.Second)+1), r.PostForm)
+		throttle := email + "|" + clientIP(r)
+		if blocked, wait := s.loginLim.blocked(throttle); blocked {
+			secs := int(wait/time.Second) + 1
+			w.Header().Set("Retry-After", fmt.Sprint(secs))
+			s.renderConsent(w, r, a, fmt.Sprintf("Too many failed sign-ins; try again in %d seconds.", secs), r.PostForm)
 			return
 		}
-		b, err := s.cfg.Store.BuyerByEmail(ctx, email)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		b, err := s.checkBuyer(ctx, email, r.PostForm.Get("password"))
+		if err != nil {
 			s.renderError(w, r, errServer(err))
 			return
 		}
-		hash := dummyPasswordHash()
-		if b != nil {
-			hash = b.PasswordHash
-		}
-		if !CheckPassword(hash, r.PostForm.Get("password")) || b == nil {
+		if b == nil {
+			s.loginLim.fail(throttle)
 			s.renderConsent(w, r, a, "Wrong email or password.", nil)
 			return
 		}
@@ -268,7 +277,7 @@ func (s *Server) handleAuthorizePost(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	var allowance json.RawMessage
-	if slices.Contains(a.Scope, "purchase:complete") {
+	if slices.ContainsFunc(a.Scope, spends) {
 		al, err := parseAllowance(r.PostForm, now)
 		if err != nil {
 			s.renderConsent(w, r, a, "Spending limit: "+err.Error(), r.PostForm)
@@ -290,6 +299,23 @@ func (s *Server) handleAuthorizePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.redirectBack(w, r, a, url.Values{"code": {code}})
+}
+
+// checkBuyer returns the buyer whose email and password these are, or
+// nil. Unknown emails cost the same hash as known ones.
+func (s *Server) checkBuyer(ctx context.Context, email, password string) (*store.Buyer, error) {
+	b, err := s.cfg.Store.BuyerByEmail(ctx, email)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	hash := dummyPasswordHash()
+	if b != nil {
+		hash = b.PasswordHash
+	}
+	if !CheckPassword(hash, password) || b == nil {
+		return nil, nil
+	}
+	return b, nil
 }
 
 func (s *Server) sessionBuyer(r *http.Request) (*store.Buyer, error) {

@@ -509,6 +509,11 @@ func parseCIMDDocument(clientID string, body []byte) (*CIMDClient, *CIMDError) {
 		if !cimdIsAbsoluteURI(r) {
 			return nil, &CIMDError{Reason: fmt.Sprintf("redirect_uris entry %q is not an absolute URI without a fragment", r)}
 		}
+		// Private-use schemes must be reverse-DNS (OAuth 2.1): that keeps
+		// out javascript:, data: and other schemes browsers act on.
+		if u, err := url.Parse(r); err == nil && u.Scheme != "http" && u.Scheme != "https" && !strings.Contains(u.Scheme, ".") {
+			return nil, &CIMDError{Reason: fmt.Sprintf("redirect_uris entry %q: private-use schemes must be reverse-DNS names", r)}
+		}
 	}
 	switch c.TokenEndpointAuthMethod {
 	case "":

@@ -93,7 +93,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authRe
 	for _, name := range a.Scope {
 		sc, _ := scopeByName(name)
 		scopes = append(scopes, sc)
-		if name == "purchase:complete" {
+		if spends(name) {
 			data["Purchase"] = true
 		}
 	}
@@ -142,12 +142,13 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, e *oauthErr
 type cookieCodec struct {
 	key    []byte
 	secure bool
+	path   string
 }
 
-func newCookieCodec(key []byte, secure bool) *cookieCodec {
+func newCookieCodec(key []byte, secure bool, path string) *cookieCodec {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("ucpbridge cookie key"))
-	return &cookieCodec{key: m.Sum(nil), secure: secure}
+	return &cookieCodec{key: m.Sum(nil), secure: secure, path: path}
 }
 
 func (c *cookieCodec) mac(parts ...string) string {
@@ -163,7 +164,7 @@ const (
 
 func (c *cookieCodec) setSession(w http.ResponseWriter, buyerID string, exp time.Time) {
 	v := base64.RawURLEncoding.EncodeToString([]byte(buyerID)) + "." + strconv.FormatInt(exp.Unix(), 10)
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: v + "." + c.mac("session", v), Path: "/oauth",
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: v + "." + c.mac("session", v), Path: c.path,
 		Expires: exp, HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteLaxMode})
 }
 
@@ -195,12 +196,17 @@ func (c *cookieCodec) issueCSRF(w http.ResponseWriter, r *http.Request) string {
 		b := make([]byte, 16)
 		rand.Read(b)
 		v = base64.RawURLEncoding.EncodeToString(b)
-		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/oauth", HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteStrictMode})
+		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: c.path, HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteStrictMode})
 	}
 	return c.mac("csrf", v)
 }
 
+// checkCSRF also refuses posts a browser marks as cross-site, so a cookie
+// planted from a sibling subdomain is not enough on its own.
 func (c *cookieCodec) checkCSRF(r *http.Request, token string) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return false
+	}
 	ck, err := r.Cookie(csrfCookie)
 	return err == nil && token != "" && hmac.Equal([]byte(token), []byte(c.mac("csrf", ck.Value)))
 }

@@ -267,8 +267,10 @@ func TestCodeFlowWithXOAuth2(t *testing.T) {
 	if fresh.RefreshToken == old.RefreshToken || fresh.AccessToken == old.AccessToken {
 		t.Fatal("refresh did not rotate")
 	}
-	if _, err := e.as.ValidateAccessToken(ctx, fresh.AccessToken); err != nil {
-		t.Fatal(err)
+	for _, at := range []string{fresh.AccessToken, old.AccessToken} {
+		if _, err := e.as.ValidateAccessToken(ctx, at); err != nil {
+			t.Fatalf("access token after refresh: %v", err)
+		}
 	}
 	// Revocation of the refresh token ends the family at once.
 	res, _ := http.PostForm(e.url(authserver.PathRevoke), url.Values{"token": {fresh.RefreshToken}, "client_id": {agentID}})
@@ -438,8 +440,8 @@ func TestRefreshReuseAndGrace(t *testing.T) {
 		"scope": {"purchase:complete orders:read"}}); m["error"] != "invalid_scope" {
 		t.Fatalf("widened refresh: %v", m)
 	}
-	// Reusing rt0 now (its successor was used) revokes the family.
-	e.advance(40 * time.Second)
+	// Reusing rt0 now, still inside its grace window but after its
+	// successor was used, revokes the family.
 	s4, r4 := refresh(rt0)
 	if s4 != 400 || r4["error"] != "invalid_grant" {
 		t.Fatalf("reuse: %d %v", s4, r4)
@@ -453,10 +455,14 @@ func TestRefreshReuseAndGrace(t *testing.T) {
 	// Another client cannot use the token.
 	code, verifier = e.codeFor(redirect, "orders:read offline_access")
 	_, t2, _ := e.tokenPost(exchangeForm(code, verifier, redirect))
-	s5, m5, _ := e.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {t2["refresh_token"].(string)},
-		"client_id": {merchantID}, "client_secret": {e.merchantSecret}})
+	s5, m5, _ := e.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {t2["refresh_token"].(string)}, "client_id": {"other-agent"}})
 	if s5 != 400 || m5["error"] != "invalid_grant" {
 		t.Fatalf("refresh by another client: %v", m5)
+	}
+	// A client not registered for refresh_token cannot use one at all.
+	if _, m, _ := e.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {t2["refresh_token"].(string)},
+		"client_id": {merchantID}, "client_secret": {e.merchantSecret}}); m["error"] != "unauthorized_client" {
+		t.Fatalf("refresh by a client_credentials-only client: %v", m)
 	}
 	// No offline_access, no refresh token.
 	code, verifier = e.codeFor(redirect, "orders:read")
@@ -647,9 +653,17 @@ func TestPasswordGrantWhenEnabled(t *testing.T) {
 	e.st.CreateBuyer(context.Background(), &store.Buyer{ID: "buyer_bob", Email: "bob@example.com", PasswordHash: authserver.HashPassword("pw-bob-123"), CreatedAt: time.Now()})
 	form.Set("username", "bob@example.com")
 	form.Set("password", "pw-bob-123")
-	if _, m, _ := e.tokenPost(form); m["error"] != "invalid_grant" {
-		t.Fatalf("non-developer: %v", m)
+	_, nonDev, _ := e.tokenPost(form)
+	if nonDev["error"] != "invalid_grant" {
+		t.Fatalf("non-developer: %v", nonDev)
 	}
+	// Same answer as a wrong password: the app's secret is no oracle for
+	// other buyers' passwords.
+	form.Set("password", "not-bobs")
+	if _, wrong, _ := e.tokenPost(form); wrong["error_description"] != nonDev["error_description"] {
+		t.Fatalf("distinguishable failures: %v vs %v", wrong, nonDev)
+	}
+	form.Set("password", "pw-bob-123")
 	// Not a script app.
 	if _, m, _ := e.tokenPost(url.Values{"grant_type": {"password"}, "username": {buyerEmail}, "password": {buyerPassword},
 		"client_id": {merchantID}, "client_secret": {e.merchantSecret}}); m["error"] != "unauthorized_client" {
@@ -757,5 +771,156 @@ func TestSignInThrottle(t *testing.T) {
 	e.advance(time.Minute)
 	if r := b.submit(e.url(authserver.PathAuthorize), form, signIn); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("after the throttle: %d", r.StatusCode)
+	}
+}
+
+// TestSignInThrottleIsPerNetwork: failures from one network do not lock
+// the account's owner out on another. Requests go straight to the handler
+// so they can come from different addresses.
+func TestSignInThrottleIsPerNetwork(t *testing.T) {
+	e := newEnv(t, func(c *authserver.Config) {
+		c.DisableRateLimits = false
+		c.RateLimits = authserver.RateLimits{PerIP: authserver.RateLimit{Rate: 1000, Burst: 1000}, PerClient: authserver.RateLimit{Rate: 1000, Burst: 1000}}
+	})
+	authURL := e.oauth2Config(agentID, "http://127.0.0.1:7000/callback", "orders:read").AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+	post := func(from string, fields map[string]string) *httptest.ResponseRecorder {
+		get := httptest.NewRequest(http.MethodGet, authURL, nil)
+		get.RemoteAddr = from
+		page := httptest.NewRecorder()
+		e.as.ServeHTTP(page, get)
+		form := url.Values{}
+		for _, m := range hiddenInput.FindAllStringSubmatch(page.Body.String(), -1) {
+			form.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+		}
+		for k, v := range fields {
+			form.Set(k, v)
+		}
+		req := httptest.NewRequest(http.MethodPost, e.url(authserver.PathAuthorize), strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = from
+		for _, c := range page.Result().Cookies() {
+			req.AddCookie(c)
+		}
+		w := httptest.NewRecorder()
+		e.as.ServeHTTP(w, req)
+		return w
+	}
+	for range 12 {
+		post("203.0.113.7:4000", map[string]string{"email": buyerEmail, "password": "guess", "action": "approve"})
+	}
+	if w := post("203.0.113.7:4001", signIn); w.Code != 400 || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("the guessing network is not throttled: %d", w.Code)
+	}
+	if w := post("198.51.100.9:5000", signIn); w.Code != http.StatusSeeOther {
+		t.Fatalf("the owner is locked out from another network: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestClientBucketNotSpoofable: requests that only claim a client id do
+// not use up that client's rate limit.
+func TestClientBucketNotSpoofable(t *testing.T) {
+	e := newEnv(t, func(c *authserver.Config) {
+		c.DisableRateLimits = false
+		c.RateLimits = authserver.RateLimits{PerIP: authserver.RateLimit{Rate: 1000, Burst: 1000}, PerClient: authserver.RateLimit{Rate: 0.1, Burst: 3}}
+	})
+	for range 10 {
+		e.tokenPost(url.Values{"grant_type": {"client_credentials"}, "client_id": {merchantID}, "client_secret": {"wrong"}})
+	}
+	if s, m, _ := e.tokenPost(url.Values{"grant_type": {"client_credentials"}, "client_id": {merchantID}, "client_secret": {e.merchantSecret}}); s != 200 {
+		t.Fatalf("real client throttled by impostors: %d %v", s, m)
+	}
+	// Its own requests do count.
+	var last int
+	for range 3 {
+		last, _, _ = e.tokenPost(url.Values{"grant_type": {"client_credentials"}, "client_id": {merchantID}, "client_secret": {e.merchantSecret}})
+	}
+	if last != http.StatusTooManyRequests {
+		t.Fatalf("per-client limit not applied: %d", last)
+	}
+}
+
+func TestMalformedInput(t *testing.T) {
+	e := newEnv(t, nil)
+	for name, body := range map[string]string{
+		"bad escape": "grant_type=client_credentials&client_id=" + merchantID + "&%zz=1",
+		"NUL byte":   "grant_type=client_credentials&client_id=demo%00agent",
+		"bad UTF-8":  "grant_type=client_credentials&client_id=%ff%fe",
+	} {
+		res, err := http.Post(e.url(authserver.PathToken), "application/x-www-form-urlencoded", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		json.NewDecoder(res.Body).Decode(&m)
+		res.Body.Close()
+		if res.StatusCode != 400 || m["error"] != "invalid_request" {
+			t.Errorf("%s: %d %v", name, res.StatusCode, m)
+		}
+	}
+	status, _, _, _ := newBrowser(t).open(e.url(authserver.PathAuthorize) + "?client_id=%00")
+	if status != 400 {
+		t.Errorf("NUL in the authorization request: %d", status)
+	}
+}
+
+// TestCIMDDocumentRules: a document that declares private_key_jwt is
+// refused (it would otherwise be treated as public), and a document's
+// scope bounds what the client may ask for.
+func TestCIMDDocumentRules(t *testing.T) {
+	e := newEnv(t, nil)
+	docs := map[string]map[string]any{
+		"/jwt.json":    {"token_endpoint_auth_method": "private_key_jwt"},
+		"/scoped.json": {"scope": "orders:read"},
+		"/js.json":     {"redirect_uris": []string{"http://127.0.0.1/cb", "javascript:alert(1)"}},
+	}
+	var base string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := map[string]any{"client_id": base + r.URL.Path, "client_name": "Doc", "redirect_uris": []string{"http://127.0.0.1/cb"}}
+		for k, v := range docs[r.URL.Path] {
+			d[k] = v
+		}
+		json.NewEncoder(w).Encode(d)
+	}))
+	defer srv.Close()
+	base = srv.URL
+	challenge := oauth2.S256ChallengeOption(oauth2.GenerateVerifier())
+	status, _, body, _ := newBrowser(t).open(e.oauth2Config(base+"/jwt.json", "http://127.0.0.1:1/cb", "orders:read").AuthCodeURL("s", challenge))
+	if status != 400 || !strings.Contains(body, "private_key_jwt") {
+		t.Fatalf("private_key_jwt document: %d", status)
+	}
+	if status, _, body, _ := newBrowser(t).open(e.oauth2Config(base+"/js.json", "http://127.0.0.1:1/cb", "orders:read").AuthCodeURL("s", challenge)); status != 400 || !strings.Contains(body, "reverse-DNS") {
+		t.Fatalf("javascript: redirect URI in a document: %d", status)
+	}
+	_, _, _, res := newBrowser(t).open(e.oauth2Config(base+"/scoped.json", "http://127.0.0.1:1/cb", "purchase:complete").AuthCodeURL("s", challenge))
+	if loc, _ := url.Parse(res.Header.Get("Location")); loc == nil || loc.Query().Get("error") != "invalid_scope" {
+		t.Fatalf("scope outside the document: %s", res.Header.Get("Location"))
+	}
+}
+
+func TestConsentHardening(t *testing.T) {
+	e := newEnv(t, nil)
+	// checkout:manage lets the agent complete checkouts, so the page asks
+	// for a spending limit as it does for purchase:complete.
+	b := newBrowser(t)
+	_, form, body, _ := b.open(e.oauth2Config(agentID, "http://127.0.0.1:7000/callback", "dev.ucp.shopping.checkout:manage").
+		AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if !strings.Contains(body, `name="max_per_order"`) {
+		t.Fatal("checkout:manage without a spending limit")
+	}
+	// A post the browser marks cross-site is refused even with the right
+	// cookie and token.
+	form.Set("email", buyerEmail)
+	form.Set("password", buyerPassword)
+	form.Set("action", "approve")
+	req, _ := http.NewRequest(http.MethodPost, e.url(authserver.PathAuthorize), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	res, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 400 || res.Header.Get("Location") != "" {
+		t.Fatalf("cross-site post: %d", res.StatusCode)
 	}
 }

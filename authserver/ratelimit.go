@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"crypto/sha256"
 	"math"
 	"sync"
 	"time"
@@ -13,13 +14,15 @@ type RateLimit struct {
 	Burst int
 }
 
-// limiter keeps one bucket per key (client id or IP). Buckets idle long
-// enough to be full again are dropped, so memory follows active keys.
+// limiter keeps one bucket per key (client id, IP, account). Buckets idle
+// long enough to be full again are swept on a timer, whatever the map's
+// size, and keys are hashed, so memory follows the number of keys active
+// within one refill period and not their length.
 type limiter struct {
 	rl      RateLimit
 	now     func() time.Time
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[[sha256.Size]byte]*bucket
 	swept   time.Time
 }
 
@@ -29,7 +32,34 @@ type bucket struct {
 }
 
 func newLimiter(rl RateLimit, now func() time.Time) *limiter {
-	return &limiter{rl: rl, now: now, buckets: map[string]*bucket{}}
+	return &limiter{rl: rl, now: now, buckets: map[[sha256.Size]byte]*bucket{}}
+}
+
+// refill returns key's bucket brought up to now; the caller holds mu.
+func (l *limiter) refill(key string) *bucket {
+	now := l.now()
+	full := time.Duration(float64(l.rl.Burst) / l.rl.Rate * float64(time.Second))
+	if now.Sub(l.swept) > max(full, time.Second) {
+		for k, b := range l.buckets {
+			if now.Sub(b.last) > full {
+				delete(l.buckets, k)
+			}
+		}
+		l.swept = now
+	}
+	k := sha256.Sum256([]byte(key))
+	b, ok := l.buckets[k]
+	if !ok {
+		b = &bucket{tokens: float64(l.rl.Burst), last: now}
+		l.buckets[k] = b
+	}
+	b.tokens = math.Min(float64(l.rl.Burst), b.tokens+now.Sub(b.last).Seconds()*l.rl.Rate)
+	b.last = now
+	return b
+}
+
+func (l *limiter) wait(b *bucket) time.Duration {
+	return time.Duration((1 - b.tokens) / l.rl.Rate * float64(time.Second))
 }
 
 // allow takes one token for key, or says how long until one is available.
@@ -39,27 +69,29 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
-	full := time.Duration(float64(l.rl.Burst) / l.rl.Rate * float64(time.Second))
-	if now.Sub(l.swept) > full && len(l.buckets) > 1024 {
-		for k, b := range l.buckets {
-			if now.Sub(b.last) > full {
-				delete(l.buckets, k)
-			}
-		}
-		l.swept = now
-	}
-	b, ok := l.buckets[key]
-	if !ok {
-		b = &bucket{tokens: float64(l.rl.Burst), last: now}
-		l.buckets[key] = b
-	}
-	b.tokens = math.Min(float64(l.rl.Burst), b.tokens+now.Sub(b.last).Seconds()*l.rl.Rate)
-	b.last = now
+	b := l.refill(key)
 	if b.tokens >= 1 {
 		b.tokens--
 		return true, 0
 	}
-	wait := time.Duration((1 - b.tokens) / l.rl.Rate * float64(time.Second))
-	return false, wait
+	return false, l.wait(b)
 }
+
+// blocked reports, without taking a token, whether key is out of tokens.
+// With fail it is how failures are counted: check blocked first, call
+// fail only when the attempt failed.
+func (l *limiter) blocked(key string) (bool, time.Duration) {
+	if l == nil || l.rl.Rate <= 0 {
+		return false, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.refill(key)
+	if b.tokens >= 1 {
+		return false, 0
+	}
+	return true, l.wait(b)
+}
+
+// fail takes a token for a failed attempt.
+func (l *limiter) fail(key string) { l.allow(key) }

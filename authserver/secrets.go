@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -100,8 +101,13 @@ func HashPassword(password string) string {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
+// argonSlots bounds concurrent Argon2 runs: each takes argonMemory
+// (64 MiB), so an unbounded burst of sign-ins could exhaust memory.
+var argonSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
+
 // CheckPassword verifies password against a HashPassword string, reading
-// the parameters from the hash so they can be raised later.
+// the parameters from the hash so they can be raised later (up to twice
+// today's cost; a stored hash must not be able to demand gigabytes).
 func CheckPassword(hash, password string) bool {
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
@@ -111,7 +117,7 @@ func CheckPassword(hash, password string) bool {
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
 		return false
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m <= 0 || m > 1<<21 || t <= 0 || t > 16 || p <= 0 || p > 16 {
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m <= 0 || m > 2*argonMemory || t <= 0 || t > 2*argonTime || p <= 0 || p > 2*argonThreads {
 		return false
 	}
 	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
@@ -119,6 +125,11 @@ func CheckPassword(hash, password string) bool {
 	if err1 != nil || err2 != nil || len(want) == 0 {
 		return false
 	}
+	if len(want) > 64 || len(salt) > 64 {
+		return false
+	}
+	argonSlots <- struct{}{}
 	got := argon2.IDKey([]byte(password), salt, uint32(t), uint32(m), uint8(p), uint32(len(want)))
+	<-argonSlots
 	return subtle.ConstantTimeCompare(got, want) == 1
 }

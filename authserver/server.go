@@ -20,10 +20,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 )
@@ -86,8 +88,9 @@ type Server struct {
 	mux     *http.ServeMux
 	ipLim   *limiter
 	cliLim  *limiter
-	// loginLim throttles sign-in attempts per account, so guessing one
-	// buyer's password from many IPs is slow too.
+	// loginLim counts failed sign-ins per account and network, so a
+	// password cannot be guessed quickly, while a stranger failing against
+	// an account cannot lock its owner out from another network.
 	loginLim *limiter
 }
 
@@ -136,7 +139,7 @@ func New(cfg Config) (*Server, error) {
 	if s.sealer, err = newSealer(cfg.SealKey); err != nil {
 		return nil, err
 	}
-	s.cookies = newCookieCodec(cfg.SealKey, u.Scheme == "https")
+	s.cookies = newCookieCodec(cfg.SealKey, u.Scheme == "https", u.Path+"/oauth")
 	if !cfg.DisableRateLimits {
 		s.ipLim = newLimiter(cfg.RateLimits.PerIP, s.now)
 		s.cliLim = newLimiter(cfg.RateLimits.PerClient, s.now)
@@ -205,19 +208,14 @@ func (s *Server) handleScopes(w http.ResponseWriter, r *http.Request) {
 	writeBody(w, map[string]any{"scopes": out})
 }
 
-// limited applies the per-IP limit, and the per-client limit when the
-// request names a client.
+// limited applies the per-IP limit. The per-client limit is charged in
+// formClient, after the client authenticated: charging the client_id a
+// request merely claims would let anyone exhaust a real client's bucket.
 func (s *Server) limited(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if ok, wait := s.ipLim.allow(clientIP(r)); !ok {
 			s.tooMany(w, r, wait)
 			return
-		}
-		if id := requestClientID(r); id != "" {
-			if ok, wait := s.cliLim.allow(id); !ok {
-				s.tooMany(w, r, wait)
-				return
-			}
 		}
 		h(w, r)
 	}
@@ -230,34 +228,20 @@ func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, wait time.Durat
 		"error": "slow_down", "error_description": fmt.Sprintf("too many requests; retry in %d s", secs)})
 }
 
-// clientIP is the socket peer. X-Forwarded-For is not trusted: a server
-// behind a proxy should be given the real peer by the proxy layer.
+// clientIP is the socket peer, with IPv6 grouped by /64 (one host gets a
+// whole /64, so per-address buckets would be free to multiply).
+// X-Forwarded-For is not trusted: behind a proxy, the proxy layer must hand
+// the server the real peer.
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
+		p, _ := a.Prefix(64)
+		return p.String()
 	}
 	return host
-}
-
-// requestClientID reads the client id from Basic auth, the query or a
-// form body without consuming anything the handler needs.
-func requestClientID(r *http.Request) string {
-	if id, _, ok := r.BasicAuth(); ok {
-		if u, err := url.QueryUnescape(id); err == nil {
-			return u
-		}
-		return id
-	}
-	if id := r.URL.Query().Get("client_id"); id != "" {
-		return id
-	}
-	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		if err := parseForm(r); err == nil {
-			return r.PostForm.Get("client_id")
-		}
-	}
-	return ""
 }
 
 // maxFormBytes bounds OAuth form bodies.
@@ -268,7 +252,23 @@ func parseForm(r *http.Request) error {
 		return nil
 	}
 	r.Body = http.MaxBytesReader(nil, r.Body, maxFormBytes)
-	return r.ParseForm()
+	if err := r.ParseForm(); err != nil {
+		return err
+	}
+	return cleanValues(r.Form)
+}
+
+// cleanValues refuses parameters that are not valid UTF-8 or contain NUL:
+// no OAuth value has them, and PostgreSQL would turn them into a 500.
+func cleanValues(v url.Values) error {
+	for k, vals := range v {
+		for _, s := range append(vals, k) {
+			if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+				return errors.New("parameters must be UTF-8 without NUL")
+			}
+		}
+	}
+	return nil
 }
 
 // client is a resolved client, registered or CIMD.
@@ -287,10 +287,10 @@ type client struct {
 func (c *client) confidential() bool { return len(c.SecretHash) > 0 }
 
 // allows reports whether the client may use grant. Without a registered
-// list, a client gets the buyer flow (authorization_code) only.
+// list, a client gets the buyer flow: authorization_code and refresh_token.
 func (c *client) allows(grant string) bool {
 	if len(c.GrantTypes) == 0 {
-		return grant == "authorization_code"
+		return grant == "authorization_code" || grant == "refresh_token"
 	}
 	return slices.Contains(c.GrantTypes, grant)
 }
@@ -309,12 +309,18 @@ func (s *Server) resolveClient(ctx context.Context, id string) (*client, error) 
 			}
 			return nil, errServer(err)
 		}
+		if doc.TokenEndpointAuthMethod != "none" {
+			// An asymmetric client must authenticate; until private_key_jwt
+			// is implemented, treating it as public would let a stolen
+			// refresh token work without the client's key.
+			return nil, errInvalidClient("token_endpoint_auth_method " + quoteShort(doc.TokenEndpointAuthMethod) + " is not supported; use none")
+		}
 		name := doc.ClientName
 		if name == "" {
 			name = id
 		}
 		return &client{ID: id, Name: name, Type: store.ClientInstalled, RedirectURIs: doc.RedirectURIs,
-			GrantTypes: doc.GrantTypes, CIMD: true}, nil
+			GrantTypes: doc.GrantTypes, Scopes: strings.Fields(doc.Scope), CIMD: true}, nil
 	}
 	c, err := s.cfg.Store.Client(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -337,6 +343,10 @@ func (s *Server) formClient(w http.ResponseWriter, r *http.Request) (*client, bo
 	c, oe := s.authenticateClient(r)
 	if oe != nil {
 		s.writeError(w, r, oe)
+		return nil, false
+	}
+	if ok, wait := s.cliLim.allow(c.ID); !ok {
+		s.tooMany(w, r, wait)
 		return nil, false
 	}
 	return c, true

@@ -45,7 +45,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	grant := r.PostForm.Get("grant_type")
-	if (grant == "authorization_code" || grant == "client_credentials") && !c.allows(grant) {
+	if (grant == "authorization_code" || grant == "client_credentials" || grant == "refresh_token") && !c.allows(grant) {
 		s.writeError(w, r, errUnauthorizedClient("this client may not use "+grant))
 		return
 	}
@@ -268,20 +268,20 @@ func (s *Server) grantPassword(r *http.Request, c *client) (*tokenResponse, *oau
 		return nil, errUnauthorizedClient("the password grant is only for script apps")
 	}
 	ctx := r.Context()
-	b, err := s.cfg.Store.BuyerByEmail(ctx, r.PostForm.Get("username"))
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	// One answer for every failure, and the account throttle applies, so
+	// a script app's secret is no oracle for other buyers' passwords.
+	email := strings.ToLower(strings.TrimSpace(r.PostForm.Get("username")))
+	throttle := email + "|" + clientIP(r)
+	if blocked, _ := s.loginLim.blocked(throttle); blocked {
+		return nil, errInvalidGrant("too many failed attempts; try again later")
+	}
+	b, err := s.checkBuyer(ctx, email, r.PostForm.Get("password"))
+	if err != nil {
 		return nil, errServer(err)
 	}
-	// Hash even for unknown users so timing does not reveal accounts.
-	hash := dummyPasswordHash()
-	if b != nil {
-		hash = b.PasswordHash
-	}
-	if !CheckPassword(hash, r.PostForm.Get("password")) || b == nil {
-		return nil, errInvalidGrant("invalid username or password")
-	}
-	if !slices.Contains(c.Developers, b.ID) {
-		return nil, errInvalidGrant("only the app's registered developers may use the password grant")
+	if b == nil || !slices.Contains(c.Developers, b.ID) {
+		s.loginLim.fail(throttle)
+		return nil, errInvalidGrant("invalid username or password for this app")
 	}
 	want, oe := parseScope(r.PostForm.Get("scope"))
 	if oe != nil {
