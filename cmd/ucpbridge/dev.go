@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver"
+	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
 // Dev fixtures. They are documented in README.md and are for local use
@@ -27,6 +29,11 @@ const (
 	DevAgentClientID  = "demo-agent"
 	DevMerchantID     = "demo-merchant"
 	DevMerchantSecret = "ucpb_cs_demo-merchant-secret-for-local-development-only"
+	DevPlatformID     = "demo-platform"
+	DevPlatformSecret = "ucpb_cs_demo-platform-key-for-local-development-only"
+	// DevPlatformKey is the platform API key (X-API-Key) of the demo
+	// platform: "<client_id>.<secret>".
+	DevPlatformKey = DevPlatformID + "." + DevPlatformSecret
 )
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -80,7 +87,23 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: as, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	stores, err := shop.New(shop.Config{
+		BaseURL:      base,
+		Store:        st,
+		Keys:         &shop.FileKeys{Dir: filepath.Join(*dataDir, "keys")},
+		Authenticate: identify(as, base),
+		Dev:          true,
+		Logger:       slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := shop.Seed(ctx, st, shop.DemoShops(), time.Now()); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: platformHandler(as, stores), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	fmt.Fprintf(stdout, `ucpbridge dev: listening on %[1]s
   OAuth metadata   %[1]s/.well-known/oauth-authorization-server
   authorize        %[1]s%[2]s
@@ -90,7 +113,14 @@ fixtures (local use only):
   buyer            %[5]s / %[6]s
   agent client     %[7]s (public; redirect http://127.0.0.1/callback or http://localhost/callback, any port)
   merchant client  %[8]s / %[9]s (client_credentials)
-`, base, authserver.PathAuthorize, authserver.PathToken, *dataDir, DevBuyerEmail, DevBuyerPassword, DevAgentClientID, DevMerchantID, DevMerchantSecret)
+  platform API key X-API-Key: %[10]s
+stores (UCP %[11]s; REST at the store URL, MCP at <store>/mcp):
+`, base, authserver.PathAuthorize, authserver.PathToken, *dataDir, DevBuyerEmail, DevBuyerPassword, DevAgentClientID, DevMerchantID, DevMerchantSecret,
+		DevPlatformKey, ucp.Version)
+	for _, sh := range shop.DemoShops() {
+		fmt.Fprintf(stdout, "  %-16s %s/s/%s/.well-known/ucp\n", sh.Slug, base, sh.Slug)
+	}
+	fmt.Fprintf(stdout, "  all stores       %s/catalog/search (REST), %s/mcp (MCP)\n", base, base)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -122,6 +152,8 @@ func seedDev(ctx context.Context, st store.Store) error {
 		st.CreateClient(ctx, &store.Client{ID: DevMerchantID, Type: store.ClientWeb, Name: "Demo merchant",
 			SecretHash: authserver.HashClientSecret(DevMerchantSecret), GrantTypes: []string{"client_credentials"},
 			Scopes: []string{"orders:read", "dev.ucp.shopping.catalog.search:read", "dev.ucp.shopping.catalog.lookup:read"}, CreatedAt: now}),
+		st.CreateClient(ctx, &store.Client{ID: DevPlatformID, Type: store.ClientWeb, Name: "Demo platform",
+			SecretHash: authserver.HashClientSecret(DevPlatformSecret), GrantTypes: []string{"client_credentials"}, CreatedAt: now}),
 	} {
 		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("seed: %w", err)
@@ -142,4 +174,34 @@ func loadOrCreateKey(path string) ([]byte, error) {
 		return nil, err
 	}
 	return key, nil
+}
+
+// platformHandler serves the OAuth server and the stores on one host, as
+// the Artos API host does.
+func platformHandler(as *authserver.Server, stores *shop.Service) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(authserver.PathMetadata, as)
+	mux.Handle("/oauth/", as)
+	mux.Handle("/ucp/oauth2/", as)
+	mux.Handle("/", stores.Handler())
+	return mux
+}
+
+// identify adapts the OAuth server's credential check to the stores.
+func identify(as *authserver.Server, realm string) func(*http.Request) (*shop.Principal, error) {
+	return func(r *http.Request) (*shop.Principal, error) {
+		c, err := as.Identify(r)
+		switch {
+		case errors.Is(err, authserver.ErrInvalidAPIKey), errors.Is(err, authserver.ErrInvalidToken):
+			return nil, &shop.ProtocolError{Status: http.StatusUnauthorized, RPCCode: -32000, Code: "invalid_token",
+				Content:         "the API key or access token is not valid",
+				WWWAuthenticate: fmt.Sprintf("Bearer realm=%q, error=\"invalid_token\"", realm)}
+		case err != nil:
+			return nil, &shop.ProtocolError{Status: http.StatusServiceUnavailable, RPCCode: -32000, Code: "unavailable",
+				Content: "authentication is unavailable", RetryAfter: 1}
+		case c == nil:
+			return nil, nil
+		}
+		return &shop.Principal{ClientID: c.ClientID, BuyerID: c.BuyerID, Scopes: c.Scopes}, nil
+	}
 }

@@ -1,0 +1,197 @@
+package shop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// Cart session statuses (carts have no status on the wire).
+const (
+	cartActive   = "active"
+	cartCanceled = "canceled"
+)
+
+type cartState struct {
+	Cart ucp.Cart `json:"cart"`
+}
+
+type cartInput struct {
+	LineItems   []lineInput       `json:"line_items"`
+	Buyer       *ucp.Buyer        `json:"buyer,omitempty"`
+	Context     *ucp.Context      `json:"context,omitempty"`
+	Signals     map[string]any    `json:"signals,omitempty"`
+	Attribution map[string]string `json:"attribution,omitempty"`
+	Discounts   *struct {
+		Codes []string `json:"codes"`
+	} `json:"discounts,omitempty"`
+}
+
+// priceCart prices a cart: lines, discounts, no shipping or tax (those
+// need a checkout).
+func (s *Service) priceCart(ctx context.Context, sh *shopInfo, in *cartInput, prev *ucp.Cart) (*ucp.Cart, error) {
+	p, err := s.priceLines(ctx, sh, in.LineItems, prev.LineItems)
+	if err != nil {
+		return nil, err
+	}
+	c := &ucp.Cart{ID: prev.ID, LineItems: p.lines, Buyer: in.Buyer, Context: in.Context, Signals: in.Signals,
+		Attribution: in.Attribution, Currency: sh.Currency, Messages: p.messages, ExpiresAt: prev.ExpiresAt}
+	totals := []ucp.Total{{Type: ucp.TotalSubtotal, Amount: p.subtotal}}
+	var codes []string
+	if in.Discounts != nil {
+		if len(in.Discounts.Codes) > maxCodes {
+			return nil, refuse("invalid_request", "$.discounts.codes", "at most %d discount codes", maxCodes)
+		}
+		codes = in.Discounts.Codes
+	}
+	d, dt, dm := applyDiscounts(sh.cfg, codes, p.subtotal)
+	c.Discounts = d
+	c.Messages = append(c.Messages, dm...)
+	c.Totals = sumTotals(append(totals, dt...))
+	return c, nil
+}
+
+func (s *Service) putCart(ctx context.Context, oc *opCtx) *Reply {
+	var in cartInput
+	if rep := decodeBody(oc.Body, &in); rep != nil {
+		return rep
+	}
+	if oc.Op == OpCreateCart {
+		now := s.now()
+		prev := &ucp.Cart{ID: newID("cart_"), ExpiresAt: expiresAt(now.Add(s.cfg.CheckoutTTL))}
+		c, err := s.priceCart(ctx, oc.shop, &in, prev)
+		if rep := s.pricingFailure(ctx, oc, err); rep != nil {
+			return rep
+		}
+		doc, _ := json.Marshal(cartState{Cart: *c})
+		sess := &store.Session{Kind: store.KindCart, ShopSlug: oc.shop.Slug, ID: c.ID, Owner: oc.owner(), Status: cartActive,
+			Doc: doc, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.cfg.CheckoutTTL)}
+		if err := s.cfg.Store.CreateSession(ctx, sess); err != nil {
+			return s.storeFailure(ctx, err)
+		}
+		return s.cartReply(oc, c, http.StatusCreated)
+	}
+	for attempt := 0; ; attempt++ {
+		sess, st, rep := s.loadCart(ctx, oc, oc.ID)
+		if rep != nil {
+			return rep
+		}
+		c, err := s.priceCart(ctx, oc.shop, &in, &st.Cart)
+		if rep := s.pricingFailure(ctx, oc, err); rep != nil {
+			return rep
+		}
+		st.Cart = *c
+		if err := s.saveCart(ctx, sess, st, cartActive); errors.Is(err, store.ErrStale) && attempt < 3 {
+			continue
+		} else if err != nil {
+			return s.storeFailure(ctx, err)
+		}
+		return s.cartReply(oc, c, http.StatusOK)
+	}
+}
+
+// loadCart reads an active, unexpired cart the caller owns; anything else
+// is not found.
+func (s *Service) loadCart(ctx context.Context, oc *opCtx, id string) (*store.Session, *cartState, *Reply) {
+	sess, err := s.cfg.Store.Session(ctx, store.KindCart, oc.shop.Slug, id)
+	if err == nil && (sess.Owner != oc.owner() || sess.Status != cartActive || !s.now().Before(sess.ExpiresAt)) {
+		err = store.ErrNotFound
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		m := notFound("cart")
+		m.Path = "$.id"
+		if oc.Op == OpCreateCheckout {
+			m.Path = "$.cart_id"
+		}
+		return nil, nil, oc.errorEnvelope(http.StatusOK, m)
+	}
+	if err != nil {
+		return nil, nil, s.storeFailure(ctx, err)
+	}
+	st := &cartState{}
+	if err := json.Unmarshal(sess.Doc, st); err != nil {
+		return nil, nil, internalError()
+	}
+	return sess, st, nil
+}
+
+func (s *Service) saveCart(ctx context.Context, sess *store.Session, st *cartState, status string) error {
+	doc, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	sess.Doc, sess.Status, sess.UpdatedAt = doc, status, s.now()
+	return s.cfg.Store.UpdateSession(ctx, sess)
+}
+
+func (s *Service) getCart(ctx context.Context, oc *opCtx) *Reply {
+	_, st, rep := s.loadCart(ctx, oc, oc.ID)
+	if rep != nil {
+		return rep
+	}
+	return s.cartReply(oc, &st.Cart, http.StatusOK)
+}
+
+func (s *Service) cancelCart(ctx context.Context, oc *opCtx) *Reply {
+	for attempt := 0; ; attempt++ {
+		sess, st, rep := s.loadCart(ctx, oc, oc.ID)
+		if rep != nil {
+			return rep
+		}
+		if err := s.saveCart(ctx, sess, st, cartCanceled); errors.Is(err, store.ErrStale) && attempt < 3 {
+			continue
+		} else if err != nil {
+			return s.storeFailure(ctx, err)
+		}
+		return s.cartReply(oc, &st.Cart, http.StatusOK)
+	}
+}
+
+func (s *Service) cartReply(oc *opCtx, c *ucp.Cart, status int) *Reply {
+	out := *c
+	out.UCP = oc.neg.envelope(ucp.CapCart, ucp.CapDiscount)
+	return payload(status, &out)
+}
+
+func (s *Service) getOrder(ctx context.Context, oc *opCtx) *Reply {
+	o, err := s.cfg.Store.Order(ctx, oc.shop.Slug, oc.ID)
+	if err == nil && !oc.mayReadOrder(o) {
+		err = store.ErrNotFound
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		m := notFound("order")
+		m.Path = "$.id"
+		return oc.errorEnvelope(http.StatusOK, m)
+	}
+	if err != nil {
+		return s.storeFailure(ctx, err)
+	}
+	var out ucp.Order
+	if err := json.Unmarshal(o.Doc, &out); err != nil {
+		return internalError()
+	}
+	out.UCP = oc.neg.envelope(ucp.CapOrder)
+	return payload(http.StatusOK, &out)
+}
+
+// mayReadOrder: the platform that placed the order, or the buyer it was
+// placed for holding an order-read scope.
+func (oc *opCtx) mayReadOrder(o *store.Order) bool {
+	if o.Owner == oc.owner() {
+		return true
+	}
+	p := oc.Principal
+	if p == nil || p.BuyerID == "" || p.BuyerID != o.BuyerID {
+		return false
+	}
+	for _, sc := range p.Scopes {
+		if sc == "dev.ucp.shopping.order:read" || sc == "orders:read" {
+			return true
+		}
+	}
+	return false
+}

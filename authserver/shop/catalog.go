@@ -1,0 +1,404 @@
+package shop
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+const (
+	defaultPageSize = 10
+	maxPageSize     = 50
+	// maxSortWindow bounds a price-sorted search: sorting needs every
+	// match in memory.
+	maxSortWindow = 1000
+	maxLookupIDs  = 100
+)
+
+var catalogCaps = []string{ucp.CapCatalogSearch, ucp.CapCatalogLookup}
+
+// cursor is the opaque pagination token: a keyset position, or an offset
+// into a sorted result.
+type cursor struct {
+	Shop   string `json:"s,omitempty"`
+	ID     string `json:"i,omitempty"`
+	Offset int    `json:"o,omitempty"`
+}
+
+func (c cursor) encode() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (cursor, bool) {
+	var c cursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || json.Unmarshal(b, &c) != nil || c.Offset < 0 || c.Offset > maxSortWindow {
+		return c, false
+	}
+	return c, true
+}
+
+func (s *Service) searchCatalog(ctx context.Context, oc *opCtx) *Reply {
+	var req ucp.SearchRequest
+	if len(oc.Body) > 0 {
+		if rep := decodeBody(oc.Body, &req); rep != nil {
+			return rep
+		}
+	}
+	if len(req.Query) > 500 {
+		return invalidRequest("the query is longer than 500 characters")
+	}
+	terms := strings.Fields(strings.ToLower(req.Query))
+	if len(terms) > 20 {
+		return invalidRequest("the query has more than 20 words")
+	}
+	limit := defaultPageSize
+	var cur cursor
+	if p := req.Pagination; p != nil {
+		if p.Limit < 0 {
+			return invalidRequest("pagination.limit must be positive")
+		}
+		if p.Limit > 0 {
+			limit = min(p.Limit, maxPageSize)
+		}
+		if p.Cursor != "" {
+			var ok bool
+			if cur, ok = decodeCursor(p.Cursor); !ok {
+				return invalidRequest("pagination.cursor is not a cursor this server issued")
+			}
+		}
+	}
+	q := store.ProductQuery{Terms: terms}
+	if oc.shop != nil {
+		q.ShopSlug = oc.shop.Slug
+	}
+	var cats []string
+	if f := req.Filters; f != nil {
+		cats = f.Categories
+		if len(cats) == 1 {
+			q.Category = cats[0]
+		}
+		if f.Price != nil {
+			if (f.Price.Min != nil && *f.Price.Min < 0) || (f.Price.Max != nil && *f.Price.Max < 0) {
+				return invalidRequest("price filters are non-negative minor units")
+			}
+			if f.Price.Min != nil {
+				q.MinPrice = *f.Price.Min
+			}
+			if f.Price.Max != nil {
+				q.MaxPrice = *f.Price.Max
+			}
+			if req.Context != nil {
+				q.Currency = strings.ToUpper(req.Context.Currency)
+			}
+		}
+	}
+	match := func(p *store.Product) bool {
+		return len(cats) < 2 || slices.ContainsFunc(p.Categories, func(c string) bool { return slices.Contains(cats, c) })
+	}
+	var page []*store.Product
+	next := ""
+	switch req.Sort {
+	case "", "relevance":
+		q.AfterShop, q.AfterID = cur.Shop, cur.ID
+		for len(page) <= limit {
+			q.Limit = limit + 1
+			batch, err := s.cfg.Store.SearchProducts(ctx, q)
+			if err != nil {
+				return s.storeFailure(ctx, err)
+			}
+			for _, p := range batch {
+				if match(p) {
+					page = append(page, p)
+				}
+			}
+			if len(batch) < q.Limit {
+				break
+			}
+			last := batch[len(batch)-1]
+			q.AfterShop, q.AfterID = last.ShopSlug, last.ID
+		}
+		if len(page) > limit {
+			page = page[:limit]
+			last := page[limit-1]
+			next = cursor{Shop: last.ShopSlug, ID: last.ID}.encode()
+		}
+	case "price_asc", "price_desc":
+		q.Limit = maxSortWindow
+		all, err := s.cfg.Store.SearchProducts(ctx, q)
+		if err != nil {
+			return s.storeFailure(ctx, err)
+		}
+		all = slices.DeleteFunc(all, func(p *store.Product) bool { return !match(p) })
+		slices.SortStableFunc(all, func(a, b *store.Product) int {
+			if req.Sort == "price_desc" {
+				return cmp.Compare(b.MinPrice, a.MinPrice)
+			}
+			return cmp.Compare(a.MinPrice, b.MinPrice)
+		})
+		start := min(cur.Offset, len(all))
+		end := min(start+limit, len(all))
+		page = all[start:end]
+		if end < len(all) {
+			next = cursor{Offset: end}.encode()
+		}
+	default:
+		return invalidRequest("sort must be relevance, price_asc or price_desc")
+	}
+	resp := ucp.SearchResponse{UCP: oc.neg.envelope(catalogCaps...), Products: []ucp.Product{},
+		Pagination: &ucp.Pagination{HasNextPage: next != "", Cursor: next}}
+	for _, p := range page {
+		view, err := s.productView(ctx, oc, p)
+		if err != nil {
+			return s.storeFailure(ctx, err)
+		}
+		resp.Products = append(resp.Products, *view)
+	}
+	return payload(http.StatusOK, &resp)
+}
+
+// productView renders a stored product with live prices and availability;
+// the cross-store catalog also names the seller.
+func (s *Service) productView(ctx context.Context, oc *opCtx, p *store.Product) (*ucp.Product, error) {
+	var doc ucp.Product
+	if err := json.Unmarshal(p.Doc, &doc); err != nil {
+		return nil, fmt.Errorf("product %s/%s: %w", p.ShopSlug, p.ID, err)
+	}
+	rows, err := s.cfg.Store.ProductVariants(ctx, p.ShopSlug, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*store.Variant{}
+	for _, v := range rows {
+		byID[v.ID] = v
+	}
+	var seller *ucp.Seller
+	if oc.shop == nil {
+		if sh, err := s.cfg.Store.Shop(ctx, p.ShopSlug); err == nil {
+			seller = &ucp.Seller{Name: sh.Name, Links: []ucp.Link{{Type: "ucp_profile", URL: s.storeURL(sh.Slug) + "/.well-known/ucp", Title: sh.Slug}}}
+		}
+		doc.Metadata = json.RawMessage(fmt.Sprintf(`{"store":%q}`, p.ShopSlug))
+	}
+	var vs []ucp.Variant
+	for _, v := range doc.Variants {
+		row, ok := byID[v.ID]
+		if !ok {
+			continue
+		}
+		v.Price = ucp.Price{Amount: row.Price, Currency: p.Currency}
+		v.Availability = &ucp.Availability{Available: row.Stock != 0, Status: "in_stock"}
+		if row.Stock == 0 {
+			v.Availability.Status = "out_of_stock"
+		}
+		v.Seller = seller
+		vs = append(vs, v)
+	}
+	doc.Variants = vs
+	if len(vs) > 0 {
+		lo, hi := vs[0].Price, vs[0].Price
+		for _, v := range vs[1:] {
+			if v.Price.Amount < lo.Amount {
+				lo = v.Price
+			}
+			if v.Price.Amount > hi.Amount {
+				hi = v.Price
+			}
+		}
+		doc.PriceRange = ucp.PriceRange{Min: lo, Max: hi}
+	}
+	if doc.Variants == nil {
+		doc.Variants = []ucp.Variant{}
+	}
+	return &doc, nil
+}
+
+// shopsFor is the one store of a per-store call, or every store.
+func (s *Service) shopsFor(ctx context.Context, oc *opCtx) ([]string, error) {
+	if oc.shop != nil {
+		return []string{oc.shop.Slug}, nil
+	}
+	all, err := s.cfg.Store.Shops(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(all))
+	for i, sh := range all {
+		out[i] = sh.Slug
+	}
+	return out, nil
+}
+
+// resolve finds the product an id names: a product id, or a variant id
+// (then variantID is set).
+func (s *Service) resolve(ctx context.Context, shops []string, id string) (p *store.Product, variantID string, err error) {
+	for _, slug := range shops {
+		p, err = s.cfg.Store.Product(ctx, slug, id)
+		if err == nil {
+			return p, "", nil
+		}
+		if !isNotFound(err) {
+			return nil, "", err
+		}
+		vs, err := s.cfg.Store.Variants(ctx, slug, []string{id})
+		if err != nil {
+			return nil, "", err
+		}
+		if v, ok := vs[id]; ok {
+			p, err = s.cfg.Store.Product(ctx, slug, v.ProductID)
+			if err != nil {
+				return nil, "", err
+			}
+			return p, id, nil
+		}
+	}
+	return nil, "", nil
+}
+
+func (s *Service) lookupCatalog(ctx context.Context, oc *opCtx) *Reply {
+	var req ucp.LookupRequest
+	if rep := decodeBody(oc.Body, &req); rep != nil {
+		return rep
+	}
+	if len(req.IDs) == 0 || len(req.IDs) > maxLookupIDs {
+		return invalidRequest("ids must hold 1 to %d identifiers", maxLookupIDs)
+	}
+	shops, err := s.shopsFor(ctx, oc)
+	if err != nil {
+		return s.storeFailure(ctx, err)
+	}
+	resp := ucp.LookupResponse{UCP: oc.neg.envelope(catalogCaps...), Products: []ucp.Product{}}
+	index := map[string]int{} // shop/product -> position in resp.Products
+	inputs := map[string]map[string][]ucp.InputCorrelation{}
+	for i, id := range req.IDs {
+		p, variantID, err := s.resolve(ctx, shops, id)
+		if err != nil {
+			return s.storeFailure(ctx, err)
+		}
+		if p == nil {
+			resp.Messages = append(resp.Messages, ucp.Message{Type: "warning", Code: "not_found", Path: fmt.Sprintf("$.ids[%d]", i),
+				Content: fmt.Sprintf("no product or variant %q", id)})
+			continue
+		}
+		key := p.ShopSlug + "/" + p.ID
+		if _, ok := index[key]; !ok {
+			view, err := s.productView(ctx, oc, p)
+			if err != nil {
+				return s.storeFailure(ctx, err)
+			}
+			index[key] = len(resp.Products)
+			resp.Products = append(resp.Products, *view)
+			inputs[key] = map[string][]ucp.InputCorrelation{}
+		}
+		view := &resp.Products[index[key]]
+		target, match := variantID, "exact"
+		if target == "" && len(view.Variants) > 0 {
+			// A product id resolves to its featured variant: the first
+			// one available, else the first.
+			target, match = view.Variants[0].ID, "featured"
+			for _, v := range view.Variants {
+				if v.Availability != nil && v.Availability.Available {
+					target = v.ID
+					break
+				}
+			}
+		}
+		if target != "" {
+			inputs[key][target] = append(inputs[key][target], ucp.InputCorrelation{ID: id, Match: match})
+		}
+	}
+	// Lookup responses list the variants the ids resolved to, each with
+	// the ids that led there (lookup_variant.inputs is required).
+	for key, pos := range index {
+		p := &resp.Products[pos]
+		p.Variants = slices.DeleteFunc(p.Variants, func(v ucp.Variant) bool { return inputs[key][v.ID] == nil })
+		for j := range p.Variants {
+			p.Variants[j].Inputs = inputs[key][p.Variants[j].ID]
+		}
+	}
+	return payload(http.StatusOK, &resp)
+}
+
+func (s *Service) getProduct(ctx context.Context, oc *opCtx) *Reply {
+	var req ucp.ProductRequest
+	if rep := decodeBody(oc.Body, &req); rep != nil {
+		return rep
+	}
+	if req.ID == "" {
+		return invalidRequest("catalog.id is required")
+	}
+	shops, err := s.shopsFor(ctx, oc)
+	if err != nil {
+		return s.storeFailure(ctx, err)
+	}
+	p, variantID, err := s.resolve(ctx, shops, req.ID)
+	if err != nil {
+		return s.storeFailure(ctx, err)
+	}
+	if p == nil {
+		m := notFound("product")
+		m.Path = "$.id"
+		return oc.errorEnvelope(http.StatusOK, m)
+	}
+	view, err := s.productView(ctx, oc, p)
+	if err != nil {
+		return s.storeFailure(ctx, err)
+	}
+	sel := req.Selected
+	if variantID != "" && len(sel) == 0 {
+		if i := slices.IndexFunc(view.Variants, func(v ucp.Variant) bool { return v.ID == variantID }); i >= 0 {
+			sel = view.Variants[i].Options
+		}
+	}
+	if f := featured(view.Variants, sel, req.Preferences); f != nil {
+		view.Selected = f.Options
+	}
+	return payload(http.StatusOK, &ucp.ProductResponse{UCP: oc.neg.envelope(catalogCaps...), Product: *view})
+}
+
+// featured picks the variant matching the selections, relaxing them from
+// the end of preferences (then from the end of the list) until one
+// matches.
+func featured(vs []ucp.Variant, sel []ucp.SelectedOption, prefs []string) *ucp.Variant {
+	if len(vs) == 0 {
+		return nil
+	}
+	sel = slices.Clone(sel)
+	for {
+		for i := range vs {
+			if matchesAll(vs[i].Options, sel) {
+				return &vs[i]
+			}
+		}
+		if len(sel) == 0 {
+			return &vs[0]
+		}
+		drop := len(sel) - 1
+		for j := len(prefs) - 1; j >= 0; j-- {
+			if k := slices.IndexFunc(sel, func(o ucp.SelectedOption) bool { return strings.EqualFold(o.Name, prefs[j]) }); k >= 0 {
+				drop = k
+				break
+			}
+		}
+		sel = slices.Delete(sel, drop, drop+1)
+	}
+}
+
+func matchesAll(have, want []ucp.SelectedOption) bool {
+	for _, w := range want {
+		if !slices.ContainsFunc(have, func(h ucp.SelectedOption) bool {
+			return strings.EqualFold(h.Name, w.Name) && (strings.EqualFold(h.Label, w.Label) || (w.ID != "" && h.ID == w.ID))
+		}) {
+			return false
+		}
+	}
+	return true
+}

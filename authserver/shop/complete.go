@@ -1,0 +1,269 @@
+package shop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/mandate"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// Simulated card tokens (the card rail is a sandbox: no PSP is called).
+const (
+	TokenSuccess  = "success_token"
+	TokenFail     = "fail_token"
+	TokenEscalate = "escalate_token"
+)
+
+// completeInput is what complete reads: the payment, mandates and
+// observed signals; everything else was settled by create and update.
+type completeInput struct {
+	Payment     *ucp.Payment      `json:"payment,omitempty"`
+	AP2         *ucp.AP2          `json:"ap2,omitempty"`
+	Signals     map[string]any    `json:"signals,omitempty"`
+	Attribution map[string]string `json:"attribution,omitempty"`
+}
+
+// completeCheckout re-prices the session against the live catalog, picks
+// the rail, verifies the AP2 mandate when AP2 was negotiated, charges the
+// sandbox rail and places the order, taking stock in the same transaction.
+// Business failures return the checkout with messages and ucp.status
+// "error" and change nothing.
+func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
+	var in completeInput
+	if len(oc.Body) > 0 {
+		if rep := decodeBody(oc.Body, &in); rep != nil {
+			return rep
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		sess, st, rep := s.loadCheckout(ctx, oc)
+		if rep != nil {
+			return rep
+		}
+		if terminal(st.Checkout.Status) {
+			return oc.notModifiable(&st.Checkout)
+		}
+		var prev checkoutInput
+		if err := json.Unmarshal(st.Input, &prev); err != nil {
+			return internalError()
+		}
+		if in.Payment != nil {
+			prev.Payment = in.Payment
+		}
+		if in.Signals != nil {
+			prev.Signals = in.Signals
+		}
+		if in.Attribution != nil {
+			prev.Attribution = in.Attribution
+		}
+		c, err := s.priceCheckout(ctx, oc, &prev, st)
+		if rep := s.pricingFailure(ctx, oc, err); rep != nil {
+			return rep
+		}
+		if hasError(c.Messages) {
+			return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusError)
+		}
+		total := c.Totals[len(c.Totals)-1].Amount
+		inst := selectedInstrument(prev.Payment)
+		rail := ""
+		switch {
+		case inst != nil:
+			rail = inst.HandlerID
+		case total == 0:
+			// A fully discounted order needs no rail.
+		case len(oc.shop.cfg.Rails) == 1:
+			rail = oc.shop.cfg.Rails[0]
+		default:
+			// Checked before the mandate: nothing is verified or consumed.
+			c.Status = ucp.CheckoutIncomplete
+			c.Messages = slices.DeleteFunc(c.Messages, func(m ucp.Message) bool { return m.Code == "payment_selection_required" })
+			c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: "payment_selection_required", Path: "$.payment.instruments",
+				Content: "this store offers several payment handlers; complete with one selected instrument whose handler_id is one of " +
+					fmt.Sprint(oc.shop.cfg.Rails), Severity: ucp.SeverityRecoverable})
+			return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusError)
+		}
+		if oc.neg.has(ucp.CapAP2Mandate) && oc.neg.platform != nil {
+			if rep := s.checkMandate(ctx, oc, c, &in, rail); rep != nil {
+				return rep
+			}
+		}
+		var token string
+		if inst != nil && inst.Credential != nil {
+			token = inst.Credential.Token
+		}
+		switch rail {
+		case "":
+		case HandlerCardID:
+			switch token {
+			case TokenSuccess:
+			case "", TokenEscalate:
+				code, content := "buyer_payment_required", "the buyer pays at continue_url"
+				if token == TokenEscalate {
+					code, content = "requires_3ds", "the card issuer asks the buyer to authenticate at continue_url"
+				}
+				c.Status = ucp.CheckoutRequiresEscalation
+				c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: code, Content: content, Severity: ucp.SeverityRequiresBuyerInput})
+				st.Checkout = *c
+				if err := s.saveCheckout(ctx, sess, st); errors.Is(err, store.ErrStale) && attempt < 3 {
+					continue
+				} else if err != nil {
+					return s.storeFailure(ctx, err)
+				}
+				return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusSuccess)
+			default:
+				content := "the card was declined"
+				if token != TokenFail {
+					content = "unknown sandbox card token; use success_token, fail_token or escalate_token"
+				}
+				return paymentFailed(ctx, s, oc, c, content)
+			}
+		case HandlerCryptoID:
+			return paymentFailed(ctx, s, oc, c, "crypto settlement needs the buyer's own authorization, which this platform does not offer yet; pay with artos.card")
+		default:
+			return internalError() // priceCheckout refused unknown handlers
+		}
+		rep, retry := s.placeOrder(ctx, oc, sess, st, c, oc.BuyerType)
+		if retry && attempt < 3 {
+			continue
+		}
+		return rep
+	}
+}
+
+func paymentFailed(ctx context.Context, s *Service, oc *opCtx, c *ucp.Checkout, content string) *Reply {
+	c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: "payment_failed", Path: "$.payment.instruments",
+		Content: content, Severity: ucp.SeverityRecoverable})
+	return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusError)
+}
+
+// checkMandate verifies ap2.checkout_mandate against the live checkout.
+func (s *Service) checkMandate(ctx context.Context, oc *opCtx, c *ucp.Checkout, in *completeInput, rail string) *Reply {
+	live, err := s.signedCheckout(oc, c, ucp.StatusSuccess)
+	if err != nil {
+		return internalError()
+	}
+	token := ""
+	if in.AP2 != nil {
+		token = in.AP2.CheckoutMandate
+	}
+	_, err = s.cfg.MandateVerifier.VerifyMandate(ctx, token, MandateInput{Shop: oc.shop.Slug, Live: live,
+		Agent: oc.neg.platform, MerchantKeys: oc.neg.business.keys, HandlerID: rail})
+	var me *mandate.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &me):
+		c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: string(me.Code), Path: "$.ap2.checkout_mandate",
+			Content: me.Reason, Severity: ucp.SeverityRecoverable})
+		return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusError)
+	default:
+		s.log.ErrorContext(ctx, "shop: mandate verification", "err", err)
+		return unavailable("mandate verification is unavailable")
+	}
+}
+
+// placeOrder completes the session and stores the order, taking stock, in
+// one transaction. retry reports a lost race (the caller reloads).
+func (s *Service) placeOrder(ctx context.Context, oc *opCtx, sess *store.Session, st *checkoutState, c *ucp.Checkout, buyerType string) (*Reply, bool) {
+	now := s.now()
+	orderID := newID("ord_")
+	permalink := s.storeURL(oc.shop.Slug) + "/orders/" + orderID
+	o := ucp.Order{ID: orderID, CheckoutID: c.ID, PermalinkURL: permalink, Currency: c.Currency, Totals: c.Totals,
+		Attribution: c.Attribution, Fulfillment: ucp.OrderFulfillment{Expectations: []ucp.Expectation{}, Events: []ucp.FulfillmentEvent{}}}
+	var all []ucp.LineQuantity
+	takes := map[string]int64{}
+	for _, l := range c.LineItems {
+		o.LineItems = append(o.LineItems, ucp.OrderLineItem{ID: l.ID, Item: l.Item, Totals: l.Totals, Status: "processing",
+			Quantity: ucp.OrderLineQuantity{Original: l.Quantity, Total: l.Quantity}})
+		all = append(all, ucp.LineQuantity{ID: l.ID, Quantity: l.Quantity})
+		takes[l.Item.ID] += l.Quantity
+	}
+	if f := c.Fulfillment; f != nil && len(f.Methods) == 1 && len(f.Methods[0].Groups) == 1 {
+		m, g := f.Methods[0], f.Methods[0].Groups[0]
+		if i := slices.IndexFunc(m.Destinations, func(d ucp.PostalAddress) bool { return d.ID == m.SelectedDestinationID }); i >= 0 {
+			dest := m.Destinations[i]
+			desc := ""
+			if j := slices.IndexFunc(g.Options, func(o ucp.FulfillmentOption) bool { return o.ID == g.SelectedOptionID }); j >= 0 {
+				desc = g.Options[j].Title
+			}
+			o.Fulfillment.Expectations = append(o.Fulfillment.Expectations, ucp.Expectation{ID: "exp_1", LineItems: all,
+				MethodType: "shipping", Destination: &dest, Description: desc})
+		}
+	}
+	doc, err := json.Marshal(o)
+	if err != nil {
+		return internalError(), false
+	}
+	c.Status = ucp.CheckoutCompleted
+	c.Order = &ucp.OrderConfirmation{ID: orderID, PermalinkURL: permalink}
+	c.ContinueURL = ""
+	c.Messages = nil
+	st.Checkout = *c
+	sdoc, err := json.Marshal(st)
+	if err != nil {
+		return internalError(), false
+	}
+	sess.Doc, sess.Status, sess.UpdatedAt = sdoc, c.Status, now
+	row := &store.Order{ShopSlug: oc.shop.Slug, ID: orderID, CheckoutID: c.ID, Owner: sess.Owner,
+		BuyerType: buyerType, Doc: doc, CreatedAt: now}
+	if p := oc.Principal; p != nil {
+		row.ClientID, row.BuyerID = p.ClientID, p.BuyerID
+	}
+	var list []store.StockTake
+	for _, l := range c.LineItems {
+		if q, ok := takes[l.Item.ID]; ok {
+			list = append(list, store.StockTake{VariantID: l.Item.ID, Quantity: q})
+			delete(takes, l.Item.ID)
+		}
+	}
+	var oos *store.OutOfStockError
+	switch err := s.cfg.Store.CompleteSession(ctx, sess, row, list); {
+	case err == nil:
+		return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusSuccess), false
+	case errors.Is(err, store.ErrStale), errors.As(err, &oos):
+		// Someone changed the session or bought the last units first:
+		// reload and judge again (the re-pricing reports the shortage).
+		return nil, true
+	default:
+		return s.storeFailure(ctx, err), false
+	}
+}
+
+// ProfileMandateVerifier verifies checkout mandates with the keys the
+// platform profile publishes: Artos compact ES256 JWS or AP2 SD-JWT.
+type ProfileMandateVerifier struct {
+	Replay mandate.ReplayCache
+	Now    func() time.Time
+}
+
+// VerifyMandate implements MandateVerifier.
+func (v *ProfileMandateVerifier) VerifyMandate(ctx context.Context, token string, in MandateInput) (*mandate.CheckoutAuthorization, error) {
+	if in.Agent == nil {
+		return nil, &mandate.Error{Code: mandate.CodeAgentMissingKey, Reason: "no platform profile to take keys from"}
+	}
+	raw := in.Agent.Raw
+	if raw == nil {
+		var err error
+		if raw, err = json.Marshal(in.Agent); err != nil {
+			return nil, err
+		}
+	}
+	keys, err := mandate.ParseKeySet(raw)
+	if err != nil || keys.Len() == 0 {
+		return nil, &mandate.Error{Code: mandate.CodeAgentMissingKey, Reason: "the platform profile publishes no usable signing key"}
+	}
+	av := &mandate.AnyVerifier{
+		Compact: &mandate.CompactVerifier{Options: mandate.VerifyOptions{AgentKeys: keys, Merchant: in.Shop,
+			MerchantKeys: in.MerchantKeys, HandlerID: in.HandlerID, Replay: v.Replay, Now: v.Now}},
+		SDJWT: &mandate.SDJWTVerifier{Options: mandate.SDJWTVerifyOptions{RootKeys: keys, MerchantKeys: in.MerchantKeys,
+			Audience: in.Shop, MerchantID: in.Shop, Replay: v.Replay, Now: v.Now}},
+	}
+	return av.VerifyCheckoutMandate(ctx, token, in.Live)
+}

@@ -1,0 +1,236 @@
+package shop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
+)
+
+// mcpCall carries per-request state between the HTTP wrapper and the tool
+// handlers (whose context derives from the request's).
+type mcpCall struct {
+	slug      string
+	principal *Principal
+	// err is the protocol error a handler hit; the wrapper turns the
+	// library's generic -32603 into the UCP code (mcp-go has no way for a
+	// tool handler to choose the JSON-RPC error code).
+	err *ProtocolError
+}
+
+type mcpCallKey struct{}
+
+const metaSchema = `{"type":"object","description":"UCP request metadata","properties":{` +
+	`"ucp-agent":{"type":"object","properties":{"profile":{"type":"string","description":"URL of the platform's UCP profile"}},"required":["profile"]},` +
+	`"idempotency-key":{"type":"string","description":"unique per state-changing call (a UUID); retries reuse it"}},"required":["ucp-agent"]}`
+
+const outputSchema = `{"type":"object","description":"the UCP response payload (the REST body)","properties":{` +
+	`"ucp":{"type":"object","properties":{"version":{"type":"string"},"status":{"type":"string","enum":["success","error"]}},"required":["version"]},` +
+	`"messages":{"type":"array","items":{"type":"object"}}},"required":["ucp"]}`
+
+var toolDocs = map[Op]string{
+	OpSearchCatalog:    "Search the catalog. catalog: {query, filters:{categories, price:{min,max}}, pagination:{cursor,limit}, sort}. Prices are integer minor units.",
+	OpLookupCatalog:    "Look up products or variants by id. catalog: {ids:[...]}",
+	OpGetProduct:       "Get one product with its variants. catalog: {id, selected?, preferences?}",
+	OpCreateCart:       "Create a cart. cart: {line_items:[{item:{id}, quantity}]}",
+	OpGetCart:          "Get a cart by id.",
+	OpUpdateCart:       "Replace a cart's contents (full replace). cart: {line_items, ...}",
+	OpCancelCart:       "Cancel a cart. Requires meta[\"idempotency-key\"].",
+	OpCreateCheckout:   "Create a checkout session. checkout: {line_items:[{item:{id}, quantity}] | cart_id, buyer?, fulfillment?, discounts?:{codes}, payment?}",
+	OpGetCheckout:      "Get a checkout session by id (the verbatim body to embed in an AP2 checkout mandate).",
+	OpUpdateCheckout:   "Replace a checkout session's inputs (full replace: resend everything to keep).",
+	OpCompleteCheckout: "Place the order. checkout: {payment:{instruments:[{handler_id, selected:true, credential:{type:\"token\", token}}]}, ap2?:{checkout_mandate}}. Requires meta[\"idempotency-key\"].",
+	OpCancelCheckout:   "Cancel a checkout session. Requires meta[\"idempotency-key\"].",
+	OpGetOrder:         "Get an order by id.",
+}
+
+func toolFor(op Op) mcp.Tool {
+	info := ops[op]
+	props := `"meta":` + metaSchema
+	required := []string{`"meta"`}
+	if info.hasID {
+		props += `,"id":{"type":"string"}`
+		required = append(required, `"id"`)
+	}
+	if info.bodyKey != "" {
+		props += `,"` + info.bodyKey + `":{"type":"object"}`
+		required = append(required, `"`+info.bodyKey+`"`)
+	}
+	schema := `{"type":"object","properties":{` + props + `},"required":[` + joinComma(required) + `]}`
+	readOnly := !info.mutates
+	destructive := op == OpCompleteCheckout || op == OpCancelCheckout || op == OpCancelCart
+	return mcp.NewTool(string(op),
+		mcp.WithDescription(toolDocs[op]),
+		mcp.WithRawInputSchema(json.RawMessage(schema)),
+		mcp.WithRawOutputSchema(json.RawMessage(outputSchema)),
+		mcp.WithReadOnlyHintAnnotation(readOnly),
+		mcp.WithDestructiveHintAnnotation(destructive),
+		mcp.WithIdempotentHintAnnotation(readOnly || info.needsKey),
+		mcp.WithOpenWorldHintAnnotation(false),
+	)
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += ","
+		}
+		out += v
+	}
+	return out
+}
+
+// mcpHandler serves the UCP tools over streamable HTTP. It is stateless
+// (no session ids), so the Artos SDK's bare tools/call POSTs work and any
+// instance can serve any request.
+func (s *Service) mcpHandler(global bool) http.Handler {
+	srv := server.NewMCPServer("ucpbridge-store", "1.0.0", server.WithToolCapabilities(false), server.WithRecovery())
+	for op, info := range ops {
+		if global && !info.global {
+			continue
+		}
+		srv.AddTool(toolFor(op), s.toolHandler(op))
+	}
+	h := server.NewStreamableHTTPServer(srv, server.WithStateLess(true),
+		server.WithStreamableHTTPLogger(s.log))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			// Stateless: there is no stream to open or session to end.
+			w.Header().Set("Allow", "POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+		call := &mcpCall{slug: r.PathValue("slug")}
+		p, perr := s.authenticate(r)
+		if perr != nil {
+			writeProtocolError(w, perr)
+			return
+		}
+		call.principal = p
+		buf := newBuffered()
+		h.ServeHTTP(buf, r.WithContext(context.WithValue(r.Context(), mcpCallKey{}, call)))
+		if call.err != nil {
+			rewriteRPCError(buf, call.err)
+		}
+		buf.flush(w)
+	})
+}
+
+// rewriteRPCError replaces the library's error response with the UCP one:
+// the UCP JSON-RPC code, the flat {code, content} in data, and the HTTP
+// status as the primary signal (checkout-mcp.md).
+func rewriteRPCError(buf *bufferedResponse, e *ProtocolError) {
+	var msg struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(buf.body.Bytes(), &msg) != nil {
+		return
+	}
+	data := map[string]any{"code": e.Code, "content": e.Content}
+	if e.ContinueURL != "" {
+		data["continue_url"] = e.ContinueURL
+	}
+	if e.RetryAfter > 0 {
+		data["retry_after"] = e.RetryAfter
+		buf.header.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	if e.WWWAuthenticate != "" {
+		buf.header.Set("WWW-Authenticate", e.WWWAuthenticate)
+	}
+	out, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": msg.ID,
+		"error": map[string]any{"code": e.RPCCode, "message": e.Content, "data": data}})
+	if err != nil {
+		return
+	}
+	buf.body.Reset()
+	buf.body.Write(out)
+	buf.header.Set("Content-Type", "application/json")
+	buf.header.Del("Content-Length")
+	buf.status = e.Status
+}
+
+// toolArgs is the UCP tool argument envelope.
+type toolArgs struct {
+	Meta *struct {
+		Agent *struct {
+			Profile string `json:"profile"`
+		} `json:"ucp-agent"`
+		IdempotencyKey string `json:"idempotency-key"`
+	} `json:"meta"`
+	ID       string          `json:"id"`
+	Checkout json.RawMessage `json:"checkout"`
+	Cart     json.RawMessage `json:"cart"`
+	Catalog  json.RawMessage `json:"catalog"`
+}
+
+func (s *Service) toolHandler(op Op) server.ToolHandlerFunc {
+	info := ops[op]
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		call, _ := ctx.Value(mcpCallKey{}).(*mcpCall)
+		if call == nil {
+			call = &mcpCall{}
+		}
+		fail := func(e *ProtocolError) (*mcp.CallToolResult, error) {
+			call.err = e
+			return nil, e
+		}
+		raw, err := argumentBytes(req)
+		var args toolArgs
+		if err == nil {
+			err = json.Unmarshal(raw, &args)
+		}
+		if err != nil {
+			return fail(&ProtocolError{Status: http.StatusBadRequest, RPCCode: rpcParams, Code: "invalid_request",
+				Content: "arguments must be an object: {meta, id?, " + cmpOr(info.bodyKey, "…") + "?}"})
+		}
+		if args.Meta == nil || args.Meta.Agent == nil || args.Meta.Agent.Profile == "" {
+			return fail(&ProtocolError{Status: http.StatusBadRequest, RPCCode: rpcDiscovery, Code: discovery.CodeInvalidProfileURL,
+				Content: `meta["ucp-agent"].profile is required`})
+		}
+		r := &Request{Op: op, Shop: call.slug, ID: args.ID, Agent: args.Meta.Agent.Profile,
+			IdempotencyKey: args.Meta.IdempotencyKey, Principal: call.principal, BuyerType: "agent"}
+		switch info.bodyKey {
+		case "checkout":
+			r.Body = args.Checkout
+		case "cart":
+			r.Body = args.Cart
+		case "catalog":
+			r.Body = args.Catalog
+		}
+		if string(r.Body) == "null" {
+			r.Body = nil
+		}
+		rep := s.Do(ctx, r)
+		if rep.Err != nil {
+			return fail(rep.Err)
+		}
+		res := &mcp.CallToolResult{
+			Content:              []mcp.Content{mcp.NewTextContent(string(rep.Body))},
+			RawStructuredContent: rep.Body,
+		}
+		return res, nil
+	}
+}
+
+func argumentBytes(req mcp.CallToolRequest) ([]byte, error) {
+	switch a := req.GetRawArguments().(type) {
+	case json.RawMessage:
+		return a, nil
+	case nil:
+		return []byte("{}"), nil
+	default:
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, errors.New("arguments are not JSON")
+		}
+		return b, nil
+	}
+}

@@ -1,0 +1,330 @@
+package shop
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/mandate"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// Op is a UCP operation, named as its MCP tool.
+type Op string
+
+// The operations.
+const (
+	OpSearchCatalog    Op = "search_catalog"
+	OpLookupCatalog    Op = "lookup_catalog"
+	OpGetProduct       Op = "get_product"
+	OpCreateCart       Op = "create_cart"
+	OpGetCart          Op = "get_cart"
+	OpUpdateCart       Op = "update_cart"
+	OpCancelCart       Op = "cancel_cart"
+	OpCreateCheckout   Op = "create_checkout"
+	OpGetCheckout      Op = "get_checkout"
+	OpUpdateCheckout   Op = "update_checkout"
+	OpCompleteCheckout Op = "complete_checkout"
+	OpCancelCheckout   Op = "cancel_checkout"
+	OpGetOrder         Op = "get_order"
+)
+
+type opInfo struct {
+	capability string // the capability the operation belongs to
+	bodyKey    string // the MCP argument holding the body
+	hasID      bool
+	mutates    bool // idempotency applies
+	needsKey   bool // an idempotency key is mandatory
+	creates    bool // REST answers 201
+	global     bool // served by the cross-store catalog too
+}
+
+var ops = map[Op]opInfo{
+	OpSearchCatalog:    {capability: ucp.CapCatalogSearch, bodyKey: "catalog", global: true},
+	OpLookupCatalog:    {capability: ucp.CapCatalogLookup, bodyKey: "catalog", global: true},
+	OpGetProduct:       {capability: ucp.CapCatalogLookup, bodyKey: "catalog", global: true},
+	OpCreateCart:       {capability: ucp.CapCart, bodyKey: "cart", mutates: true, creates: true},
+	OpGetCart:          {capability: ucp.CapCart, hasID: true},
+	OpUpdateCart:       {capability: ucp.CapCart, bodyKey: "cart", hasID: true, mutates: true},
+	OpCancelCart:       {capability: ucp.CapCart, hasID: true, mutates: true, needsKey: true},
+	OpCreateCheckout:   {capability: ucp.CapCheckout, bodyKey: "checkout", mutates: true, creates: true},
+	OpGetCheckout:      {capability: ucp.CapCheckout, hasID: true},
+	OpUpdateCheckout:   {capability: ucp.CapCheckout, bodyKey: "checkout", hasID: true, mutates: true},
+	OpCompleteCheckout: {capability: ucp.CapCheckout, bodyKey: "checkout", hasID: true, mutates: true, needsKey: true},
+	OpCancelCheckout:   {capability: ucp.CapCheckout, hasID: true, mutates: true, needsKey: true},
+	OpGetOrder:         {capability: ucp.CapOrder, hasID: true},
+}
+
+// Request is one operation, whichever binding carried it.
+type Request struct {
+	Op   Op
+	Shop string // store slug; "" for the cross-store catalog
+	ID   string
+	// Body is the operation's object (the REST body, or the MCP
+	// checkout/cart/catalog argument); nil when there is none.
+	Body json.RawMessage
+	// Agent is the platform profile URL (UCP-Agent or meta["ucp-agent"]).
+	Agent          string
+	IdempotencyKey string
+	Principal      *Principal
+	// BuyerType is "agent" for API calls, "human" for the hosted page.
+	BuyerType string
+}
+
+// Reply is an operation's outcome: a UCP payload with the REST status, or
+// a protocol error.
+type Reply struct {
+	Status int
+	Body   []byte
+	Err    *ProtocolError
+}
+
+// ProtocolError is a transport-level failure (ucp.md §7): a flat
+// {code, content} body with an HTTP status on REST, a JSON-RPC error on MCP.
+type ProtocolError struct {
+	Status      int
+	RPCCode     int
+	Code        string
+	Content     string
+	ContinueURL string
+	RetryAfter  int // seconds, for 429 and 503
+	// WWWAuthenticate is the challenge for 401 and 403.
+	WWWAuthenticate string
+}
+
+func (e *ProtocolError) Error() string { return e.Code + ": " + e.Content }
+
+// JSON-RPC codes UCP assigns (checkout-mcp.md).
+const (
+	rpcDiscovery = -32001
+	rpcAuth      = -32000
+	rpcInvalid   = -32600
+	rpcParams    = -32602
+	rpcInternal  = -32603
+)
+
+func protoErr(status, rpc int, code, content string) *Reply {
+	return &Reply{Err: &ProtocolError{Status: status, RPCCode: rpc, Code: code, Content: content}}
+}
+
+func invalidRequest(format string, a ...any) *Reply {
+	return protoErr(http.StatusBadRequest, rpcParams, "invalid_request", fmt.Sprintf(format, a...))
+}
+
+func internalError() *Reply {
+	return protoErr(http.StatusInternalServerError, rpcInternal, "internal_error", "the store failed to process the request")
+}
+
+func unavailable(content string) *Reply {
+	r := protoErr(http.StatusServiceUnavailable, rpcAuth, "unavailable", content)
+	r.Err.RetryAfter = 1
+	return r
+}
+
+// Do runs one operation. It never panics on input and never returns nil.
+func (s *Service) Do(ctx context.Context, req *Request) *Reply {
+	info, ok := ops[req.Op]
+	if !ok {
+		return protoErr(http.StatusNotFound, -32601, "unknown_operation", "unknown operation "+string(req.Op))
+	}
+	if req.Shop == "" && !info.global {
+		return protoErr(http.StatusNotFound, -32601, "unknown_operation", string(req.Op)+" needs a store")
+	}
+	if info.hasID && req.ID == "" {
+		return invalidRequest("the id argument is required")
+	}
+	if info.needsKey && req.IdempotencyKey == "" {
+		return protoErr(http.StatusBadRequest, rpcParams, "idempotency_key_required",
+			string(req.Op)+" requires an idempotency key (Idempotency-Key header or meta[\"idempotency-key\"])")
+	}
+	if req.IdempotencyKey != "" && !validIdemKey(req.IdempotencyKey) {
+		return invalidRequest("the idempotency key must be 16 to 255 visible ASCII characters")
+	}
+	var sh *shopInfo
+	if req.Shop != "" {
+		var err error
+		if sh, err = s.shop(ctx, req.Shop); errors.Is(err, store.ErrNotFound) {
+			return protoErr(http.StatusNotFound, rpcInvalid, "store_not_found", "no store "+req.Shop)
+		} else if err != nil {
+			s.log.ErrorContext(ctx, "shop: load store", "store", req.Shop, "err", err)
+			return unavailable("the store is unavailable")
+		}
+	}
+	neg, rep := s.negotiate(ctx, sh, req, info)
+	if rep != nil {
+		return rep
+	}
+	oc := &opCtx{Request: req, info: info, shop: sh, neg: neg}
+	if info.mutates && req.IdempotencyKey != "" {
+		return s.idempotent(ctx, oc)
+	}
+	return s.run(ctx, oc)
+}
+
+// opCtx is a request after negotiation.
+type opCtx struct {
+	*Request
+	info opInfo
+	shop *shopInfo
+	neg  *negotiation
+	// ownerOverride acts for a session's owner (the hosted page).
+	ownerOverride string
+}
+
+func (s *Service) run(ctx context.Context, oc *opCtx) *Reply {
+	switch oc.Op {
+	case OpSearchCatalog:
+		return s.searchCatalog(ctx, oc)
+	case OpLookupCatalog:
+		return s.lookupCatalog(ctx, oc)
+	case OpGetProduct:
+		return s.getProduct(ctx, oc)
+	case OpCreateCart, OpUpdateCart:
+		return s.putCart(ctx, oc)
+	case OpGetCart:
+		return s.getCart(ctx, oc)
+	case OpCancelCart:
+		return s.cancelCart(ctx, oc)
+	case OpCreateCheckout, OpUpdateCheckout:
+		return s.putCheckout(ctx, oc)
+	case OpGetCheckout:
+		return s.getCheckout(ctx, oc)
+	case OpCompleteCheckout:
+		return s.completeCheckout(ctx, oc)
+	case OpCancelCheckout:
+		return s.cancelCheckout(ctx, oc)
+	case OpGetOrder:
+		return s.getOrder(ctx, oc)
+	}
+	return internalError()
+}
+
+func validIdemKey(k string) bool {
+	if len(k) < 16 || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] <= ' ' || k[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// idempotent runs a mutating operation at most once per (caller, key):
+// a retry gets the stored response; the same key on another request is a
+// conflict; a duplicate that arrives while the first runs waits for it.
+// Any storage failure fails closed (503): running the operation without
+// the guarantee could charge twice.
+func (s *Service) idempotent(ctx context.Context, oc *opCtx) *Reply {
+	key := store.IdemKey{Scope: oc.owner(), Key: oc.IdempotencyKey}
+	hash := requestHash(oc.Request)
+	deadline := s.now().Add(s.cfg.IdempotencyWait)
+	wait := 2 * time.Millisecond
+	for {
+		rec, err := s.cfg.Store.ClaimIdempotency(ctx, key, hash, s.now(), s.cfg.IdempotencyLease, s.cfg.IdempotencyTTL)
+		switch {
+		case err == nil && rec == nil:
+			rep := s.run(ctx, oc)
+			if rep.Err != nil {
+				// Protocol errors are not outcomes: the request had no
+				// effect, so a retry may run it.
+				if err := s.cfg.Store.ReleaseIdempotency(context.WithoutCancel(ctx), key); err != nil {
+					s.log.ErrorContext(ctx, "shop: release idempotency key", "err", err)
+				}
+				return rep
+			}
+			if err := s.cfg.Store.FinishIdempotency(context.WithoutCancel(ctx), key, rep.Status, rep.Body); err != nil {
+				s.log.ErrorContext(ctx, "shop: store idempotent response", "err", err)
+			}
+			return rep
+		case err == nil && rec.Done:
+			if !sameHash(rec.RequestHash, hash) {
+				return idemConflict()
+			}
+			return &Reply{Status: rec.Status, Body: rec.Body}
+		case errors.Is(err, store.ErrInProgress):
+			if rec != nil && !sameHash(rec.RequestHash, hash) {
+				return idemConflict()
+			}
+			if !s.now().Before(deadline) {
+				r := protoErr(http.StatusConflict, rpcAuth, "idempotency_in_progress",
+					"a request with this idempotency key is still running; retry later")
+				r.Err.RetryAfter = 1
+				return r
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return unavailable("request canceled")
+			case <-t.C:
+			}
+			wait = min(wait*2, 50*time.Millisecond)
+		default:
+			s.log.ErrorContext(ctx, "shop: claim idempotency key", "err", err)
+			return unavailable("idempotency storage is unavailable")
+		}
+	}
+}
+
+func idemConflict() *Reply {
+	return protoErr(http.StatusConflict, rpcAuth, "idempotency_conflict",
+		"this idempotency key was used with a different request")
+}
+
+// requestHash identifies a request for idempotency: the operation, target
+// and body. The body is canonicalised (RFC 8785) so a retry that
+// re-serialises the same JSON, as the MCP binding does, still matches.
+func requestHash(r *Request) []byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", r.Op, r.Shop, r.ID)
+	if len(r.Body) > 0 {
+		if c, err := mandate.Canonicalize(r.Body); err == nil {
+			h.Write(c)
+		} else {
+			h.Write(r.Body)
+		}
+	}
+	return h.Sum(nil)
+}
+
+func sameHash(a, b []byte) bool { return string(a) == string(b) }
+
+// owner is who a session belongs to: the authenticated platform, or for
+// anonymous callers the profile they claim (sessions ids are unguessable,
+// and the profile keeps two anonymous platforms apart).
+func (oc *opCtx) owner() string {
+	if oc.ownerOverride != "" {
+		return oc.ownerOverride
+	}
+	if p := oc.Principal; p != nil && p.ClientID != "" {
+		return "client:" + p.ClientID
+	}
+	return "profile:" + oc.Agent
+}
+
+// payload marshals a UCP response body.
+func payload(status int, v any) *Reply {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return internalError()
+	}
+	return &Reply{Status: status, Body: b}
+}
+
+// errorEnvelope is the "no resource" outcome: HTTP 200 (or status) with
+// ucp.status error.
+func (oc *opCtx) errorEnvelope(status int, msgs ...ucp.Message) *Reply {
+	env := ucp.ErrorResponse{UCP: ucp.Envelope{Version: oc.neg.version, Status: ucp.StatusError}, Messages: msgs}
+	return payload(status, env)
+}
+
+func notFound(what string) ucp.Message {
+	return ucp.Message{Type: "error", Code: "not_found", Content: what + " not found", Severity: ucp.SeverityUnrecoverable}
+}

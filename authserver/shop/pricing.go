@@ -1,0 +1,277 @@
+package shop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// Limits on what one session may hold: bounded work per request and no
+// integer overflow in any total (100 lines x 10,000 units x 10^9 minor
+// units stays far below 2^63).
+const (
+	maxLines    = 100
+	maxQuantity = 10_000
+	maxCodes    = 10
+)
+
+// Settings is a store's settings document (store.Shop.Config).
+type Settings struct {
+	// Rails are the payment handler instance ids the store accepts.
+	Rails []string `json:"rails"`
+	// TaxBP is the sales-tax rate in basis points on the discounted items
+	// plus shipping; 0 means prices include tax and no tax line is shown.
+	TaxBP    int64  `json:"tax_bp,omitempty"`
+	TaxLabel string `json:"tax_label,omitempty"`
+	// RequireShipping makes a shipping destination mandatory before the
+	// checkout is ready.
+	RequireShipping bool             `json:"require_shipping,omitempty"`
+	ShipTo          []string         `json:"ship_to,omitempty"` // ISO 3166-1 alpha-2
+	Shipping        []ShippingOption `json:"shipping,omitempty"`
+	// Discounts maps upper-cased codes to rules.
+	Discounts map[string]DiscountRule `json:"discounts,omitempty"`
+}
+
+type ShippingOption struct {
+	ID          string `json:"id"`
+	Title       string `json:"title"`
+	Description string `json:"description,omitempty"`
+	Amount      int64  `json:"amount"`
+	// FreeOver waives the fee when the discounted items total reaches it.
+	FreeOver int64 `json:"free_over,omitempty"`
+}
+
+type DiscountRule struct {
+	Title     string `json:"title"`
+	PercentBP int64  `json:"percent_bp,omitempty"` // off the items subtotal
+	Amount    int64  `json:"amount,omitempty"`     // fixed, capped at what is left
+}
+
+func parseShopConfig(raw json.RawMessage) (Settings, error) {
+	var c Settings
+	if len(raw) == 0 {
+		return c, errors.New("store has no configuration")
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, fmt.Errorf("store configuration: %w", err)
+	}
+	if len(c.Rails) == 0 {
+		return c, errors.New("store configuration: no payment rails")
+	}
+	if c.TaxBP < 0 || c.TaxBP > 10_000 {
+		return c, errors.New("store configuration: tax_bp out of range")
+	}
+	for _, o := range c.Shipping {
+		if o.Amount < 0 || o.FreeOver < 0 {
+			return c, errors.New("store configuration: negative shipping amount")
+		}
+	}
+	for code, d := range c.Discounts {
+		if code != strings.ToUpper(code) || d.PercentBP < 0 || d.PercentBP > 10_000 || d.Amount < 0 {
+			return c, fmt.Errorf("store configuration: bad discount %q", code)
+		}
+	}
+	return c, nil
+}
+
+// lineInput is a requested line: only the item id and quantity are read
+// (ucp.md §10.2); the rest comes from the catalog.
+type lineInput struct {
+	ID   string `json:"id,omitempty"`
+	Item struct {
+		ID string `json:"id"`
+	} `json:"item"`
+	Quantity json.Number `json:"quantity"`
+}
+
+// priced is the result of pricing a set of lines.
+type priced struct {
+	lines    []ucp.LineItem
+	messages []ucp.Message
+	// takes are the stock reservations completion makes.
+	takes map[string]int64
+	// subtotal is the items total before discounts.
+	subtotal int64
+}
+
+// envelopeError is a refusal that creates or changes nothing.
+type envelopeError struct{ msgs []ucp.Message }
+
+func (e *envelopeError) Error() string { return e.msgs[0].Content }
+
+func refuse(code, path, format string, a ...any) *envelopeError {
+	return &envelopeError{[]ucp.Message{{Type: "error", Code: code, Path: path,
+		Content: fmt.Sprintf(format, a...), Severity: ucp.SeverityUnrecoverable}}}
+}
+
+// priceLines validates the requested lines and prices them from the
+// catalog. Unknown items, bad quantities and too many lines refuse the
+// whole request; a line short of stock is kept with an out_of_stock error.
+// prev keeps line ids stable across updates.
+func (s *Service) priceLines(ctx context.Context, sh *shopInfo, in []lineInput, prev []ucp.LineItem) (*priced, error) {
+	if len(in) == 0 {
+		return nil, refuse("invalid_request", "$.line_items", "at least one line item is required")
+	}
+	if len(in) > maxLines {
+		return nil, refuse("invalid_request", "$.line_items", "at most %d line items are allowed", maxLines)
+	}
+	ids := make([]string, 0, len(in))
+	qty := make([]int64, len(in))
+	for i, l := range in {
+		if l.Item.ID == "" {
+			return nil, refuse("invalid_request", fmt.Sprintf("$.line_items[%d].item.id", i), "line %d names no item", i)
+		}
+		q, err := strconv.ParseInt(string(l.Quantity), 10, 64)
+		if err != nil || q < 1 || q > maxQuantity {
+			return nil, refuse("invalid_quantity", fmt.Sprintf("$.line_items[%d].quantity", i),
+				"quantity must be an integer from 1 to %d", maxQuantity)
+		}
+		qty[i] = q
+		ids = append(ids, l.Item.ID)
+	}
+	variants, err := s.cfg.Store.Variants(ctx, sh.Slug, ids)
+	if err != nil {
+		return nil, err
+	}
+	prevIDs := map[string]bool{}
+	next := 0
+	for _, p := range prev {
+		prevIDs[p.ID] = true
+		if n, err := strconv.Atoi(strings.TrimPrefix(p.ID, "li_")); err == nil && n > next {
+			next = n
+		}
+	}
+	out := &priced{takes: map[string]int64{}}
+	used := map[string]bool{}
+	want := map[string]int64{}
+	for i, l := range in {
+		v, ok := variants[l.Item.ID]
+		if !ok {
+			return nil, refuse("item_unavailable", fmt.Sprintf("$.line_items[%d].item.id", i),
+				"item %q is not sold by this store", l.Item.ID)
+		}
+		id := l.ID
+		if id == "" {
+			// Lines sent without ids keep the id of the previous line
+			// selling the same item, so a full-replace update does not
+			// renumber the cart.
+			if j := slices.IndexFunc(prev, func(p ucp.LineItem) bool { return p.Item.ID == v.ID && !used[p.ID] }); j >= 0 {
+				id = prev[j].ID
+			}
+		}
+		if id == "" || !prevIDs[id] || used[id] {
+			next++
+			id = "li_" + strconv.Itoa(next)
+		}
+		used[id] = true
+		amount := v.Price * qty[i] // bounded: see maxQuantity
+		if v.Price < 0 || (v.Price != 0 && amount/v.Price != qty[i]) {
+			return nil, refuse("invalid_request", fmt.Sprintf("$.line_items[%d]", i), "line total out of range")
+		}
+		out.lines = append(out.lines, ucp.LineItem{
+			ID:       id,
+			Item:     ucp.Item{ID: v.ID, Title: v.Title, Price: v.Price, ImageURL: v.ImageURL},
+			Quantity: qty[i],
+			Totals:   []ucp.Total{{Type: ucp.TotalSubtotal, Amount: amount}, {Type: ucp.TotalTotal, Amount: amount}},
+		})
+		out.subtotal += amount
+		want[v.ID] += qty[i]
+		if v.Stock >= 0 {
+			out.takes[v.ID] += qty[i]
+		}
+	}
+	// Stock is judged per variant over all lines naming it.
+	for i, l := range out.lines {
+		v := variants[l.Item.ID]
+		if v.Stock >= 0 && want[v.ID] > v.Stock {
+			content := fmt.Sprintf("%s is out of stock", v.Title)
+			if v.Stock > 0 {
+				content = fmt.Sprintf("only %d of %s left", v.Stock, v.Title)
+			}
+			out.messages = append(out.messages, ucp.Message{Type: "error", Code: "out_of_stock",
+				Path: fmt.Sprintf("$.line_items[%d]", i), Content: content, Severity: ucp.SeverityRecoverable})
+		}
+	}
+	return out, nil
+}
+
+// applyDiscounts resolves discount codes against the items subtotal.
+// Codes are case-insensitive; unknown or repeated codes get a warning and
+// are kept in codes so the platform sees what it sent.
+func applyDiscounts(cfg Settings, codes []string, subtotal int64) (*ucp.Discounts, []ucp.Total, []ucp.Message) {
+	if len(codes) == 0 {
+		return nil, nil, nil
+	}
+	d := &ucp.Discounts{Codes: codes}
+	var totals []ucp.Total
+	var msgs []ucp.Message
+	left := subtotal
+	seen := map[string]bool{}
+	for i, raw := range codes {
+		code := strings.ToUpper(strings.TrimSpace(raw))
+		path := fmt.Sprintf("$.discounts.codes[%d]", i)
+		rule, ok := cfg.Discounts[code]
+		switch {
+		case seen[code]:
+			msgs = append(msgs, ucp.Message{Type: "warning", Code: "discount_code_already_applied", Path: path,
+				Content: fmt.Sprintf("code %q is already applied", raw)})
+			continue
+		case !ok:
+			msgs = append(msgs, ucp.Message{Type: "warning", Code: "discount_code_invalid", Path: path,
+				Content: fmt.Sprintf("code %q is not valid at this store", raw)})
+			continue
+		}
+		seen[code] = true
+		amt := rule.Amount
+		if rule.PercentBP > 0 {
+			amt = mulDivRound(subtotal, rule.PercentBP, 10_000)
+		}
+		amt = min(amt, left)
+		left -= amt
+		d.Applied = append(d.Applied, ucp.AppliedDiscount{Code: raw, Title: rule.Title, Amount: amt, Method: "across"})
+		totals = append(totals, ucp.Total{Type: ucp.TotalDiscount, DisplayText: rule.Title, Amount: -amt})
+	}
+	return d, totals, msgs
+}
+
+// mulDivRound is a*b/c rounded half up, for a, b >= 0 and c > 0, exact
+// for any int64 inputs (the product is 128-bit).
+func mulDivRound(a, b, c int64) int64 {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	lo, carry := bits.Add64(lo, uint64(c/2), 0)
+	hi += carry
+	if hi >= uint64(c) {
+		return math.MaxInt64
+	}
+	q, _ := bits.Div64(hi, lo, uint64(c))
+	if q > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(q)
+}
+
+// sumTotals appends the total entry: the sum of every other entry.
+func sumTotals(entries []ucp.Total) []ucp.Total {
+	var sum int64
+	for _, t := range entries {
+		sum += t.Amount
+	}
+	return append(entries, ucp.Total{Type: ucp.TotalTotal, Amount: sum})
+}
+
+// upperCodes normalises discount codes for comparison.
+func upperCodes(codes []string) []string {
+	out := slices.Clone(codes)
+	for i := range out {
+		out[i] = strings.ToUpper(strings.TrimSpace(out[i]))
+	}
+	return out
+}

@@ -1,0 +1,160 @@
+package shop
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
+)
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+func (s *Service) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/ucp", s.serveProfile)
+	mux.HandleFunc("GET /s/{slug}/.well-known/ucp", s.serveProfile)
+	for _, prefix := range []string{"", "/s/{slug}"} {
+		mux.Handle("POST "+prefix+"/catalog/search", s.rest(OpSearchCatalog))
+		mux.Handle("POST "+prefix+"/catalog/lookup", s.rest(OpLookupCatalog))
+		mux.Handle("POST "+prefix+"/catalog/product", s.rest(OpGetProduct))
+	}
+	mux.Handle("POST /s/{slug}/carts", s.rest(OpCreateCart))
+	mux.Handle("GET /s/{slug}/carts/{id}", s.rest(OpGetCart))
+	mux.Handle("PUT /s/{slug}/carts/{id}", s.rest(OpUpdateCart))
+	mux.Handle("POST /s/{slug}/carts/{id}/cancel", s.rest(OpCancelCart))
+	mux.Handle("POST /s/{slug}/checkout-sessions", s.rest(OpCreateCheckout))
+	mux.Handle("GET /s/{slug}/checkout-sessions/{id}", s.rest(OpGetCheckout))
+	mux.Handle("PUT /s/{slug}/checkout-sessions/{id}", s.rest(OpUpdateCheckout))
+	mux.Handle("POST /s/{slug}/checkout-sessions/{id}/complete", s.rest(OpCompleteCheckout))
+	mux.Handle("POST /s/{slug}/checkout-sessions/{id}/cancel", s.rest(OpCancelCheckout))
+	mux.Handle("GET /s/{slug}/orders/{id}", s.rest(OpGetOrder))
+	mux.HandleFunc("GET /s/{slug}/checkout-sessions/{id}/continue", s.serveContinue)
+	mux.HandleFunc("POST /s/{slug}/checkout-sessions/{id}/continue", s.serveContinue)
+	mux.HandleFunc("GET /s/{slug}/policies/{doc}", s.servePolicy)
+	mux.Handle("/s/{slug}/mcp", s.mcpHandler(false))
+	mux.Handle("/mcp", s.mcpHandler(true))
+	return s.signResponses(mux)
+}
+
+// serveProfile serves a business profile: public, cacheable, no
+// per-session data (ucp.md §1.1).
+func (s *Service) serveProfile(w http.ResponseWriter, r *http.Request) {
+	var sh *shopInfo
+	if slug := r.PathValue("slug"); slug != "" {
+		var err error
+		if sh, err = s.shop(r.Context(), slug); isNotFound(err) {
+			writeProtocolError(w, &ProtocolError{Status: http.StatusNotFound, Code: "store_not_found", Content: "no store " + slug})
+			return
+		} else if err != nil {
+			writeProtocolError(w, unavailable("the store is unavailable").Err)
+			return
+		}
+	}
+	bp, err := s.businessProfile(r.Context(), sh)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "shop: profile", "err", err)
+		writeProtocolError(w, unavailable("the store is unavailable").Err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(bp.body)
+}
+
+// rest adapts one operation to REST.
+func (s *Service) rest(op Op) http.Handler {
+	info := ops[op]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rid := r.Header.Get("Request-Id"); rid != "" && len(rid) <= 200 {
+			w.Header().Set("Request-Id", rid)
+		}
+		var body []byte
+		if r.Method == http.MethodPost || r.Method == http.MethodPut {
+			var err error
+			body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeProtocolError(w, &ProtocolError{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
+					Content: "the request body is larger than " + strconv.FormatInt(s.cfg.MaxBody, 10) + " bytes"})
+				return
+			} else if err != nil {
+				return
+			}
+			if len(bytes.TrimSpace(body)) == 0 {
+				body = nil
+			} else if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+				writeProtocolError(w, &ProtocolError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+					Content: "send application/json"})
+				return
+			}
+		}
+		if info.bodyKey == "" {
+			body = nil // e.g. cancel: the spec sends an empty body
+		}
+		req := &Request{Op: op, Shop: r.PathValue("slug"), ID: r.PathValue("id"), Body: body,
+			IdempotencyKey: r.Header.Get("Idempotency-Key"), BuyerType: "agent"}
+		if h := r.Header.Get("UCP-Agent"); h != "" {
+			profile, _, err := discovery.ParseUCPAgent(h)
+			if err != nil {
+				writeProtocolError(w, &ProtocolError{Status: http.StatusBadRequest, Code: discovery.CodeInvalidProfileURL,
+					Content: "UCP-Agent must be a structured-field dictionary with a profile string"})
+				return
+			}
+			req.Agent = profile
+		}
+		p, perr := s.authenticate(r)
+		if perr != nil {
+			writeProtocolError(w, perr)
+			return
+		}
+		req.Principal = p
+		rep := s.Do(r.Context(), req)
+		if rep.Err != nil {
+			writeProtocolError(w, rep.Err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rep.Status)
+		w.Write(rep.Body)
+	})
+}
+
+func (s *Service) authenticate(r *http.Request) (*Principal, *ProtocolError) {
+	if s.cfg.Authenticate == nil {
+		return nil, nil
+	}
+	p, err := s.cfg.Authenticate(r)
+	if err == nil {
+		return p, nil
+	}
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		return nil, pe
+	}
+	return nil, &ProtocolError{Status: http.StatusUnauthorized, RPCCode: rpcAuth, Code: "unauthorized",
+		Content: "the credentials are not valid", WWWAuthenticate: `Bearer error="invalid_token"`}
+}
+
+// writeProtocolError writes the flat {code, content} body (ucp.md §7).
+func writeProtocolError(w http.ResponseWriter, e *ProtocolError) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	if e.WWWAuthenticate != "" {
+		h.Set("WWW-Authenticate", e.WWWAuthenticate)
+	}
+	w.WriteHeader(e.Status)
+	json.NewEncoder(w).Encode(struct {
+		Code        string `json:"code"`
+		Content     string `json:"content"`
+		ContinueURL string `json:"continue_url,omitempty"`
+	}{e.Code, e.Content, e.ContinueURL})
+}

@@ -1,0 +1,242 @@
+package shop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/mandate"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// FileKeys keeps each store's signing key in Dir/<slug>.jwk (mode 0600),
+// generated on first use.
+type FileKeys struct {
+	Dir string
+
+	mu   sync.Mutex
+	keys map[string]*mandate.SigningKey
+}
+
+var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$`)
+
+// ShopKey implements KeySource.
+func (f *FileKeys) ShopKey(_ context.Context, slug string) (*mandate.SigningKey, error) {
+	if !slugRE.MatchString(slug) {
+		return nil, fmt.Errorf("shop: bad store slug %q", slug)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k := f.keys[slug]; k != nil {
+		return k, nil
+	}
+	path := filepath.Join(f.Dir, slug+".jwk")
+	k, err := mandate.LoadSigningKey(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if k, err = mandate.GenerateSigningKey(); err == nil {
+			if err = os.MkdirAll(f.Dir, 0o700); err == nil {
+				err = mandate.SaveSigningKey(path, k)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("shop: key for %s: %w", slug, err)
+	}
+	if f.keys == nil {
+		f.keys = map[string]*mandate.SigningKey{}
+	}
+	f.keys[slug] = k
+	return k, nil
+}
+
+// MemoryKeys generates a key per store on first use and keeps it in
+// memory (tests, throwaway servers).
+type MemoryKeys struct {
+	mu   sync.Mutex
+	keys map[string]*mandate.SigningKey
+}
+
+// ShopKey implements KeySource.
+func (m *MemoryKeys) ShopKey(_ context.Context, slug string) (*mandate.SigningKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if k := m.keys[slug]; k != nil {
+		return k, nil
+	}
+	k, err := mandate.GenerateSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	if m.keys == nil {
+		m.keys = map[string]*mandate.SigningKey{}
+	}
+	m.keys[slug] = k
+	return k, nil
+}
+
+// SeedShop is one store of the seed.
+type SeedShop struct {
+	Slug, Name, Currency string
+	Config               Settings
+	Products             []SeedProduct
+}
+
+// SeedProduct is a product with its variants; Stock < 0 is untracked.
+type SeedProduct struct {
+	ID, Title, Description string
+	Categories             []string
+	Tags                   []string
+	Options                []ucp.ProductOption
+	Variants               []SeedVariant
+}
+
+// SeedVariant is a purchasable unit.
+type SeedVariant struct {
+	ID, Title, SKU string
+	Price          int64
+	Stock          int64
+	Options        []ucp.SelectedOption
+}
+
+func opt(name, label string) ucp.SelectedOption { return ucp.SelectedOption{Name: name, Label: label} }
+
+// DemoShops is the deterministic seed used by `ucpbridge dev` and the
+// tests: three stores in three currencies (USD and EUR in cents, JPY in
+// yen), variants, tracked and untracked stock, and an out-of-stock item.
+func DemoShops() []SeedShop {
+	return []SeedShop{
+		{Slug: "energy-sport", Name: "Energy Sport", Currency: "USD", Config: Settings{
+			Rails: []string{HandlerCardID, HandlerCryptoID}, TaxBP: 825, TaxLabel: "Sales tax",
+			RequireShipping: true, ShipTo: []string{"US", "CA"},
+			Shipping: []ShippingOption{
+				{ID: "standard", Title: "Standard (3-5 business days)", Amount: 599, FreeOver: 7500},
+				{ID: "express", Title: "Express (1-2 business days)", Amount: 1999},
+			},
+			Discounts: map[string]DiscountRule{"RUN10": {Title: "10% off running gear", PercentBP: 1000}, "WELCOME5": {Title: "$5 welcome credit", Amount: 500}},
+		}, Products: []SeedProduct{
+			{ID: "trail-runner-x", Title: "Trail Runner X", Description: "Grippy, cushioned trail running shoe with a rock plate.",
+				Categories: []string{"Running > Shoes"}, Tags: []string{"shoes", "trail", "running"},
+				Options: []ucp.ProductOption{{Name: "Color", Values: []ucp.OptionValue{{Label: "Black"}, {Label: "Blue"}}}, {Name: "Size", Values: []ucp.OptionValue{{Label: "9"}, {Label: "10"}, {Label: "11"}}}},
+				Variants: []SeedVariant{
+					{ID: "trx-blk-9", Title: "Trail Runner X - Black / 9", SKU: "ES-TRX-BLK-9", Price: 12900, Stock: 25, Options: []ucp.SelectedOption{opt("Color", "Black"), opt("Size", "9")}},
+					{ID: "trx-blk-10", Title: "Trail Runner X - Black / 10", SKU: "ES-TRX-BLK-10", Price: 12900, Stock: 0, Options: []ucp.SelectedOption{opt("Color", "Black"), opt("Size", "10")}},
+					{ID: "trx-blu-10", Title: "Trail Runner X - Blue / 10", SKU: "ES-TRX-BLU-10", Price: 12900, Stock: 8, Options: []ucp.SelectedOption{opt("Color", "Blue"), opt("Size", "10")}},
+					{ID: "trx-blu-11", Title: "Trail Runner X - Blue / 11", SKU: "ES-TRX-BLU-11", Price: 13400, Stock: 3, Options: []ucp.SelectedOption{opt("Color", "Blue"), opt("Size", "11")}},
+				}},
+			{ID: "road-racer-2", Title: "Road Racer 2", Description: "Light carbon-plated road racing shoe.",
+				Categories: []string{"Running > Shoes"}, Tags: []string{"shoes", "road", "racing", "running"},
+				Options: []ucp.ProductOption{{Name: "Size", Values: []ucp.OptionValue{{Label: "9"}, {Label: "10"}}}},
+				Variants: []SeedVariant{
+					{ID: "rr2-9", Title: "Road Racer 2 - 9", SKU: "ES-RR2-9", Price: 15900, Stock: 10, Options: []ucp.SelectedOption{opt("Size", "9")}},
+					{ID: "rr2-10", Title: "Road Racer 2 - 10", SKU: "ES-RR2-10", Price: 15900, Stock: 12, Options: []ucp.SelectedOption{opt("Size", "10")}},
+				}},
+			{ID: "merino-socks", Title: "Merino Running Socks", Description: "Cushioned merino wool running socks, pair.",
+				Categories: []string{"Running > Apparel"}, Tags: []string{"socks", "running"},
+				Variants: []SeedVariant{{ID: "merino-socks-m", Title: "Merino Running Socks - M", SKU: "ES-SOCK-M", Price: 1800, Stock: -1}}},
+			{ID: "hydration-vest", Title: "Hydration Vest 5L", Description: "Trail vest with two 500 ml soft flasks.",
+				Categories: []string{"Running > Accessories"}, Tags: []string{"vest", "trail", "hydration"},
+				Variants: []SeedVariant{{ID: "hydration-vest-5l", Title: "Hydration Vest 5L", SKU: "ES-VEST-5", Price: 8900, Stock: 5}}},
+			{ID: "energy-gels", Title: "Energy Gels (12 pack)", Description: "Caffeine-free citrus energy gels.",
+				Categories: []string{"Nutrition"}, Tags: []string{"gel", "nutrition"},
+				Variants: []SeedVariant{{ID: "energy-gels-12", Title: "Energy Gels (12 pack)", SKU: "ES-GEL-12", Price: 3000, Stock: -1}}},
+		}},
+		{Slug: "flower-shop", Name: "Flower Shop", Currency: "EUR", Config: Settings{
+			Rails: []string{HandlerCardID}, ShipTo: []string{"FR", "DE", "NL", "BE"},
+			Shipping:  []ShippingOption{{ID: "courier", Title: "Same-day courier", Amount: 690, FreeOver: 6000}},
+			Discounts: map[string]DiscountRule{"SPRING15": {Title: "Spring 15%", PercentBP: 1500}},
+		}, Products: []SeedProduct{
+			{ID: "bouquet_roses", Title: "Bouquet of Red Roses", Description: "Twelve long-stem red roses.", Categories: []string{"Flowers > Bouquets"}, Tags: []string{"roses", "bouquet"},
+				Variants: []SeedVariant{{ID: "bouquet_roses", Title: "Bouquet of Red Roses", SKU: "FS-ROSES-12", Price: 3500, Stock: 40}}},
+			{ID: "gardenias", Title: "Potted Gardenias", Description: "Fragrant gardenia in a ceramic pot.", Categories: []string{"Flowers > Plants"}, Tags: []string{"gardenia", "plant"},
+				Variants: []SeedVariant{{ID: "gardenias", Title: "Potted Gardenias", SKU: "FS-GARD", Price: 2800, Stock: 0}}},
+			{ID: "tulip_bunch", Title: "Tulip Bunch", Description: "Ten mixed tulips.", Categories: []string{"Flowers > Bouquets"}, Tags: []string{"tulips", "bouquet"},
+				Variants: []SeedVariant{{ID: "tulip_bunch", Title: "Tulip Bunch", SKU: "FS-TULIP-10", Price: 1900, Stock: 60}}},
+			{ID: "orchid_pot", Title: "White Orchid", Description: "Phalaenopsis orchid, two stems.", Categories: []string{"Flowers > Plants"}, Tags: []string{"orchid", "plant"},
+				Variants: []SeedVariant{{ID: "orchid_pot", Title: "White Orchid", SKU: "FS-ORCH", Price: 4500, Stock: 7}}},
+			{ID: "sunflowers", Title: "Sunflowers", Description: "Five sunflowers.", Categories: []string{"Flowers > Bouquets"}, Tags: []string{"sunflowers", "bouquet"},
+				Variants: []SeedVariant{{ID: "sunflowers", Title: "Sunflowers", SKU: "FS-SUN-5", Price: 2200, Stock: -1}}},
+		}},
+		{Slug: "kyoto-tea", Name: "Kyoto Tea House", Currency: "JPY", Config: Settings{
+			Rails: []string{HandlerCardID}, ShipTo: []string{"JP"},
+			Shipping: []ShippingOption{{ID: "yamato", Title: "Yamato Transport", Amount: 800, FreeOver: 5000}},
+		}, Products: []SeedProduct{
+			{ID: "matcha-uji", Title: "Uji Matcha 40g", Description: "Ceremonial grade matcha from Uji.", Categories: []string{"Tea"}, Tags: []string{"matcha", "tea"},
+				Variants: []SeedVariant{{ID: "matcha-uji-40", Title: "Uji Matcha 40g", SKU: "KT-MATCHA-40", Price: 3240, Stock: 30}}},
+			{ID: "sencha", Title: "Sencha 100g", Description: "First-flush sencha.", Categories: []string{"Tea"}, Tags: []string{"sencha", "tea"},
+				Variants: []SeedVariant{{ID: "sencha-100", Title: "Sencha 100g", SKU: "KT-SENCHA-100", Price: 1620, Stock: -1}}},
+			{ID: "chawan", Title: "Raku Tea Bowl", Description: "Hand-made raku chawan.", Categories: []string{"Teaware"}, Tags: []string{"bowl", "teaware"},
+				Variants: []SeedVariant{{ID: "chawan-raku", Title: "Raku Tea Bowl", SKU: "KT-CHAWAN", Price: 5400, Stock: 4}}},
+		}},
+	}
+}
+
+// Seed writes shops into st. Stores that already exist are left alone,
+// so a restarted dev server keeps its stock and orders.
+func Seed(ctx context.Context, st store.Commerce, shops []SeedShop, now time.Time) error {
+	for _, sh := range shops {
+		if _, err := st.Shop(ctx, sh.Slug); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := PutSeedShop(ctx, st, sh, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutSeedShop writes one shop and its products, replacing what is there.
+func PutSeedShop(ctx context.Context, st store.Commerce, sh SeedShop, now time.Time) error {
+	if !slugRE.MatchString(sh.Slug) {
+		return fmt.Errorf("shop: bad slug %q", sh.Slug)
+	}
+	cfg, err := json.Marshal(sh.Config)
+	if err != nil {
+		return err
+	}
+	if _, err := parseShopConfig(cfg); err != nil {
+		return err
+	}
+	if err := st.PutShop(ctx, &store.Shop{Slug: sh.Slug, Name: sh.Name, Currency: sh.Currency, Config: cfg, CreatedAt: now}); err != nil {
+		return err
+	}
+	for _, p := range sh.Products {
+		doc := ucp.Product{ID: p.ID, Title: p.Title, Description: ucp.Description{Plain: p.Description}, Tags: p.Tags, Options: p.Options}
+		for _, c := range p.Categories {
+			doc.Categories = append(doc.Categories, ucp.Category{Value: c, Taxonomy: "merchant"})
+		}
+		text := []string{p.Title, p.Description, strings.Join(p.Tags, " "), strings.Join(p.Categories, " ")}
+		var rows []*store.Variant
+		lo, hi := int64(-1), int64(0)
+		for _, v := range p.Variants {
+			doc.Variants = append(doc.Variants, ucp.Variant{ID: v.ID, SKU: v.SKU, Title: v.Title,
+				Description: ucp.Description{Plain: p.Description}, Price: ucp.Price{Amount: v.Price, Currency: sh.Currency}, Options: v.Options})
+			rows = append(rows, &store.Variant{ShopSlug: sh.Slug, ID: v.ID, ProductID: p.ID, Title: v.Title, Price: v.Price, Stock: v.Stock})
+			text = append(text, v.Title, v.SKU)
+			if lo < 0 || v.Price < lo {
+				lo = v.Price
+			}
+			hi = max(hi, v.Price)
+		}
+		doc.PriceRange = ucp.PriceRange{Min: ucp.Price{Amount: lo, Currency: sh.Currency}, Max: ucp.Price{Amount: hi, Currency: sh.Currency}}
+		b, err := json.Marshal(doc)
+		if err != nil {
+			return err
+		}
+		row := &store.Product{ShopSlug: sh.Slug, ID: p.ID, Title: p.Title, Text: strings.ToLower(strings.Join(text, " ")),
+			MinPrice: lo, MaxPrice: hi, Currency: sh.Currency, Categories: p.Categories, Doc: b, UpdatedAt: now}
+		if err := st.PutProduct(ctx, row, rows); err != nil {
+			return fmt.Errorf("seed %s/%s: %w", sh.Slug, p.ID, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+// Package shop serves the platform's reference UCP 2026-04-08 stores: per
+// store a business profile, catalog, carts, checkout sessions and orders,
+// over REST and MCP (streamable HTTP), plus a catalog across every store.
+//
+// Both bindings run the same operations (Service.Do) and return the same
+// bytes: a REST body is the MCP result's structuredContent. Each request
+// negotiates capabilities against the platform profile its UCP-Agent names,
+// state-changing calls are idempotent on their key, every checkout carries
+// an ap2.merchant_authorization, and responses are signed (RFC 9421) when
+// the platform asks.
+package shop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/mandate"
+	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// Config configures a Service. BaseURL, Store and Keys are required; every
+// other zero value means the default.
+type Config struct {
+	// BaseURL is the API host (the OAuth issuer), without a trailing
+	// slash. Store endpoints are BaseURL + "/s/" + slug.
+	BaseURL string
+	Store   store.Commerce
+	// Keys holds each store's ES256 signing key.
+	Keys KeySource
+	// Profiles fetches platform profiles; nil means a discovery.Fetcher
+	// with the default rules (AllowInsecureLoopback when Dev).
+	Profiles ProfileFetcher
+	// Authenticate identifies the caller from its credentials: (nil, nil)
+	// for an anonymous request, an error for bad credentials. nil treats
+	// every request as anonymous.
+	Authenticate func(r *http.Request) (*Principal, error)
+	// Dev accepts plain-http loopback profile URLs and, when a platform
+	// profile cannot be fetched, serves the store's own capabilities
+	// instead of failing (local harnesses use such URLs). Off in serve.
+	Dev bool
+	// AcceptVersions are platform protocol versions served as the current
+	// one; default {"2026-08-25"}, the Artos SDK's.
+	AcceptVersions []string
+	// MandateVerifier checks ap2.checkout_mandate on complete when AP2 is
+	// negotiated; nil means compact ES256 and AP2 SD-JWT mandates signed
+	// by keys the platform profile publishes.
+	MandateVerifier MandateVerifier
+
+	IdempotencyTTL   time.Duration // default 48 h (the spec asks >= 24 h)
+	IdempotencyLease time.Duration // a claim's lifetime while running; default 30 s
+	IdempotencyWait  time.Duration // how long a duplicate waits for the first; default 10 s
+	CheckoutTTL      time.Duration // default 6 h
+	MaxBody          int64         // request body limit; default 1 MiB
+
+	Logger *slog.Logger // nil: discard
+	Now    func() time.Time
+}
+
+// KeySource returns a store's signing key.
+type KeySource interface {
+	ShopKey(ctx context.Context, slug string) (*mandate.SigningKey, error)
+}
+
+// ProfileFetcher fetches and caches UCP profiles.
+type ProfileFetcher interface {
+	Fetch(ctx context.Context, url string) (*ucp.Profile, error)
+}
+
+// MandateVerifier checks a checkout mandate for one completion. agent is
+// the platform profile (its keys verify the mandate), live the checkout as
+// the store returns it now.
+type MandateVerifier interface {
+	VerifyMandate(ctx context.Context, token string, in MandateInput) (*mandate.CheckoutAuthorization, error)
+}
+
+// MandateInput is what a mandate is checked against.
+type MandateInput struct {
+	Shop         string
+	Live         []byte
+	Agent        *ucp.Profile
+	MerchantKeys mandate.KeyResolver
+	HandlerID    string
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	ClientID string // the platform (API key or OAuth client)
+	BuyerID  string // set when a buyer token was presented
+	Scopes   []string
+}
+
+// Service serves the stores.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	handler http.Handler
+
+	mu       sync.Mutex
+	profiles map[string]*businessProfile // by slug; "" is the platform apex
+}
+
+// New validates cfg and builds the service.
+func New(cfg Config) (*Service, error) {
+	if cfg.BaseURL == "" || strings.HasSuffix(cfg.BaseURL, "/") {
+		return nil, errors.New("shop: BaseURL is required, without a trailing slash")
+	}
+	if cfg.Store == nil || cfg.Keys == nil {
+		return nil, errors.New("shop: Store and Keys are required")
+	}
+	if cfg.Profiles == nil {
+		cfg.Profiles = &discovery.Fetcher{AllowInsecureLoopback: cfg.Dev}
+	}
+	if cfg.AcceptVersions == nil {
+		cfg.AcceptVersions = []string{"2026-08-25"}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.IdempotencyTTL, 48*time.Hour)
+	def(&cfg.IdempotencyLease, 30*time.Second)
+	def(&cfg.IdempotencyWait, 10*time.Second)
+	def(&cfg.CheckoutTTL, 6*time.Hour)
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, now: cfg.Now, profiles: map[string]*businessProfile{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if cfg.MandateVerifier == nil {
+		s.cfg.MandateVerifier = &ProfileMandateVerifier{Replay: mandate.NewMemoryReplayCache(100_000, s.now), Now: s.now}
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler serves every store path: /s/{slug}/…, /mcp, /catalog/… and
+// /.well-known/ucp. Mount it next to the OAuth server.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// shopInfo is a store with its parsed settings.
+type shopInfo struct {
+	*store.Shop
+	cfg Settings
+}
+
+func (s *Service) shop(ctx context.Context, slug string) (*shopInfo, error) {
+	sh, err := s.cfg.Store.Shop(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := parseShopConfig(sh.Config)
+	if err != nil {
+		return nil, fmt.Errorf("shop %s: %w", slug, err)
+	}
+	return &shopInfo{Shop: sh, cfg: cfg}, nil
+}
+
+func (s *Service) storeURL(slug string) string { return s.cfg.BaseURL + "/s/" + slug }
