@@ -7,12 +7,15 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,7 +60,7 @@ func NewSigningKey(priv *ecdsa.PrivateKey, kid string) (*SigningKey, error) {
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{
 		Algorithm: jose.ES256,
-		Key:       jose.JSONWebKey{Key: priv, KeyID: kid},
+		Key:       deterministicSigner{priv: priv, kid: kid},
 	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("mandate: signer: %w", err)
@@ -352,3 +355,44 @@ func (s *KeySet) JWKS() jose.JSONWebKeySet {
 
 // Len reports how many usable keys the set holds.
 func (s *KeySet) Len() int { return len(s.keys) }
+
+// deterministicSigner signs ES256 with RFC 6979 nonces (crypto/ecdsa with
+// a nil random source) behind go-jose's OpaqueSigner seam: the same
+// payload always gets the same signature, so a checkout served twice, or
+// over REST and over MCP, is byte-identical. Security is unchanged: the
+// nonce is derived from the key and the message, never reused across
+// messages.
+type deterministicSigner struct {
+	priv *ecdsa.PrivateKey
+	kid  string
+}
+
+var _ jose.OpaqueSigner = deterministicSigner{}
+
+func (d deterministicSigner) Public() *jose.JSONWebKey {
+	return &jose.JSONWebKey{Key: &d.priv.PublicKey, KeyID: d.kid, Algorithm: string(jose.ES256), Use: "sig"}
+}
+
+func (d deterministicSigner) Algs() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{jose.ES256}
+}
+
+func (d deterministicSigner) SignPayload(payload []byte, alg jose.SignatureAlgorithm) ([]byte, error) {
+	if alg != jose.ES256 {
+		return nil, fmt.Errorf("mandate: unsupported algorithm %s", alg)
+	}
+	digest := sha256.Sum256(payload)
+	der, err := d.priv.Sign(nil, digest[:], crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	var rs struct{ R, S *big.Int }
+	if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) != 0 {
+		return nil, errors.New("mandate: malformed ECDSA signature")
+	}
+	// JWS wants the fixed-width r||s form (RFC 7518 §3.4), not DER.
+	out := make([]byte, 64)
+	rs.R.FillBytes(out[:32])
+	rs.S.FillBytes(out[32:])
+	return out, nil
+}

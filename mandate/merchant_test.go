@@ -213,3 +213,40 @@ func noKidSigned(t *testing.T, f *fixture) string {
 	det, _ := obj.DetachedCompactSerialize()
 	return det
 }
+
+// TestSignaturesAreDeterministic: RFC 6979 signing makes a checkout served
+// twice (or over REST and MCP) byte-identical, and a different checkout
+// gets a different signature that still verifies.
+func TestSignaturesAreDeterministic(t *testing.T) {
+	k, err := mandate.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := []byte(`{"id":"chk_1","totals":[{"type":"total","amount":100}]}`)
+	b := []byte(`{"id":"chk_1","totals":[{"type":"total","amount":101}]}`)
+	s1, err := mandate.SignMerchantAuthorization(a, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := mandate.SignMerchantAuthorization(a, k)
+	s3, _ := mandate.SignMerchantAuthorization(b, k)
+	if s1 != s2 {
+		t.Fatalf("same payload, different signatures:\n%s\n%s", s1, s2)
+	}
+	if s1 == s3 {
+		t.Fatal("different payloads, same signature")
+	}
+	keys := mandate.NewKeySet(k.PublicJWK())
+	for _, c := range []struct {
+		body []byte
+		sig  string
+	}{{a, s1}, {b, s3}} {
+		var m map[string]any
+		json.Unmarshal(c.body, &m)
+		m["ap2"] = map[string]string{"merchant_authorization": c.sig}
+		signed, _ := json.Marshal(m)
+		if err := mandate.VerifyMerchantAuthorization(context.Background(), signed, keys); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
