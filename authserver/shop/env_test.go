@@ -1,0 +1,295 @@
+package shop_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/authserver/shop"
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
+	"github.com/ucpbridge/ucpbridge/mandate"
+	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// agentServer publishes a platform profile the test can change.
+type agentServer struct {
+	srv *httptest.Server
+	key *mandate.SigningKey
+
+	mu      sync.Mutex
+	version string
+	caps    []string
+	status  int    // non-zero: answer with this status
+	raw     string // non-empty: serve this body
+	hits    int
+}
+
+func (a *agentServer) URL() string { return a.srv.URL + "/.well-known/ucp" }
+
+func (a *agentServer) set(f func(a *agentServer)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f(a)
+}
+
+func newAgentServer(t *testing.T) *agentServer {
+	key, err := mandate.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &agentServer{key: key, version: ucp.Version, caps: []string{ucp.CapCheckout, ucp.CapCart, ucp.CapOrder,
+		ucp.CapCatalogSearch, ucp.CapCatalogLookup, ucp.CapFulfillment, ucp.CapDiscount}}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.hits++
+		if a.status != 0 {
+			w.WriteHeader(a.status)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if a.raw != "" {
+			io.WriteString(w, a.raw)
+			return
+		}
+		caps := map[string][]ucp.Capability{}
+		for _, c := range a.caps {
+			cp := ucp.Capability{Entity: ucp.Entity{Version: ucp.Version, Spec: "https://ucp.dev/spec", Schema: "https://ucp.dev/schema.json"}}
+			switch c {
+			case ucp.CapFulfillment, ucp.CapAP2Mandate:
+				cp.Extends = ucp.Extends{ucp.CapCheckout}
+			case ucp.CapDiscount:
+				cp.Extends = ucp.Extends{ucp.CapCheckout, ucp.CapCart}
+			}
+			caps[c] = []ucp.Capability{cp}
+		}
+		jwk, _ := json.Marshal(a.key.PublicJWK())
+		json.NewEncoder(w).Encode(&ucp.Profile{UCP: ucp.ProfileUCP{Version: a.version,
+			Services: map[string][]ucp.Service{ucp.ServiceShopping: {{Entity: ucp.Entity{Version: ucp.Version, Spec: "https://ucp.dev/spec", Schema: "https://ucp.dev/mcp.json"}, Transport: "mcp"}}},
+			Capabilities: caps, PaymentHandlers: map[string][]ucp.PaymentHandler{}}, SigningKeys: []json.RawMessage{jwk}})
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+type envOptions struct {
+	store store.Commerce // default: a fresh SQLite store
+	dev   bool
+	cfg   func(*shop.Config)
+}
+
+type env struct {
+	t     *testing.T
+	svc   *shop.Service
+	srv   *httptest.Server
+	store store.Commerce
+	agent *agentServer
+	keys  *shop.MemoryKeys
+}
+
+// testAuth authenticates by test headers: X-Test-Client names the
+// platform, X-Test-Buyer and X-Test-Scopes a buyer token; X-Test-Client:
+// bad is a bad credential.
+func testAuth(r *http.Request) (*shop.Principal, error) {
+	c := r.Header.Get("X-Test-Client")
+	switch c {
+	case "":
+		return nil, nil
+	case "bad":
+		return nil, &shop.ProtocolError{Status: 401, RPCCode: -32000, Code: "invalid_token", Content: "bad", WWWAuthenticate: `Bearer error="invalid_token"`}
+	}
+	return &shop.Principal{ClientID: c, BuyerID: r.Header.Get("X-Test-Buyer"), Scopes: strings.Fields(r.Header.Get("X-Test-Scopes"))}, nil
+}
+
+func newEnv(t *testing.T, o *envOptions) *env {
+	t.Helper()
+	if o == nil {
+		o = &envOptions{}
+	}
+	st := o.store
+	if st == nil {
+		st = sqlstoretest.SQLite(t)
+	}
+	if err := shop.Seed(context.Background(), st, shop.DemoShops(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, store: st, agent: newAgentServer(t), keys: &shop.MemoryKeys{}}
+	e.srv = httptest.NewUnstartedServer(nil)
+	cfg := shop.Config{
+		BaseURL:      "http://" + e.srv.Listener.Addr().String(),
+		Store:        st,
+		Keys:         e.keys,
+		Profiles:     &discovery.Fetcher{AllowInsecureLoopback: true},
+		Authenticate: testAuth,
+		Dev:          o.dev,
+	}
+	if o.cfg != nil {
+		o.cfg(&cfg)
+	}
+	svc, err := shop.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = svc
+	e.srv.Config.Handler = svc.Handler()
+	e.srv.Start()
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func uuid() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// req is one REST call. hdr pairs override the defaults (UCP-Agent for
+// the env's platform, X-Test-Client platform-a, a fresh Idempotency-Key on
+// POST and PUT); an empty value removes the header.
+func (e *env) req(method, path string, body any, hdr ...string) (*http.Response, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	r, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r.Header.Set("UCP-Agent", `profile="`+e.agent.URL()+`"`)
+	r.Header.Set("X-Test-Client", "platform-a")
+	r.Header.Set("Request-Id", uuid())
+	if rd != nil {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if method == http.MethodPost || method == http.MethodPut {
+		r.Header.Set("Idempotency-Key", uuid())
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			r.Header.Del(hdr[i])
+		} else {
+			r.Header.Set(hdr[i], hdr[i+1])
+		}
+	}
+	res, err := e.srv.Client().Do(r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res, b
+}
+
+// checkout decodes a checkout body, failing the test on a non-checkout.
+func decode[T any](t *testing.T, b []byte) *T {
+	t.Helper()
+	v := new(T)
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("decode %T: %v\n%s", v, err, b)
+	}
+	return v
+}
+
+func wantStatus(t *testing.T, res *http.Response, body []byte, want int) {
+	t.Helper()
+	if res.StatusCode != want {
+		t.Fatalf("status %d, want %d: %s", res.StatusCode, want, body)
+	}
+}
+
+// line is a request line item.
+func line(id string, qty int) map[string]any {
+	return map[string]any{"item": map[string]any{"id": id}, "quantity": qty}
+}
+
+func lines(l ...map[string]any) map[string]any { return map[string]any{"line_items": l} }
+
+// createCheckout creates a checkout in slug and returns it.
+func (e *env) createCheckout(slug string, body any, hdr ...string) *ucp.Checkout {
+	e.t.Helper()
+	res, b := e.req("POST", "/s/"+slug+"/checkout-sessions", body, hdr...)
+	wantStatus(e.t, res, b, http.StatusCreated)
+	return decode[ucp.Checkout](e.t, b)
+}
+
+// frShipping is a French destination for the flower shop.
+var frShipping = map[string]any{"methods": []any{map[string]any{"type": "shipping", "destinations": []any{map[string]any{
+	"street_address": "1 rue de Rivoli", "address_locality": "Paris", "postal_code": "75001", "address_country": "FR"}}}}}
+
+var usShipping = map[string]any{"methods": []any{map[string]any{"type": "shipping", "destinations": []any{map[string]any{
+	"street_address": "1 Main St", "address_locality": "Boulder", "address_region": "CO", "postal_code": "80301", "address_country": "US"}}}}}
+
+func cardPayment(token string) map[string]any {
+	return map[string]any{"payment": map[string]any{"instruments": []any{map[string]any{
+		"handler_id": shop.HandlerCardID, "type": "card", "selected": true,
+		"credential": map[string]any{"type": "token", "token": token}}}}}
+}
+
+// messageCodes lists the codes of messages.
+func messageCodes(msgs []ucp.Message) []string {
+	var out []string
+	for _, m := range msgs {
+		out = append(out, m.Code)
+	}
+	return out
+}
+
+// checkTotals asserts the UCP totals invariants.
+func checkTotals(t *testing.T, totals []ucp.Total) {
+	t.Helper()
+	var sub, tot, sum int64
+	nsub, ntot := 0, 0
+	for _, x := range totals {
+		switch x.Type {
+		case ucp.TotalSubtotal:
+			nsub++
+			sub = x.Amount
+		case ucp.TotalTotal:
+			ntot++
+			tot = x.Amount
+			continue
+		case ucp.TotalDiscount, ucp.TotalItemsDiscount:
+			if x.Amount > 0 {
+				t.Fatalf("positive discount %+v", x)
+			}
+		default:
+			if x.Amount < 0 {
+				t.Fatalf("negative %s %+v", x.Type, x)
+			}
+		}
+		sum += x.Amount
+	}
+	if nsub != 1 || ntot != 1 {
+		t.Fatalf("want exactly one subtotal and one total: %+v", totals)
+	}
+	if sum != tot || tot < 0 || sub < 0 {
+		t.Fatalf("totals do not sum: %+v", totals)
+	}
+}
