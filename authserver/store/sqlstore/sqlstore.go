@@ -1,6 +1,7 @@
-// Package sqlstore implements store.Store on SQLite (modernc.org/sqlite,
-// embedded, no cgo) and PostgreSQL (pgx), with one set of queries and a
-// small dialect: placeholders, byte type, row locks.
+// Package sqlstore implements store.Store and store.Commerce on SQLite
+// (modernc.org/sqlite, embedded, no cgo) and PostgreSQL (pgx), with one set
+// of queries and a small dialect: placeholders, byte type, row locks,
+// substring search.
 //
 // Atomicity: every multi-row change runs in one transaction. SQLite
 // transactions begin IMMEDIATE (writers serialise up front instead of
@@ -9,7 +10,11 @@
 // no method may query through s.db inside a transaction callback;
 // PostgreSQL locks the refresh token
 // or code row with SELECT … FOR UPDATE, so concurrent rotations queue on
-// the row and the losers see the winner's result.
+// the row and the losers see the winner's result. Idempotency claims lock
+// their record the same way; session versions and stock are guarded
+// UPDATEs (version = ?, stock >= ?), which PostgreSQL re-checks against
+// the committed row after waiting on its lock, so no read-then-write
+// window exists.
 package sqlstore
 
 import (
@@ -43,6 +48,10 @@ var _ store.Store = (*Store)(nil)
 type dialect struct {
 	postgres  bool
 	forUpdate string
+	// instr names the substring-position function, instr(haystack,
+	// needle) on SQLite and strpos on PostgreSQL: search matches terms
+	// with it rather than LIKE so terms need no wildcard escaping.
+	instr string
 }
 
 // Open connects and migrates. dsn is a postgres:// or postgresql:// URL
@@ -55,7 +64,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		err     error
 	)
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		d = dialect{postgres: true, forUpdate: " FOR UPDATE"}
+		d = dialect{postgres: true, forUpdate: " FOR UPDATE", instr: "strpos"}
 		db, err = sql.Open("pgx", dsn)
 		if err == nil {
 			db.SetMaxOpenConns(32)
@@ -68,6 +77,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
+		d = dialect{instr: "instr"}
 		db, err = sql.Open("sqlite", "file:"+dsn+"?"+q.Encode())
 		if err == nil {
 			// One writer connection: SQLite has one writer anyway, and
@@ -152,6 +162,34 @@ CREATE INDEX IF NOT EXISTS access_tokens_grant ON access_tokens(grant_id);
 CREATE TABLE IF NOT EXISTS consents (
 	buyer_id TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT NOT NULL, allowance TEXT,
 	updated_at BIGINT NOT NULL, PRIMARY KEY (buyer_id, client_id));
+CREATE TABLE IF NOT EXISTS shops (
+	slug TEXT PRIMARY KEY, name TEXT NOT NULL, currency TEXT NOT NULL, config TEXT, created_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS products (
+	shop_slug TEXT NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL,
+	min_price BIGINT NOT NULL, max_price BIGINT NOT NULL, currency TEXT NOT NULL, categories TEXT NOT NULL,
+	doc TEXT, updated_at BIGINT NOT NULL, PRIMARY KEY (shop_slug, id));
+CREATE TABLE IF NOT EXISTS product_categories (
+	shop_slug TEXT NOT NULL, product_id TEXT NOT NULL, category TEXT NOT NULL,
+	PRIMARY KEY (shop_slug, product_id, category));
+CREATE INDEX IF NOT EXISTS product_categories_category ON product_categories(category, shop_slug, product_id);
+CREATE TABLE IF NOT EXISTS variants (
+	shop_slug TEXT NOT NULL, id TEXT NOT NULL, product_id TEXT NOT NULL, title TEXT NOT NULL,
+	price BIGINT NOT NULL, stock BIGINT NOT NULL, image_url TEXT NOT NULL, ord INTEGER NOT NULL,
+	PRIMARY KEY (shop_slug, id));
+CREATE INDEX IF NOT EXISTS variants_product ON variants(shop_slug, product_id, ord);
+CREATE TABLE IF NOT EXISTS sessions (
+	kind TEXT NOT NULL, shop_slug TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, status TEXT NOT NULL,
+	version BIGINT NOT NULL, doc TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL, PRIMARY KEY (kind, shop_slug, id));
+CREATE TABLE IF NOT EXISTS orders (
+	shop_slug TEXT NOT NULL, id TEXT NOT NULL, checkout_id TEXT NOT NULL, owner TEXT NOT NULL,
+	client_id TEXT NOT NULL, buyer_id TEXT NOT NULL, buyer_type TEXT NOT NULL, doc TEXT, created_at BIGINT NOT NULL,
+	PRIMARY KEY (shop_slug, id), UNIQUE (shop_slug, checkout_id));
+CREATE TABLE IF NOT EXISTS idempotency (
+	scope TEXT NOT NULL, key TEXT NOT NULL, request_hash {{bytes}} NOT NULL, done INTEGER NOT NULL,
+	status INTEGER NOT NULL, body {{bytes}}, created_at BIGINT NOT NULL, lease_until BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL, PRIMARY KEY (scope, key));
+CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency(expires_at);
 `
 
 // q rewrites ? placeholders to $n for PostgreSQL. Queries here never

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -49,5 +50,45 @@ func TestRevocationDropsSealedResponses(t *testing.T) {
 	var n int
 	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM refresh_tokens WHERE sealed IS NOT NULL OR state <> 'revoked'`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d refresh tokens still live or sealed (%v)", n, err)
+	}
+}
+
+func TestCommerceSQLite(t *testing.T) {
+	storetest.RunCommerce(t, func(t *testing.T) store.Commerce { return sqlstoretest.SQLite(t) })
+}
+
+// TestCommercePostgres runs the commerce suite on PostgreSQL when
+// UCPBRIDGE_TEST_PG holds a DSN.
+func TestCommercePostgres(t *testing.T) {
+	if sqlstoretest.Postgres(t) == nil {
+		t.Skip(sqlstoretest.EnvPG + " is not set")
+	}
+	storetest.RunCommerce(t, func(t *testing.T) store.Commerce { return sqlstoretest.Postgres(t) })
+}
+
+// TestSearchLimits: a zero limit gets a default page and no limit gets
+// more than the cap, so one query never reads a whole catalog.
+func TestSearchLimits(t *testing.T) {
+	ctx := context.Background()
+	s := sqlstoretest.SQLite(t)
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1100 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO products
+			(shop_slug, id, title, text, min_price, max_price, currency, categories, updated_at)
+			VALUES ('a', ?, 't', 'x', 1, 1, 'EUR', '[]', 0)`, fmt.Sprintf("p%04d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for limit, want := range map[int]int{0: 50, -1: 50, 7: 7, 1000: 1000, 5000: 1000} {
+		ps, err := s.SearchProducts(ctx, store.ProductQuery{Limit: limit})
+		if err != nil || len(ps) != want {
+			t.Errorf("limit %d: %d products (%v), want %d", limit, len(ps), err, want)
+		}
 	}
 }

@@ -1,0 +1,224 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Commerce errors. Methods wrap them; match with errors.Is.
+var (
+	// ErrStale: an optimistic update lost; the row changed since it was
+	// read (its Version moved). The caller re-reads and decides again.
+	ErrStale = errors.New("store: stale version")
+	// ErrInProgress: an idempotency key is held by a request still running.
+	ErrInProgress = errors.New("store: idempotent request in progress")
+)
+
+// Shop is one merchant store on the platform (a UCP business).
+type Shop struct {
+	Slug     string // URL segment, [a-z0-9-]
+	Name     string
+	Currency string // ISO 4217; every price in the shop is in it
+	// Config is the shop's opaque settings document (rails, policy links,
+	// tax rate, shipping options), owned by the caller.
+	Config    json.RawMessage
+	CreatedAt time.Time
+}
+
+// Product is one catalog product; Doc is its UCP product JSON (without
+// live availability, which the caller derives from its variants' stock).
+type Product struct {
+	ShopSlug string
+	ID       string
+	Title    string
+	// Text is the lowercased searchable text (title, description, tags,
+	// categories, variant titles).
+	Text string
+	// MinPrice and MaxPrice bound the variants' prices, in minor units of
+	// Currency; search filters on them.
+	MinPrice, MaxPrice int64
+	Currency           string
+	Categories         []string
+	Doc                json.RawMessage
+	UpdatedAt          time.Time
+}
+
+// Variant is a purchasable unit: line items name variant ids.
+type Variant struct {
+	ShopSlug  string
+	ID        string // unique within the shop, across products
+	ProductID string
+	Title     string
+	Price     int64 // minor units of the shop currency, >= 0
+	// Stock is the units on hand; a negative value means not tracked
+	// (always available).
+	Stock    int64
+	ImageURL string
+}
+
+// ProductQuery selects products for search. Zero fields do not filter.
+type ProductQuery struct {
+	ShopSlug string // "" searches every shop
+	// Terms must all occur in Product.Text (lowercased substrings).
+	Terms     []string
+	Category  string // exact match on one of Product.Categories
+	MinPrice  int64  // products with MaxPrice >= MinPrice (0: no bound)
+	MaxPrice  int64  // products with MinPrice <= MaxPrice (0: no bound)
+	Currency  string // with a price bound, only products in this currency
+	AfterShop string // keyset cursor: results sort by (ShopSlug, ID) and
+	AfterID   string // start strictly after (AfterShop, AfterID)
+	Limit     int    // at most this many (the caller asks limit+1 to learn has_next)
+}
+
+// SessionKind tells checkout sessions and carts apart; they share a table.
+type SessionKind string
+
+// Session kinds.
+const (
+	KindCheckout SessionKind = "checkout"
+	KindCart     SessionKind = "cart"
+)
+
+// Session is a checkout session or a cart. Doc is the caller's state
+// document; Status is copied out of it for queries.
+type Session struct {
+	Kind     SessionKind
+	ShopSlug string
+	ID       string
+	// Owner is the principal that created it ("client:<id>",
+	// "profile:<url>", …); only the owner may read or change it.
+	Owner  string
+	Status string
+	// Version starts at 1 and grows by one on every successful update;
+	// UpdateSession and CompleteSession take the version the caller read.
+	Version   int64
+	Doc       json.RawMessage
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Order is a placed order.
+type Order struct {
+	ShopSlug   string
+	ID         string
+	CheckoutID string
+	Owner      string // the session owner that placed it
+	ClientID   string // OAuth client or API-key client; "" if anonymous
+	BuyerID    string // "" when no buyer was identified
+	BuyerType  string // "agent" or "human"
+	Doc        json.RawMessage
+	CreatedAt  time.Time
+}
+
+// StockTake removes Quantity units of a variant when an order is placed.
+type StockTake struct {
+	VariantID string
+	Quantity  int64
+}
+
+// OutOfStockError is returned by CompleteSession when a tracked variant
+// has fewer units than asked. Nothing was changed.
+type OutOfStockError struct {
+	VariantID string
+	Available int64
+}
+
+func (e *OutOfStockError) Error() string {
+	return "store: variant " + e.VariantID + " is out of stock"
+}
+
+// IdemKey names one idempotency record: the key a client sent, scoped to
+// the client (Scope), so two clients never share keys.
+type IdemKey struct {
+	Scope string
+	Key   string
+}
+
+// IdemRecord is a stored idempotent request and, once done, its response.
+type IdemRecord struct {
+	// RequestHash identifies the request (operation, target, body); the
+	// same key with another hash is a conflict.
+	RequestHash []byte
+	Done        bool
+	Status      int    // HTTP status of the stored response (Done only)
+	Body        []byte // the stored response body (Done only)
+	CreatedAt   time.Time
+	// LeaseUntil: while !Done, the claimant owns the key until then; after
+	// it a new claim takes over (the claimant died).
+	LeaseUntil time.Time
+	ExpiresAt  time.Time
+}
+
+// Catalog stores shops, products and variants.
+type Catalog interface {
+	// PutShop inserts or replaces a shop.
+	PutShop(ctx context.Context, s *Shop) error
+	Shop(ctx context.Context, slug string) (*Shop, error)
+	// Shops lists every shop by slug.
+	Shops(ctx context.Context) ([]*Shop, error)
+	// PutProduct inserts or replaces a product and replaces its variant
+	// set (variants no longer listed are deleted), in one transaction.
+	// A variant id used by another product of the shop is ErrConflict.
+	PutProduct(ctx context.Context, p *Product, variants []*Variant) error
+	Product(ctx context.Context, shop, id string) (*Product, error)
+	// ProductVariants lists a product's variants in insertion order.
+	ProductVariants(ctx context.Context, shop, productID string) ([]*Variant, error)
+	// Variants returns the shop's variants with the given ids; unknown ids
+	// are absent from the map, not an error.
+	Variants(ctx context.Context, shop string, ids []string) (map[string]*Variant, error)
+	// SearchProducts returns matches ordered by (ShopSlug, ID).
+	SearchProducts(ctx context.Context, q ProductQuery) ([]*Product, error)
+}
+
+// Sessions stores checkout sessions and carts.
+type Sessions interface {
+	// CreateSession stores s with Version 1; an existing id is ErrConflict.
+	CreateSession(ctx context.Context, s *Session) error
+	// Session reads one; ErrNotFound if absent (expiry is the caller's).
+	Session(ctx context.Context, kind SessionKind, shop, id string) (*Session, error)
+	// UpdateSession replaces Status, Doc, UpdatedAt and ExpiresAt if the
+	// stored Version equals s.Version, and sets s.Version to the new one.
+	// Otherwise ErrStale and nothing changes.
+	UpdateSession(ctx context.Context, s *Session) error
+	// CompleteSession places an order in one transaction: the version
+	// check of UpdateSession, every StockTake on tracked variants (an
+	// *OutOfStockError if any falls short), the order insert and the
+	// session update. On any error nothing changes.
+	CompleteSession(ctx context.Context, s *Session, o *Order, takes []StockTake) error
+}
+
+// Orders reads placed orders.
+type Orders interface {
+	Order(ctx context.Context, shop, id string) (*Order, error)
+}
+
+// Idempotency stores idempotent requests and their responses.
+type Idempotency interface {
+	// ClaimIdempotency atomically looks the key up:
+	//   - absent, expired, or pending with a lapsed lease: stores a pending
+	//     record (requestHash, lease until now+lease, expiry now+ttl) and
+	//     returns (nil, nil): the caller runs the request;
+	//   - present and Done: returns it (the caller compares RequestHash);
+	//   - pending with a live lease: returns the record and ErrInProgress.
+	ClaimIdempotency(ctx context.Context, k IdemKey, requestHash []byte, now time.Time, lease, ttl time.Duration) (*IdemRecord, error)
+	// FinishIdempotency stores the response of a claimed key and marks it
+	// Done.
+	FinishIdempotency(ctx context.Context, k IdemKey, status int, body []byte) error
+	// ReleaseIdempotency drops a pending claim whose request had no effect
+	// (so a retry runs it again). A Done record is left alone.
+	ReleaseIdempotency(ctx context.Context, k IdemKey) error
+	// SweepIdempotency deletes records that expired before now and
+	// returns how many.
+	SweepIdempotency(ctx context.Context, now time.Time) (int64, error)
+}
+
+// Commerce is everything the reference stores persist.
+type Commerce interface {
+	Catalog
+	Sessions
+	Orders
+	Idempotency
+}
