@@ -76,7 +76,7 @@ func newAgentServer(t *testing.T) *agentServer {
 		}
 		jwk, _ := json.Marshal(a.key.PublicJWK())
 		json.NewEncoder(w).Encode(&ucp.Profile{UCP: ucp.ProfileUCP{Version: a.version,
-			Services: map[string][]ucp.Service{ucp.ServiceShopping: {{Entity: ucp.Entity{Version: ucp.Version, Spec: "https://ucp.dev/spec", Schema: "https://ucp.dev/mcp.json"}, Transport: "mcp"}}},
+			Services:     map[string][]ucp.Service{ucp.ServiceShopping: {{Entity: ucp.Entity{Version: ucp.Version, Spec: "https://ucp.dev/spec", Schema: "https://ucp.dev/mcp.json"}, Transport: "mcp"}}},
 			Capabilities: caps, PaymentHandlers: map[string][]ucp.PaymentHandler{}}, SigningKeys: []json.RawMessage{jwk}})
 	}))
 	t.Cleanup(a.srv.Close)
