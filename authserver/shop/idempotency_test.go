@@ -1,0 +1,187 @@
+package shop_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// TestIdempotentReplay: the same key and body returns the stored response
+// without running the operation again; another body is a 409.
+func TestIdempotentReplay(t *testing.T) {
+	e := newEnv(t, nil)
+	key := uuid()
+	body := lines(line("bouquet_roses", 1))
+	res1, b1 := e.req("POST", "/s/flower-shop/checkout-sessions", body, "Idempotency-Key", key)
+	wantStatus(t, res1, b1, http.StatusCreated)
+	res2, b2 := e.req("POST", "/s/flower-shop/checkout-sessions", `{ "line_items" : [ {"quantity":1, "item":{"id":"bouquet_roses"}} ] }`, "Idempotency-Key", key)
+	wantStatus(t, res2, b2, http.StatusCreated)
+	if !bytes.Equal(b1, b2) {
+		t.Fatalf("replay differs:\n%s\n%s", b1, b2)
+	}
+	res3, b3 := e.req("POST", "/s/flower-shop/checkout-sessions", lines(line("bouquet_roses", 2)), "Idempotency-Key", key)
+	wantStatus(t, res3, b3, http.StatusConflict)
+	// Keys are per platform: another platform's identical key runs anew.
+	res4, b4 := e.req("POST", "/s/flower-shop/checkout-sessions", body, "Idempotency-Key", key, "X-Test-Client", "platform-b")
+	wantStatus(t, res4, b4, http.StatusCreated)
+	if decode[ucp.Checkout](t, b4).ID == decode[ucp.Checkout](t, b1).ID {
+		t.Fatal("another platform got the first platform's checkout")
+	}
+	// The same key on another operation is a conflict too.
+	c := decode[ucp.Checkout](t, b1)
+	res5, b5 := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/cancel", nil, "Idempotency-Key", key)
+	wantStatus(t, res5, b5, http.StatusConflict)
+	// Business outcomes are stored: a declined completion replays as
+	// declined even after the card would work.
+	ck := uuid()
+	_, d1 := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("fail_token"), "Idempotency-Key", ck)
+	_, d2 := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("fail_token"), "Idempotency-Key", ck)
+	if !bytes.Equal(d1, d2) || decode[ucp.Checkout](t, d2).Status == ucp.CheckoutCompleted {
+		t.Fatalf("%s\n%s", d1, d2)
+	}
+}
+
+// TestConcurrentCompleteOneKey: 20 concurrent completes with one key make
+// one order, and every caller gets the same response.
+func TestConcurrentCompleteOneKey(t *testing.T) {
+	for _, backend := range []struct {
+		name string
+		open func(t *testing.T) store.Commerce
+	}{
+		{"sqlite", func(t *testing.T) store.Commerce { return sqlstoretest.SQLite(t) }},
+		{"postgres", func(t *testing.T) store.Commerce {
+			s := sqlstoretest.Postgres(t)
+			if s == nil {
+				t.Skip(sqlstoretest.EnvPG + " is not set")
+			}
+			return s
+		}},
+	} {
+		t.Run(backend.name, func(t *testing.T) {
+			e := newEnv(t, &envOptions{store: backend.open(t)})
+			c := e.createCheckout("flower-shop", lines(line("orchid_pot", 2)))
+			key := uuid()
+			const n = 20
+			bodies := make([][]byte, n)
+			codes := make([]int, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					res, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("success_token"), "Idempotency-Key", key)
+					bodies[i], codes[i] = b, res.StatusCode
+				}()
+			}
+			close(start)
+			wg.Wait()
+			for i := range n {
+				if codes[i] != http.StatusOK || !bytes.Equal(bodies[i], bodies[0]) {
+					t.Fatalf("call %d: %d %s\nfirst: %s", i, codes[i], bodies[i], bodies[0])
+				}
+			}
+			done := decode[ucp.Checkout](t, bodies[0])
+			if done.Status != ucp.CheckoutCompleted {
+				t.Fatalf("%s", bodies[0])
+			}
+			vs, err := e.store.Variants(t.Context(), "flower-shop", []string{"orchid_pot"})
+			if err != nil || vs["orchid_pot"].Stock != 5 {
+				t.Fatalf("stock taken more than once: %+v %v", vs["orchid_pot"], err)
+			}
+		})
+	}
+}
+
+// TestCompleteRaceDifferentKeys: concurrent completions with different
+// keys place one order; the others see a completed checkout.
+func TestCompleteRaceDifferentKeys(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.createCheckout("flower-shop", lines(line("orchid_pot", 1)))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	completed, refused := 0, 0
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("success_token"))
+			mu.Lock()
+			defer mu.Unlock()
+			switch res.StatusCode {
+			case http.StatusOK:
+				if decode[ucp.Checkout](t, b).Status == ucp.CheckoutCompleted {
+					completed++
+				}
+			case http.StatusConflict:
+				refused++
+			}
+		}()
+	}
+	wg.Wait()
+	if completed != 1 || refused != 9 {
+		t.Fatalf("%d completed, %d refused", completed, refused)
+	}
+	vs, _ := e.store.Variants(t.Context(), "flower-shop", []string{"orchid_pot"})
+	if vs["orchid_pot"].Stock != 6 {
+		t.Fatalf("stock %d", vs["orchid_pot"].Stock)
+	}
+}
+
+// failingIdem breaks the idempotency store.
+type failingIdem struct {
+	store.Commerce
+	fail bool
+	mu   sync.Mutex
+}
+
+func (f *failingIdem) ClaimIdempotency(ctx context.Context, k store.IdemKey, h []byte, now time.Time, lease, ttl time.Duration) (*store.IdemRecord, error) {
+	f.mu.Lock()
+	fail := f.fail
+	f.mu.Unlock()
+	if fail {
+		return nil, errors.New("connection refused")
+	}
+	return f.Commerce.ClaimIdempotency(ctx, k, h, now, lease, ttl)
+}
+
+// TestIdempotencyStoreDownFailsClosed: no idempotency, no state change.
+func TestIdempotencyStoreDownFailsClosed(t *testing.T) {
+	fi := &failingIdem{Commerce: sqlstoretest.SQLite(t)}
+	e := newEnv(t, &envOptions{store: fi})
+	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
+	fi.mu.Lock()
+	fi.fail = true
+	fi.mu.Unlock()
+	res, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("success_token"))
+	wantStatus(t, res, b, http.StatusServiceUnavailable)
+	if res.Header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	_, b = e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil)
+	if decode[ucp.Checkout](t, b).Status == ucp.CheckoutCompleted {
+		t.Fatal("completed without idempotency")
+	}
+}
+
+// TestProtocolErrorsReleaseTheKey: a request that failed before it had an
+// effect may be retried with its key.
+func TestProtocolErrorsReleaseTheKey(t *testing.T) {
+	e := newEnv(t, nil)
+	a := newAgentServer(t)
+	a.set(func(a *agentServer) { a.status = 500 })
+	key := uuid()
+	res, b := e.req("POST", "/s/flower-shop/checkout-sessions", lines(line("bouquet_roses", 1)), "Idempotency-Key", key, "UCP-Agent", `profile="`+a.URL()+`"`)
+	wantStatus(t, res, b, http.StatusFailedDependency)
+	res, b = e.req("POST", "/s/flower-shop/checkout-sessions", lines(line("bouquet_roses", 1)), "Idempotency-Key", key)
+	wantStatus(t, res, b, http.StatusCreated)
+}
