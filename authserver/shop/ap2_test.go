@@ -1,0 +1,263 @@
+package shop_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gowebpki/jcs"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/ucpbridge/ucpbridge/mandate"
+	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// storeKeys reads a store's keys from its published profile, as a
+// platform would.
+func (e *env) storeKeys(slug string) (*mandate.KeySet, []byte) {
+	e.t.Helper()
+	_, b := e.req("GET", "/s/"+slug+"/.well-known/ucp", nil)
+	ks, err := mandate.ParseKeySet(b)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ks, b
+}
+
+// verifyWithJWX checks a checkout's merchant_authorization with an
+// independent JOSE library and an independent JCS: jwx over gowebpki/jcs
+// of the body minus ap2, key from the profile JSON.
+func verifyWithJWX(t *testing.T, body, profile []byte) {
+	t.Helper()
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		t.Fatal(err)
+	}
+	var ap2 struct {
+		MerchantAuthorization string `json:"merchant_authorization"`
+	}
+	json.Unmarshal(obj["ap2"], &ap2)
+	delete(obj, "ap2")
+	rest, _ := json.Marshal(obj)
+	payload, err := jcs.Transform(rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		SigningKeys []json.RawMessage `json:"signing_keys"`
+	}
+	json.Unmarshal(profile, &p)
+	key, err := jwk.ParseKey(p.SigningKeys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ap2.MerchantAuthorization, "..") {
+		t.Fatalf("not detached: %q", ap2.MerchantAuthorization)
+	}
+	if _, err := jws.Verify([]byte(ap2.MerchantAuthorization), jws.WithKey(jwa.ES256(), key), jws.WithDetachedPayload(payload)); err != nil {
+		t.Fatalf("jwx rejects merchant_authorization: %v\n%s", err, body)
+	}
+}
+
+// TestMerchantAuthorizationEverywhere: every checkout response, whatever
+// the operation or outcome, is signed, and the signature verifies with
+// mandate and with jwx.
+func TestMerchantAuthorizationEverywhere(t *testing.T) {
+	e := newEnv(t, nil)
+	keys, profile := e.storeKeys("flower-shop")
+	var bodies [][]byte
+	res, b := e.req("POST", "/s/flower-shop/checkout-sessions", lines(line("bouquet_roses", 1), line("gardenias", 1)))
+	wantStatus(t, res, b, http.StatusCreated)
+	bodies = append(bodies, b)
+	c := decode[ucp.Checkout](t, b)
+	base := "/s/flower-shop/checkout-sessions/" + c.ID
+	upd := lines(line("bouquet_roses", 2))
+	upd["fulfillment"] = frShipping
+	upd["discounts"] = map[string]any{"codes": []string{"spring15"}}
+	for _, r := range []struct {
+		method, path string
+		body         any
+	}{
+		{"GET", base, nil},
+		{"PUT", base, upd},
+		{"POST", base + "/complete", cardPayment("fail_token")},
+		{"POST", base + "/complete", cardPayment("escalate_token")},
+		{"POST", base + "/complete", cardPayment("success_token")},
+		{"GET", base, nil},
+	} {
+		_, b := e.req(r.method, r.path, r.body)
+		bodies = append(bodies, b)
+	}
+	c2 := e.createCheckout("flower-shop", lines(line("tulip_bunch", 1)))
+	_, b = e.req("POST", "/s/flower-shop/checkout-sessions/"+c2.ID+"/cancel", nil)
+	bodies = append(bodies, b)
+	for i, b := range bodies {
+		if err := mandate.VerifyMerchantAuthorization(t.Context(), b, keys); err != nil {
+			t.Fatalf("response %d: %v\n%s", i, err, b)
+		}
+		verifyWithJWX(t, b, profile)
+	}
+	// Tampering with anything covered, the envelope included, breaks it.
+	for _, tamper := range []func(m map[string]any){
+		func(m map[string]any) { m["totals"].([]any)[0].(map[string]any)["amount"] = 1.0 },
+		func(m map[string]any) { m["ucp"].(map[string]any)["version"] = "2026-01-23" },
+	} {
+		var m map[string]any
+		json.Unmarshal(bodies[len(bodies)-2], &m)
+		tamper(m)
+		tb, _ := json.Marshal(m)
+		if err := mandate.VerifyMerchantAuthorization(t.Context(), tb, keys); err == nil {
+			t.Fatal("tampered checkout verified")
+		}
+	}
+}
+
+// ap2Env negotiates the AP2 mandates extension with a platform whose
+// profile publishes the agent key.
+func ap2Env(t *testing.T) *env {
+	e := newEnv(t, nil)
+	e.agent.set(func(a *agentServer) { a.caps = append(a.caps, ucp.CapAP2Mandate) })
+	return e
+}
+
+func mint(t *testing.T, e *env, slug string, checkout []byte) string {
+	t.Helper()
+	tok, err := mandate.MintCheckoutMandate(e.agent.key, &mandate.Params{Checkout: checkout, Merchant: slug})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func withMandate(body map[string]any, tok string) map[string]any {
+	body["ap2"] = map[string]any{"checkout_mandate": tok}
+	return body
+}
+
+func TestAP2Mandates(t *testing.T) {
+	e := ap2Env(t)
+	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
+	if c.UCP.Capabilities[ucp.CapAP2Mandate] == nil {
+		t.Fatalf("AP2 not negotiated: %v", c.UCP.Capabilities)
+	}
+	base := "/s/flower-shop/checkout-sessions/" + c.ID
+	_, got := e.req("GET", base, nil)
+
+	t.Run("required", func(t *testing.T) {
+		_, b := e.req("POST", base+"/complete", cardPayment("success_token"))
+		r := decode[ucp.Checkout](t, b)
+		if r.Status == ucp.CheckoutCompleted || r.UCP.Status != "error" || !slices.Contains(messageCodes(r.Messages), "mandate_required") {
+			t.Fatalf("%s", b)
+		}
+	})
+	t.Run("foreign key", func(t *testing.T) {
+		other, _ := mandate.GenerateSigningKey()
+		tok, _ := mandate.MintCheckoutMandate(other, &mandate.Params{Checkout: got, Merchant: "flower-shop"})
+		_, b := e.req("POST", base+"/complete", withMandate(cardPayment("success_token"), tok))
+		r := decode[ucp.Checkout](t, b)
+		if r.Status == ucp.CheckoutCompleted || !slices.ContainsFunc(r.Messages, func(m ucp.Message) bool { return strings.HasPrefix(m.Code, "mandate_") || m.Code == "agent_missing_key" }) {
+			t.Fatalf("%s", b)
+		}
+	})
+	t.Run("other merchant", func(t *testing.T) {
+		_, b := e.req("POST", base+"/complete", withMandate(cardPayment("success_token"), mint(t, e, "energy-sport", got)))
+		if r := decode[ucp.Checkout](t, b); r.Status == ucp.CheckoutCompleted {
+			t.Fatalf("%s", b)
+		}
+	})
+	t.Run("stale terms", func(t *testing.T) {
+		stale := mint(t, e, "flower-shop", got)
+		e.req("PUT", base, lines(line("bouquet_roses", 2)))
+		defer e.req("PUT", base, lines(line("bouquet_roses", 1)))
+		_, b := e.req("POST", base+"/complete", withMandate(cardPayment("success_token"), stale))
+		r := decode[ucp.Checkout](t, b)
+		if r.Status == ucp.CheckoutCompleted || !slices.Contains(messageCodes(r.Messages), "mandate_scope_mismatch") {
+			t.Fatalf("%s", b)
+		}
+	})
+	t.Run("valid, then replayed", func(t *testing.T) {
+		_, cur := e.req("GET", base, nil)
+		tok := mint(t, e, "flower-shop", cur)
+		_, b := e.req("POST", base+"/complete", withMandate(cardPayment("success_token"), tok))
+		if r := decode[ucp.Checkout](t, b); r.Status != ucp.CheckoutCompleted {
+			t.Fatalf("%s", b)
+		}
+		// The same mandate on an identical new checkout is refused: a
+		// mandate is single use (and bound to its checkout id).
+		c2 := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
+		_, b = e.req("POST", "/s/flower-shop/checkout-sessions/"+c2.ID+"/complete", withMandate(cardPayment("success_token"), tok))
+		if r := decode[ucp.Checkout](t, b); r.Status == ucp.CheckoutCompleted {
+			t.Fatalf("%s", b)
+		}
+	})
+}
+
+// TestPaymentSelectionConsumesNoMandate: a multi-rail completion without
+// a rail is refused before the mandate is checked, so the same mandate
+// completes once a rail is chosen.
+func TestPaymentSelectionConsumesNoMandate(t *testing.T) {
+	e := ap2Env(t)
+	body := lines(line("rr2-10", 1))
+	body["fulfillment"] = usShipping
+	c := e.createCheckout("energy-sport", body)
+	base := "/s/energy-sport/checkout-sessions/" + c.ID
+	_, cur := e.req("GET", base, nil)
+	tok := mint(t, e, "energy-sport", cur)
+	_, b := e.req("POST", base+"/complete", withMandate(map[string]any{}, tok))
+	if r := decode[ucp.Checkout](t, b); !slices.Contains(messageCodes(r.Messages), "payment_selection_required") || r.Status != ucp.CheckoutIncomplete {
+		t.Fatalf("%s", b)
+	}
+	_, b = e.req("POST", base+"/complete", withMandate(cardPayment("success_token"), tok))
+	if r := decode[ucp.Checkout](t, b); r.Status != ucp.CheckoutCompleted {
+		t.Fatalf("the mandate was consumed by the refused attempt: %s", b)
+	}
+}
+
+// TestSignedResponses: a platform that asks (Accept-Signature, or a signed
+// request) gets RFC 9421-signed responses that verify with the store's
+// published key; others get none.
+func TestSignedResponses(t *testing.T) {
+	e := newEnv(t, nil)
+	keys, _ := e.storeKeys("flower-shop")
+	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
+	verify := func(res *http.Response, body []byte) {
+		t.Helper()
+		res.Body = io.NopCloser(bytes.NewReader(body))
+		v := &httpsig.Verifier{Keys: keys, RequireCreated: true, MaxAge: time.Minute}
+		r, err := v.VerifyResponse(t.Context(), res, body)
+		if err != nil {
+			t.Fatalf("%v\n%v", err, res.Header)
+		}
+		if !slices.Contains(r.Components, "@status") || !slices.Contains(r.Components, "content-digest") {
+			t.Fatalf("%v", r.Components)
+		}
+	}
+	res, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("success_token"),
+		"Accept-Signature", `sig1=("@status" "content-digest" "content-type");keyid="x"`)
+	wantStatus(t, res, b, http.StatusOK)
+	verify(res, b)
+	// MCP responses are signed the same way.
+	rpc := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_checkout","arguments":{"meta":{"ucp-agent":{"profile":"` + e.agent.URL() + `"}},"id":"` + c.ID + `"}}}`
+	res, b = e.req("POST", "/s/flower-shop/mcp", rpc, "Accept", "application/json, text/event-stream", "Accept-Signature", `sig1=("@status")`, "Idempotency-Key", "")
+	wantStatus(t, res, b, http.StatusOK)
+	verify(res, b)
+	// Tampered bodies fail.
+	res, b = e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil, "Accept-Signature", `sig1=("@status")`)
+	b2 := bytes.Replace(b, []byte(`"completed"`), []byte(`"canceled"`), 1)
+	res.Body = io.NopCloser(bytes.NewReader(b2))
+	if _, err := (&httpsig.Verifier{Keys: keys}).VerifyResponse(t.Context(), res, b2); err == nil {
+		t.Fatal("tampered response verified")
+	}
+	res, _ = e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil)
+	if res.Header.Get("Signature") != "" {
+		t.Fatal("signed without being asked")
+	}
+}
