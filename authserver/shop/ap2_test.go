@@ -163,7 +163,9 @@ func TestAP2Mandates(t *testing.T) {
 		tok, _ := mandate.MintCheckoutMandate(other, &mandate.Params{Checkout: got, Merchant: "flower-shop"})
 		_, b := e.req("POST", base+"/complete", withMandate(cardPayment("success_token"), tok))
 		r := decode[ucp.Checkout](t, b)
-		if r.Status == ucp.CheckoutCompleted || !slices.ContainsFunc(r.Messages, func(m ucp.Message) bool { return strings.HasPrefix(m.Code, "mandate_") || m.Code == "agent_missing_key" }) {
+		if r.Status == ucp.CheckoutCompleted || !slices.ContainsFunc(r.Messages, func(m ucp.Message) bool {
+			return strings.HasPrefix(m.Code, "mandate_") || m.Code == "agent_missing_key"
+		}) {
 			t.Fatalf("%s", b)
 		}
 	})
