@@ -3,6 +3,7 @@ package shop_test
 import (
 	"encoding/json"
 	"net/http"
+	"math/rand/v2"
 	"net/url"
 	"reflect"
 	"slices"
@@ -433,6 +434,50 @@ func TestOrderAccess(t *testing.T) {
 		json.Unmarshal(b, &v)
 		if (v.ID == done.Order.ID) != tc.ok {
 			t.Fatalf("%v: %s", tc.hdr, b)
+		}
+	}
+}
+
+// TestTotalsInvariantsRandomCheckouts drives random checkouts through the
+// real service (random items, quantities, codes, destinations, options)
+// and checks the totals invariants on every response.
+func TestTotalsInvariantsRandomCheckouts(t *testing.T) {
+	e := newEnv(t, nil)
+	items := map[string][]string{
+		"energy-sport": {"trx-blk-9", "trx-blu-10", "trx-blu-11", "rr2-9", "rr2-10", "merino-socks-m", "hydration-vest-5l", "energy-gels-12"},
+		"flower-shop":  {"bouquet_roses", "tulip_bunch", "orchid_pot", "sunflowers", "gardenias"},
+		"kyoto-tea":    {"matcha-uji-40", "sencha-100", "chawan-raku"},
+	}
+	codes := []string{"RUN10", "welcome5", "SPRING15", "nope"}
+	dest := map[string]map[string]any{"energy-sport": usShipping, "flower-shop": frShipping}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 150 {
+		slug := []string{"energy-sport", "flower-shop", "kyoto-tea"}[r.IntN(3)]
+		var ls []map[string]any
+		for range 1 + r.IntN(6) {
+			ls = append(ls, line(items[slug][r.IntN(len(items[slug]))], 1+r.IntN(40)))
+		}
+		body := lines(ls...)
+		if r.IntN(2) == 0 {
+			body["discounts"] = map[string]any{"codes": []string{codes[r.IntN(len(codes))], codes[r.IntN(len(codes))]}}
+		}
+		if d, ok := dest[slug]; ok && r.IntN(3) > 0 {
+			body["fulfillment"] = d
+		}
+		res, b := e.req("POST", "/s/"+slug+"/checkout-sessions", body)
+		wantStatus(t, res, b, http.StatusCreated)
+		c := decode[ucp.Checkout](t, b)
+		checkTotals(t, c.Totals)
+		var lineSum int64
+		for _, l := range c.LineItems {
+			checkTotals(t, l.Totals)
+			if l.Totals[0].Amount != l.Item.Price*l.Quantity {
+				t.Fatalf("case %d: line %+v", i, l)
+			}
+			lineSum += l.Totals[0].Amount
+		}
+		if c.Totals[0].Type != ucp.TotalSubtotal || c.Totals[0].Amount != lineSum {
+			t.Fatalf("case %d: subtotal %d != lines %d", i, c.Totals[0].Amount, lineSum)
 		}
 	}
 }
