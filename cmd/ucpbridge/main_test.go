@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -18,6 +20,7 @@ import (
 // and shuts down cleanly on cancel.
 func TestDev(t *testing.T) {
 	dir := t.TempDir()
+	var orderPath string
 	for round := range 2 {
 		ctx, cancel := context.WithCancel(context.Background())
 		pr, pw := io.Pipe()
@@ -43,6 +46,47 @@ func TestDev(t *testing.T) {
 		cc := &clientcredentials.Config{ClientID: DevMerchantID, ClientSecret: DevMerchantSecret, TokenURL: base + "/ucp/oauth2/token", Scopes: []string{"orders:read"}}
 		if tok, err := cc.Token(ctx); err != nil || !strings.HasPrefix(tok.AccessToken, "ucpb_at_") {
 			t.Fatalf("seeded merchant: %v", err)
+		}
+		// The stores: the platform key authenticates, a bad key gets a
+		// challenge, and orders survive a restart.
+		call := func(method, path, key, body string) (int, http.Header, []byte) {
+			req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("UCP-Agent", `profile="http://127.0.0.1:1/.well-known/ucp"`) // dev: falls back
+			req.Header.Set("Idempotency-Key", fmt.Sprintf("key-%d-%s-%d", round, path, time.Now().UnixNano()))
+			if key != "" {
+				req.Header.Set("X-API-Key", key)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			return res.StatusCode, res.Header, b
+		}
+		if round == 0 {
+			code, _, b := call("POST", "/s/flower-shop/checkout-sessions", DevPlatformKey, `{"line_items":[{"item":{"id":"bouquet_roses"},"quantity":1}]}`)
+			var c struct{ ID string }
+			if code != 201 || json.Unmarshal(b, &c) != nil {
+				t.Fatalf("%d %s", code, b)
+			}
+			code, _, b = call("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", DevPlatformKey,
+				`{"payment":{"instruments":[{"handler_id":"artos.card","selected":true,"credential":{"type":"token","token":"success_token"}}]}}`)
+			var done struct{ Order struct{ ID string } }
+			if code != 200 || json.Unmarshal(b, &done) != nil || done.Order.ID == "" {
+				t.Fatalf("%d %s", code, b)
+			}
+			orderPath = "/s/flower-shop/orders/" + done.Order.ID
+			if code, h, b := call("GET", orderPath, DevPlatformID+".wrong-secret", ""); code != 401 || h.Get("WWW-Authenticate") == "" {
+				t.Fatalf("bad key: %d %s", code, b)
+			}
+		}
+		if code, _, b := call("GET", orderPath, DevPlatformKey, ""); code != 200 || !strings.Contains(string(b), `"checkout_id"`) {
+			t.Fatalf("round %d: order: %d %s", round, code, b)
+		}
+		if _, _, b := call("GET", orderPath, "", ""); strings.Contains(string(b), `"checkout_id"`) {
+			t.Fatalf("anonymous caller read the platform's order: %s", b)
 		}
 		cancel()
 		select {
