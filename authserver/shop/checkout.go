@@ -509,7 +509,6 @@ func (s *Service) signedCheckout(oc *opCtx, c *ucp.Checkout, ucpStatus string) (
 	out.UCP = oc.neg.envelope(checkoutCaps...)
 	out.UCP.Status = ucpStatus
 	out.UCP.PaymentHandlers = oc.neg.paymentHandlers()
-	out.AP2 = nil
 	unsigned, err := json.Marshal(&out)
 	if err != nil {
 		return nil, err

@@ -2,14 +2,17 @@ package shop_test
 
 import (
 	"encoding/json"
-	"net/http"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
@@ -480,4 +483,27 @@ func TestTotalsInvariantsRandomCheckouts(t *testing.T) {
 			t.Fatalf("case %d: subtotal %d != lines %d", i, c.Totals[0].Amount, lineSum)
 		}
 	}
+}
+
+// TestCheckoutExpiry: a session past expires_at is canceled and can no
+// longer complete.
+func TestCheckoutExpiry(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Now = clock; c.CheckoutTTL = time.Hour }})
+	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
+	exp, err := time.Parse(time.RFC3339, c.ExpiresAt)
+	if err != nil || exp.Sub(now) < 59*time.Minute || exp.Sub(now) > time.Hour {
+		t.Fatalf("expires_at %q", c.ExpiresAt)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour + time.Second)
+	mu.Unlock()
+	_, b := e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil)
+	if got := decode[ucp.Checkout](t, b); got.Status != ucp.CheckoutCanceled || got.ContinueURL != "" {
+		t.Fatalf("%s", b)
+	}
+	res, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("success_token"))
+	wantStatus(t, res, b, http.StatusConflict)
 }
