@@ -122,22 +122,7 @@ stores (UCP %[11]s; REST at the store URL, MCP at <store>/mcp):
 	}
 	fmt.Fprintf(stdout, "  all stores       %s/catalog/search (REST), %s/mcp (MCP)\n", base, base)
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveUntilDone(ctx, srv, ln)
 }
 
 // seedDev creates the fixtures once; later runs find them and keep what
@@ -204,4 +189,24 @@ func identify(as *authserver.Server, realm string) func(*http.Request) (*shop.Pr
 		}
 		return &shop.Principal{ClientID: c.ClientID, BuyerID: c.BuyerID, Scopes: c.Scopes}, nil
 	}
+}
+
+// serveUntilDone serves until ctx ends, then shuts down gracefully.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

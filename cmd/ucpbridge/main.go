@@ -23,9 +23,11 @@ func main() {
 const usage = `usage: ucpbridge <command> [flags]
 
 commands:
-  dev    run the whole stack locally (SQLite, demo fixtures, loopback CIMD allowed)
+  dev    run the whole stack locally (SQLite, demo fixtures, loopback CIMD
+         and platform profiles allowed, unreachable profiles tolerated)
+  serve  run the platform for real (https issuer, spec profile rules)
 
-Run "ucpbridge dev -h" for its flags.
+Run "ucpbridge <command> -h" for its flags.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -36,6 +38,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "dev":
 		return runDev(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

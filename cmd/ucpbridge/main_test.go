@@ -108,3 +108,50 @@ func TestUsage(t *testing.T) {
 		t.Fatal("unknown command accepted")
 	}
 }
+
+// TestServe: serve runs without the dev allowances: a plain-http platform
+// profile is refused instead of tolerated.
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	for _, bad := range [][]string{
+		{"serve"},
+		{"serve", "--issuer", "http://api.example.com", "--db", dir + "/db", "--keys-dir", dir, "--seal-key", dir + "/seal"},
+		{"serve", "--issuer", "https://api.example.com/", "--db", dir + "/db", "--keys-dir", dir, "--seal-key", dir + "/seal"},
+	} {
+		if err := run(context.Background(), bad, io.Discard, io.Discard); err == nil {
+			t.Fatalf("%v accepted", bad)
+		}
+	}
+	ln := "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", ln, "--issuer", "http://127.0.0.1", "--db", dir + "/db", "--keys-dir", dir + "/keys",
+			"--seal-key", dir + "/seal", "--seed-demo"}, pw, io.Discard)
+		pw.Close()
+	}()
+	first, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, pr)
+	addr := regexp.MustCompile(`127\.0\.0\.1:\d+`).FindString(first)
+	req, _ := http.NewRequest("POST", "http://"+addr+"/s/flower-shop/checkout-sessions", strings.NewReader(`{"line_items":[{"item":{"id":"bouquet_roses"},"quantity":1}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("UCP-Agent", `profile="http://127.0.0.1:1/.well-known/ucp"`)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "invalid_profile_url") {
+		t.Fatalf("%d %s", res.StatusCode, b)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
