@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ucpbridge/ucpbridge/internal/netguard"
 )
 
 // Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document,
@@ -288,7 +290,7 @@ func cimdTransportError(err error) *CIMDError {
 	var blocked *cimdBlockedAddrError
 	switch {
 	case errors.As(err, &blocked):
-		return &CIMDError{Reason: fmt.Sprintf("client id host resolves to a %s address, which is not allowed", blocked.class), Err: err}
+		return &CIMDError{Reason: fmt.Sprintf("client id host resolves to a %s address, which is not allowed", blocked.Class), Err: err}
 	case errors.Is(err, errCIMDRedirect):
 		return &CIMDError{Reason: "client id URL answered with a redirect; redirects are not followed", Err: err}
 	case errors.Is(err, context.DeadlineExceeded) || cimdIsTimeout(err):
@@ -349,111 +351,19 @@ func (f *CIMDFetcher) checkURL(id string) *CIMDError {
 	return nil
 }
 
-func cimdIsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
+// The address guard is shared with the UCP profile fetcher; these names keep
+// the CIMD code and its tests reading in their own terms.
+type cimdBlockedAddrError = netguard.BlockedError
+
+func cimdIsLoopbackHost(host string) bool { return netguard.IsLoopbackHost(host) }
+
+func cimdAddrClass(a netip.Addr) string { return netguard.Class(a) }
+
+func (f *CIMDFetcher) dialControl(network, address string, c syscall.RawConn) error {
+	if f.allowLoopback {
+		return netguard.LoopbackControl(network, address, c)
 	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
-}
-
-// cimdBlockedAddrError is returned from the dial hook; Fetch turns it into a
-// user-facing reason naming the address class but not the address.
-type cimdBlockedAddrError struct {
-	addr  netip.Addr
-	class string
-}
-
-func (e *cimdBlockedAddrError) Error() string {
-	return fmt.Sprintf("refusing to connect to %s address %s", e.class, e.addr)
-}
-
-func (f *CIMDFetcher) dialControl(network, address string, _ syscall.RawConn) error {
-	if network != "tcp4" && network != "tcp6" {
-		return fmt.Errorf("refusing to dial network %q", network)
-	}
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("refusing to dial unparsable address %q: %w", address, err)
-	}
-	class := cimdAddrClass(ap.Addr())
-	if class == "" || (class == cimdClassLoopback && f.allowLoopback) {
-		return nil
-	}
-	return &cimdBlockedAddrError{addr: ap.Addr(), class: class}
-}
-
-const cimdClassLoopback = "loopback"
-
-type cimdPrefixClass struct {
-	prefix netip.Prefix
-	class  string
-}
-
-// cimdSpecialPrefixes lists special-use ranges (RFC 6890 and successors)
-// that a client metadata fetch must never reach. Read-only.
-var cimdSpecialPrefixes = []cimdPrefixClass{
-	{netip.MustParsePrefix("0.0.0.0/8"), "this-network (0.0.0.0/8)"},
-	{netip.MustParsePrefix("10.0.0.0/8"), "private (RFC 1918)"},
-	{netip.MustParsePrefix("100.64.0.0/10"), "shared (CGNAT)"},
-	{netip.MustParsePrefix("127.0.0.0/8"), cimdClassLoopback},
-	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
-	{netip.MustParsePrefix("172.16.0.0/12"), "private (RFC 1918)"},
-	{netip.MustParsePrefix("192.0.0.0/24"), "IETF protocol assignment"},
-	{netip.MustParsePrefix("192.0.2.0/24"), "documentation"},
-	{netip.MustParsePrefix("192.88.99.0/24"), "6to4 relay"},
-	{netip.MustParsePrefix("192.168.0.0/16"), "private (RFC 1918)"},
-	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
-	{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},
-	{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
-	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
-	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast"},
-	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
-
-	{netip.MustParsePrefix("::/128"), "unspecified"},
-	{netip.MustParsePrefix("::1/128"), cimdClassLoopback},
-	{netip.MustParsePrefix("64:ff9b:1::/48"), "local NAT64"},
-	{netip.MustParsePrefix("100::/64"), "discard-only"},
-	{netip.MustParsePrefix("2001::/23"), "IETF protocol assignment"},
-	{netip.MustParsePrefix("2001:db8::/32"), "documentation"},
-	{netip.MustParsePrefix("2002::/16"), "6to4"},
-	{netip.MustParsePrefix("3fff::/20"), "documentation"},
-	{netip.MustParsePrefix("fc00::/7"), "unique local (ULA)"},
-	{netip.MustParsePrefix("fe80::/10"), "link-local"},
-	{netip.MustParsePrefix("fec0::/10"), "site-local"},
-	{netip.MustParsePrefix("ff00::/8"), "multicast"},
-}
-
-var (
-	cimdNAT64    = netip.MustParsePrefix("64:ff9b::/96")
-	cimdGlobalV6 = netip.MustParsePrefix("2000::/3")
-)
-
-// cimdAddrClass returns "" for an address a metadata fetch may connect to,
-// and otherwise a short name of the special-use class it belongs to.
-func cimdAddrClass(a netip.Addr) string {
-	if !a.IsValid() {
-		return "invalid"
-	}
-	// Zoned addresses never match a Prefix, and ::ffff:10.0.0.1 reaches
-	// 10.0.0.1, so compare the plain form.
-	a = a.WithZone("").Unmap()
-	if cimdNAT64.Contains(a) {
-		// Well-known NAT64 is how IPv6-only networks reach public IPv4; judge
-		// the embedded IPv4 address.
-		b := a.As16()
-		return cimdAddrClass(netip.AddrFrom4([4]byte(b[12:])))
-	}
-	for _, p := range cimdSpecialPrefixes {
-		if p.prefix.Contains(a) {
-			return p.class
-		}
-	}
-	// Everything outside 2000::/3 is unassigned or special in IPv6.
-	if a.Is6() && !cimdGlobalV6.Contains(a) {
-		return "reserved"
-	}
-	return ""
+	return netguard.Control(network, address, c)
 }
 
 // parseCIMDDocument validates a fetched document against the draft's rules

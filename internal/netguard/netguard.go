@@ -1,0 +1,153 @@
+// Package netguard keeps server-side fetches of attacker-chosen URLs (OAuth
+// client metadata documents, UCP profiles) from reaching addresses that are
+// not on the public internet: loopback, private networks, link-local (cloud
+// metadata services), CGNAT, ULA and the other special-use ranges.
+//
+// The check belongs in net.Dialer.Control, which runs for each address
+// actually dialled after DNS resolution, so a name that resolves to a public
+// address for a pre-check and to 10.0.0.1 for the connection (DNS
+// rebinding) is still refused. Clients built on it must also disable the
+// environment proxy, which would dial on their behalf.
+package netguard
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"syscall"
+)
+
+// ClassLoopback is the class Class reports for 127.0.0.0/8 and ::1, the one
+// class LoopbackControl lets through.
+const ClassLoopback = "loopback"
+
+// BlockedError is returned by Control and LoopbackControl for a refused
+// address. Class is safe to show to a remote party; Addr may be internal
+// and belongs in logs.
+type BlockedError struct {
+	Addr  netip.Addr
+	Class string
+}
+
+func (e *BlockedError) Error() string {
+	return fmt.Sprintf("refusing to connect to %s address %s", e.Class, e.Addr)
+}
+
+// Control is a net.Dialer Control function that refuses every address that
+// is not Public, and every network other than TCP.
+func Control(network, address string, _ syscall.RawConn) error {
+	return control(network, address, false)
+}
+
+// LoopbackControl is Control that also lets loopback addresses through, for
+// local development against servers on 127.0.0.1. Every other special-use
+// class is still refused: 0.0.0.0 reaches local services on Linux too, but
+// allowing it would be surprising.
+func LoopbackControl(network, address string, _ syscall.RawConn) error {
+	return control(network, address, true)
+}
+
+func control(network, address string, allowLoopback bool) error {
+	// Control sees the resolved family; "udp" or "unix" here would mean a
+	// dialer used for something other than an HTTP fetch.
+	if network != "tcp4" && network != "tcp6" {
+		return fmt.Errorf("netguard: refusing to dial network %q", network)
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("netguard: refusing to dial unparsable address %q: %w", address, err)
+	}
+	class := Class(ap.Addr())
+	if class == "" || (class == ClassLoopback && allowLoopback) {
+		return nil
+	}
+	return &BlockedError{Addr: ap.Addr(), Class: class}
+}
+
+// Public reports whether a is an address a server-side fetch may connect to.
+func Public(a netip.Addr) bool { return Class(a) == "" }
+
+// IsLoopbackHost reports whether a URL host (without port) names the local
+// machine: "localhost" or a loopback IP literal. Development modes use it to
+// decide which plain-http URLs to accept; it does no DNS lookup, so the dial
+// guard still has the last word.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+type prefixClass struct {
+	prefix netip.Prefix
+	class  string
+}
+
+// specialPrefixes lists special-use ranges (RFC 6890 and successors) that a
+// fetch must never reach. Read-only.
+var specialPrefixes = []prefixClass{
+	{netip.MustParsePrefix("0.0.0.0/8"), "this-network (0.0.0.0/8)"},
+	{netip.MustParsePrefix("10.0.0.0/8"), "private (RFC 1918)"},
+	{netip.MustParsePrefix("100.64.0.0/10"), "shared (CGNAT)"},
+	{netip.MustParsePrefix("127.0.0.0/8"), ClassLoopback},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
+	{netip.MustParsePrefix("172.16.0.0/12"), "private (RFC 1918)"},
+	{netip.MustParsePrefix("192.0.0.0/24"), "IETF protocol assignment"},
+	{netip.MustParsePrefix("192.0.2.0/24"), "documentation"},
+	{netip.MustParsePrefix("192.88.99.0/24"), "6to4 relay"},
+	{netip.MustParsePrefix("192.168.0.0/16"), "private (RFC 1918)"},
+	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
+	{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},
+	{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
+
+	{netip.MustParsePrefix("::/128"), "unspecified"},
+	{netip.MustParsePrefix("::1/128"), ClassLoopback},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "local NAT64"},
+	{netip.MustParsePrefix("100::/64"), "discard-only"},
+	{netip.MustParsePrefix("2001::/23"), "IETF protocol assignment"},
+	{netip.MustParsePrefix("2001:db8::/32"), "documentation"},
+	{netip.MustParsePrefix("2002::/16"), "6to4"},
+	{netip.MustParsePrefix("3fff::/20"), "documentation"},
+	{netip.MustParsePrefix("fc00::/7"), "unique local (ULA)"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local"},
+	{netip.MustParsePrefix("fec0::/10"), "site-local"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast"},
+}
+
+var (
+	nat64    = netip.MustParsePrefix("64:ff9b::/96")
+	globalV6 = netip.MustParsePrefix("2000::/3")
+)
+
+// Class returns "" for a public address and otherwise a short name of the
+// special-use class a belongs to (ClassLoopback, "private (RFC 1918)",
+// "link-local", ...).
+func Class(a netip.Addr) string {
+	if !a.IsValid() {
+		return "invalid"
+	}
+	// Zoned addresses never match a Prefix, and ::ffff:10.0.0.1 reaches
+	// 10.0.0.1, so compare the plain form.
+	a = a.WithZone("").Unmap()
+	if nat64.Contains(a) {
+		// Well-known NAT64 is how IPv6-only networks reach public IPv4;
+		// judge the embedded IPv4 address.
+		b := a.As16()
+		return Class(netip.AddrFrom4([4]byte(b[12:])))
+	}
+	for _, p := range specialPrefixes {
+		if p.prefix.Contains(a) {
+			return p.class
+		}
+	}
+	// Everything outside 2000::/3 is unassigned or special in IPv6
+	// (including the deprecated IPv4-compatible ::a.b.c.d form).
+	if a.Is6() && !globalV6.Contains(a) {
+		return "reserved"
+	}
+	return ""
+}

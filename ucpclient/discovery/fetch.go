@@ -1,0 +1,395 @@
+package discovery
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/internal/netguard"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+const (
+	defaultTimeout     = 5 * time.Second
+	defaultTTL         = 5 * time.Minute
+	minTTL             = 60 * time.Second // the spec's floor
+	maxHonouredMaxAge  = time.Hour
+	defaultNegativeTTL = 10 * time.Second
+	defaultMaxBytes    = 256 << 10
+	defaultMaxEntries  = 1024
+	maxURLLen          = 2048
+)
+
+// Fetcher fetches UCP profiles and caches them. The zero value is ready to
+// use; set fields before the first Fetch and do not change them afterwards.
+// A Fetcher must not be copied after first use. It is safe for concurrent
+// use.
+type Fetcher struct {
+	// Client does the fetching; nil means a client with a 5s timeout that
+	// refuses to connect to non-public addresses (internal/netguard). A
+	// caller's client is used with redirects turned off (NoRedirects) but is
+	// otherwise trusted: it gets no address guard unless its dialer has
+	// netguard.Control. Its Timeout, if set, replaces the 5s fetch deadline.
+	Client *http.Client
+	// AllowInsecureLoopback accepts http:// URLs whose host is a loopback IP
+	// literal or "localhost", and lets the default client connect to
+	// loopback addresses (and only those). For local development only: UCP
+	// requires https.
+	AllowInsecureLoopback bool
+	// TTL is how long a fetched profile is served from cache; default 5m,
+	// never below 60s (the spec's floor). A longer Cache-Control max-age is
+	// honoured up to one hour.
+	TTL time.Duration
+	// NegativeTTL is how long a failed fetch is remembered, so a dead or
+	// hostile profile host is not asked again on every request; default
+	// 10s, negative to disable.
+	NegativeTTL time.Duration
+	// MaxBytes caps the profile body; default 256 KiB.
+	MaxBytes int64
+	// MaxEntries bounds the cache (successes and remembered failures),
+	// least recently used out first; default 1024.
+	MaxEntries int
+	// Now is the clock for cache expiry; default time.Now.
+	Now func() time.Time
+
+	initOnce sync.Once
+	client   *http.Client
+
+	mu       sync.Mutex
+	entries  map[string]*list.Element // of *cacheEntry
+	lru      list.List                // front is most recently used
+	inflight map[string]*fetchCall
+}
+
+type cacheEntry struct {
+	url     string
+	profile *ucp.Profile
+	err     *Error
+	expires time.Time
+}
+
+// fetchCall is one HTTP fetch shared by every Fetch of the same URL while it
+// runs, so a burst of requests naming one platform costs its host one
+// request.
+type fetchCall struct {
+	done    chan struct{}
+	profile *ucp.Profile
+	err     *Error
+	joined  int // Fetch calls waiting on it; lets tests observe sharing
+}
+
+// NoRedirects returns a copy of c (http.DefaultClient's settings when c is
+// nil) that returns a 3xx response to the caller instead of following it.
+// UCP forbids following redirects on profile fetches: the profile must come
+// from the URL that is the party's identity.
+func NoRedirects(c *http.Client) *http.Client {
+	var d http.Client
+	if c != nil {
+		d = *c
+	}
+	d.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &d
+}
+
+func (f *Fetcher) init() {
+	f.initOnce.Do(func() {
+		f.entries = make(map[string]*list.Element)
+		f.inflight = make(map[string]*fetchCall)
+		if f.Client != nil {
+			f.client = NoRedirects(f.Client)
+			return
+		}
+		control := netguard.Control
+		if f.AllowInsecureLoopback {
+			control = netguard.LoopbackControl
+		}
+		dialer := &net.Dialer{Timeout: defaultTimeout, KeepAlive: 30 * time.Second, Control: control}
+		f.client = NoRedirects(&http.Client{
+			Timeout: defaultTimeout,
+			Transport: &http.Transport{
+				Proxy:                  nil, // a proxy would dial for us and bypass the guard
+				DialContext:            dialer.DialContext,
+				ForceAttemptHTTP2:      true,
+				TLSHandshakeTimeout:    defaultTimeout,
+				ResponseHeaderTimeout:  defaultTimeout,
+				MaxIdleConns:           32,
+				MaxIdleConnsPerHost:    2,
+				IdleConnTimeout:        30 * time.Second,
+				MaxResponseHeaderBytes: 16 << 10,
+			},
+		})
+	})
+}
+
+func (f *Fetcher) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+func (f *Fetcher) ttl() time.Duration {
+	switch {
+	case f.TTL == 0:
+		return defaultTTL
+	case f.TTL < minTTL:
+		return minTTL
+	}
+	return f.TTL
+}
+
+func (f *Fetcher) negativeTTL() time.Duration {
+	if f.NegativeTTL == 0 {
+		return defaultNegativeTTL
+	}
+	return f.NegativeTTL
+}
+
+func (f *Fetcher) maxBytes() int64 {
+	if f.MaxBytes <= 0 {
+		return defaultMaxBytes
+	}
+	return f.MaxBytes
+}
+
+func (f *Fetcher) maxEntries() int {
+	if f.MaxEntries <= 0 {
+		return defaultMaxEntries
+	}
+	return f.MaxEntries
+}
+
+func (f *Fetcher) timeout() time.Duration {
+	if f.Client != nil && f.Client.Timeout > 0 {
+		return f.Client.Timeout
+	}
+	return defaultTimeout
+}
+
+// Fetch returns the profile at rawURL, from cache when fresh. The profile is
+// shared with other callers and must not be modified. Errors are *Error:
+// invalid_profile_url for a URL refused before any traffic,
+// profile_unreachable for a failed fetch (transport error, timeout,
+// redirect, non-2xx status, body over MaxBytes, or ctx ending first), and
+// profile_malformed for a body that ucp.ParseProfile refuses.
+//
+// An oversized body counts as unreachable rather than malformed: the fetch
+// is abandoned before the content is known, and the spec reserves
+// profile_malformed for content that was read and found wanting.
+func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (*ucp.Profile, error) {
+	if err := f.checkURL(rawURL); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, canceled(err)
+	}
+	f.init()
+
+	f.mu.Lock()
+	if el, ok := f.entries[rawURL]; ok {
+		e := el.Value.(*cacheEntry)
+		if f.now().Before(e.expires) {
+			f.lru.MoveToFront(el)
+			f.mu.Unlock()
+			return result(e.profile, e.err)
+		}
+		f.lru.Remove(el)
+		delete(f.entries, rawURL)
+	}
+	c, ok := f.inflight[rawURL]
+	if !ok {
+		c = &fetchCall{done: make(chan struct{})}
+		f.inflight[rawURL] = c
+		// Detached from this caller's cancellation: others may join, and
+		// one of them going away must not fail the rest. The fetch keeps
+		// its own deadline.
+		go f.run(context.WithoutCancel(ctx), rawURL, c)
+	}
+	c.joined++
+	f.mu.Unlock()
+
+	select {
+	case <-c.done:
+		return result(c.profile, c.err)
+	case <-ctx.Done():
+		return nil, canceled(ctx.Err())
+	}
+}
+
+func canceled(err error) *Error {
+	return &Error{Code: CodeProfileUnreachable, Content: "profile fetch was abandoned", Err: err}
+}
+
+// result hands each caller its own copy of a shared error, so one caller
+// editing it cannot change what the next one sees.
+func result(p *ucp.Profile, err *Error) (*ucp.Profile, error) {
+	if err != nil {
+		e := *err
+		return nil, &e
+	}
+	return p, nil
+}
+
+func (f *Fetcher) run(ctx context.Context, rawURL string, c *fetchCall) {
+	p, ttl, err := f.get(ctx, rawURL)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	switch {
+	case err == nil:
+		f.store(&cacheEntry{url: rawURL, profile: p, expires: now.Add(ttl)})
+	case f.negativeTTL() > 0:
+		f.store(&cacheEntry{url: rawURL, err: err, expires: now.Add(f.negativeTTL())})
+	}
+	c.profile, c.err = p, err
+	delete(f.inflight, rawURL)
+	close(c.done)
+}
+
+// store caches e as the most recently used entry; f.mu must be held.
+func (f *Fetcher) store(e *cacheEntry) {
+	if el, ok := f.entries[e.url]; ok {
+		f.lru.Remove(el)
+	}
+	f.entries[e.url] = f.lru.PushFront(e)
+	for f.lru.Len() > f.maxEntries() {
+		oldest := f.lru.Back()
+		f.lru.Remove(oldest)
+		delete(f.entries, oldest.Value.(*cacheEntry).url)
+	}
+}
+
+func (f *Fetcher) get(ctx context.Context, rawURL string) (*ucp.Profile, time.Duration, *Error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout())
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, 0, &Error{Code: CodeInvalidProfileURL, Content: "profile URL is not a valid URL", Err: err}
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, 0, transportError(err)
+	}
+	defer resp.Body.Close()
+
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return nil, 0, &Error{Code: CodeProfileUnreachable, Content: fmt.Sprintf("profile URL answered with a redirect (HTTP %d); profile fetches do not follow redirects", resp.StatusCode)}
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return nil, 0, &Error{Code: CodeProfileUnreachable, Content: fmt.Sprintf("profile fetch returned HTTP status %d", resp.StatusCode)}
+	}
+	limit := f.maxBytes()
+	if resp.ContentLength > limit {
+		return nil, 0, f.tooLarge()
+	}
+	// One byte over the cap is enough to know the body is too large without
+	// reading whatever else the server wants to send.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, 0, transportError(err)
+	}
+	if int64(len(body)) > limit {
+		return nil, 0, f.tooLarge()
+	}
+	p, err := ucp.ParseProfile(body)
+	if err != nil {
+		return nil, 0, &Error{
+			Code:    CodeProfileMalformed,
+			Content: "profile is not a valid UCP profile: " + strings.TrimPrefix(err.Error(), "ucp: profile: "),
+			Err:     err,
+		}
+	}
+	return p, f.ttlFor(resp.Header), nil
+}
+
+func (f *Fetcher) tooLarge() *Error {
+	return &Error{Code: CodeProfileUnreachable, Content: fmt.Sprintf("profile is larger than %d bytes", f.maxBytes())}
+}
+
+// ttlFor lets a publisher ask for longer caching than ours, never shorter:
+// the spec sets a 60s floor regardless of the origin's headers, and a one
+// hour ceiling keeps a key rotation from going unseen for long.
+func (f *Fetcher) ttlFor(h http.Header) time.Duration {
+	ttl := f.ttl()
+	for _, line := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(line, ",") {
+			name, value, _ := strings.Cut(strings.TrimSpace(d), "=")
+			if !strings.EqualFold(name, "max-age") {
+				continue
+			}
+			secs, err := strconv.ParseInt(strings.Trim(value, `"`), 10, 64)
+			if err != nil || secs <= 0 {
+				continue
+			}
+			maxAge := maxHonouredMaxAge
+			if secs < int64(maxHonouredMaxAge/time.Second) {
+				maxAge = time.Duration(secs) * time.Second
+			}
+			ttl = max(ttl, maxAge)
+		}
+	}
+	return ttl
+}
+
+func transportError(err error) *Error {
+	var blocked *netguard.BlockedError
+	var ne net.Error
+	switch {
+	case errors.As(err, &blocked):
+		return &Error{Code: CodeProfileUnreachable, Content: fmt.Sprintf("profile host resolves to a %s address, which is not allowed", blocked.Class), Err: err}
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return &Error{Code: CodeProfileUnreachable, Content: "profile fetch timed out", Err: err}
+	}
+	return &Error{Code: CodeProfileUnreachable, Content: "could not fetch the profile", Err: err}
+}
+
+// checkURL applies the URL rules before any traffic, so a refused URL costs
+// nothing and never reaches the cache.
+func (f *Fetcher) checkURL(raw string) *Error {
+	refuse := func(content string) *Error { return &Error{Code: CodeInvalidProfileURL, Content: content} }
+	if raw == "" {
+		return refuse("profile URL is missing")
+	}
+	if len(raw) > maxURLLen {
+		return refuse(fmt.Sprintf("profile URL is longer than %d bytes", maxURLLen))
+	}
+	// The URL is the profile's identity and the cache key, so only accept
+	// it in its sent-on-the-wire form.
+	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return refuse("profile URL contains spaces, control or non-ASCII characters")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return &Error{Code: CodeInvalidProfileURL, Content: "profile URL is not a valid URL", Err: err}
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !f.AllowInsecureLoopback || !netguard.IsLoopbackHost(u.Hostname()) {
+			return refuse("profile URL must use https")
+		}
+	default:
+		return refuse("profile URL must be an absolute https URL")
+	}
+	if u.Opaque != "" || u.Hostname() == "" {
+		return refuse("profile URL must have a host")
+	}
+	if u.User != nil {
+		return refuse("profile URL must not contain user information")
+	}
+	if strings.Contains(raw, "#") {
+		return refuse("profile URL must not contain a fragment")
+	}
+	return nil
+}
