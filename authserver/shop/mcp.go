@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -65,15 +66,17 @@ func toolFor(op Op) mcp.Tool {
 	schema := `{"type":"object","properties":{` + props + `},"required":[` + joinComma(required) + `]}`
 	readOnly := !info.mutates
 	destructive := op == OpCompleteCheckout || op == OpCancelCheckout || op == OpCancelCart
-	return mcp.NewTool(string(op),
-		mcp.WithDescription(toolDocs[op]),
-		mcp.WithRawInputSchema(json.RawMessage(schema)),
+	t := mcp.NewToolWithRawSchema(string(op), toolDocs[op], json.RawMessage(schema))
+	for _, o := range []mcp.ToolOption{
 		mcp.WithRawOutputSchema(json.RawMessage(outputSchema)),
 		mcp.WithReadOnlyHintAnnotation(readOnly),
 		mcp.WithDestructiveHintAnnotation(destructive),
 		mcp.WithIdempotentHintAnnotation(readOnly || info.needsKey),
 		mcp.WithOpenWorldHintAnnotation(false),
-	)
+	} {
+		o(&t)
+	}
+	return t
 }
 
 func joinComma(s []string) string {
@@ -111,7 +114,13 @@ func (s *Service) mcpHandler(global bool) http.Handler {
 		call := &mcpCall{slug: r.PathValue("slug")}
 		p, perr := s.authenticate(r)
 		if perr != nil {
-			writeProtocolError(w, perr)
+			// A JSON-RPC error echoing the request id, so MCP clients
+			// can tell the failed call apart and keep their session.
+			body, _ := io.ReadAll(r.Body)
+			buf := newBuffered()
+			buf.body.Write(body)
+			rewriteRPCError(buf, perr)
+			buf.flush(w)
 			return
 		}
 		call.principal = p
