@@ -316,14 +316,19 @@ func (s *Service) lookupCatalog(ctx context.Context, oc *opCtx) *Reply {
 		}
 	}
 	// Lookup responses list the variants the ids resolved to, each with
-	// the ids that led there (lookup_variant.inputs is required).
+	// the ids that led there (lookup_variant.inputs is required). Filters
+	// apply after resolution: variants outside them go, and so does a
+	// product left with none.
 	for key, pos := range index {
 		p := &resp.Products[pos]
-		p.Variants = slices.DeleteFunc(p.Variants, func(v ucp.Variant) bool { return inputs[key][v.ID] == nil })
+		p.Variants = slices.DeleteFunc(p.Variants, func(v ucp.Variant) bool {
+			return inputs[key][v.ID] == nil || !admits(req.Filters, p, &v)
+		})
 		for j := range p.Variants {
 			p.Variants[j].Inputs = inputs[key][p.Variants[j].ID]
 		}
 	}
+	resp.Products = slices.DeleteFunc(resp.Products, func(p ucp.Product) bool { return len(p.Variants) == 0 })
 	return payload(http.StatusOK, &resp)
 }
 
@@ -397,6 +402,23 @@ func matchesAll(have, want []ucp.SelectedOption) bool {
 		if !slices.ContainsFunc(have, func(h ucp.SelectedOption) bool {
 			return strings.EqualFold(h.Name, w.Name) && (strings.EqualFold(h.Label, w.Label) || (w.ID != "" && h.ID == w.ID))
 		}) {
+			return false
+		}
+	}
+	return true
+}
+
+// admits reports whether a resolved variant passes lookup filters:
+// categories (any of, on the product) and price bounds (minor units).
+func admits(f *ucp.SearchFilters, p *ucp.Product, v *ucp.Variant) bool {
+	if f == nil {
+		return true
+	}
+	if len(f.Categories) > 0 && !slices.ContainsFunc(p.Categories, func(c ucp.Category) bool { return slices.Contains(f.Categories, c.Value) }) {
+		return false
+	}
+	if pf := f.Price; pf != nil {
+		if pf.Min != nil && v.Price.Amount < *pf.Min || pf.Max != nil && v.Price.Amount > *pf.Max {
 			return false
 		}
 	}
