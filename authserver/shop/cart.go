@@ -18,6 +18,8 @@ const (
 
 type cartState struct {
 	Cart ucp.Cart `json:"cart"`
+	// CheckoutID is the checkout the cart became, if any.
+	CheckoutID string `json:"checkout_id,omitempty"`
 }
 
 type cartInput struct {

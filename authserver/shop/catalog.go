@@ -102,7 +102,16 @@ func (s *Service) searchCatalog(ctx context.Context, oc *opCtx) *Reply {
 			}
 		}
 	}
+	// A zero bound is a bound (max 0: free items only), which the store
+	// query cannot say, so it is checked here too.
+	var maxPrice *int64
+	if req.Filters != nil && req.Filters.Price != nil {
+		maxPrice = req.Filters.Price.Max
+	}
 	match := func(p *store.Product) bool {
+		if maxPrice != nil && p.MinPrice > *maxPrice {
+			return false
+		}
 		return len(cats) < 2 || slices.ContainsFunc(p.Categories, func(c string) bool { return slices.Contains(cats, c) })
 	}
 	var page []*store.Product
@@ -268,9 +277,15 @@ func (s *Service) lookupCatalog(ctx context.Context, oc *opCtx) *Reply {
 	if rep := decodeBody(oc.Body, &req); rep != nil {
 		return rep
 	}
-	if len(req.IDs) == 0 || len(req.IDs) > maxLookupIDs {
-		return invalidRequest("ids must hold 1 to %d identifiers", maxLookupIDs)
+	if len(req.IDs) == 0 {
+		return invalidRequest("ids must hold at least one identifier")
 	}
+	if len(req.IDs) > maxLookupIDs {
+		return protoErr(http.StatusBadRequest, rpcParams, "request_too_large", fmt.Sprintf("at most %d ids per lookup", maxLookupIDs))
+	}
+	// lookup.md: duplicate identifiers are looked up once.
+	seenID := map[string]bool{}
+	req.IDs = slices.DeleteFunc(req.IDs, func(id string) bool { dup := seenID[id]; seenID[id] = true; return dup })
 	shops, err := s.shopsFor(ctx, oc)
 	if err != nil {
 		return s.storeFailure(ctx, err)
@@ -357,41 +372,85 @@ func (s *Service) getProduct(ctx context.Context, oc *opCtx) *Reply {
 	if err != nil {
 		return s.storeFailure(ctx, err)
 	}
-	sel := req.Selected
-	if variantID != "" && len(sel) == 0 {
-		if i := slices.IndexFunc(view.Variants, func(v ucp.Variant) bool { return v.ID == variantID }); i >= 0 {
-			sel = view.Variants[i].Options
+	// lookup.md: a variant id is featured first and decides the
+	// selection (a conflicting `selected` is ignored); otherwise the
+	// selections, relaxed per preferences, pick the featured variant and
+	// product.selected reports what survived.
+	fi := -1
+	switch {
+	case variantID != "":
+		fi = slices.IndexFunc(view.Variants, func(v ucp.Variant) bool { return v.ID == variantID })
+		if fi >= 0 {
+			view.Selected = view.Variants[fi].Options
+		}
+	case len(req.Selected) > 0:
+		var eff []ucp.SelectedOption
+		fi, eff = featured(view.Variants, req.Selected, req.Preferences)
+		view.Selected = nil
+		for _, o := range eff {
+			// In the catalog's spelling of the surviving selection.
+			if k := slices.IndexFunc(view.Variants[fi].Options, func(v ucp.SelectedOption) bool { return strings.EqualFold(v.Name, o.Name) }); k >= 0 {
+				o = view.Variants[fi].Options[k]
+			}
+			view.Selected = append(view.Selected, o)
+		}
+		if len(eff) == 0 && fi >= 0 {
+			view.Selected = view.Variants[fi].Options
+		}
+	default:
+		fi, _ = featured(view.Variants, nil, nil)
+		if fi >= 0 {
+			view.Selected = view.Variants[fi].Options
 		}
 	}
-	if f := featured(view.Variants, sel, req.Preferences); f != nil {
-		view.Selected = f.Options
+	if fi > 0 {
+		f := view.Variants[fi]
+		view.Variants = append([]ucp.Variant{f}, slices.Delete(slices.Clone(view.Variants), fi, fi+1)...)
 	}
 	return payload(http.StatusOK, &ucp.ProductResponse{UCP: oc.neg.envelope(catalogCaps...), Product: *view})
 }
 
-// featured picks the variant matching the selections, relaxing them from
-// the end of preferences (then from the end of the list) until one
-// matches.
-func featured(vs []ucp.Variant, sel []ucp.SelectedOption, prefs []string) *ucp.Variant {
+// featured picks the variant matching the selections (an available one
+// when several do), relaxing them until one matches: first options the
+// preferences do not name, from the end of the selection, then named ones
+// from the end of preferences. It returns the variant's index (-1 when
+// there are none) and the selections that survived.
+func featured(vs []ucp.Variant, sel []ucp.SelectedOption, prefs []string) (int, []ucp.SelectedOption) {
 	if len(vs) == 0 {
-		return nil
+		return -1, nil
 	}
 	sel = slices.Clone(sel)
 	for {
+		best := -1
 		for i := range vs {
 			if matchesAll(vs[i].Options, sel) {
-				return &vs[i]
+				if best < 0 {
+					best = i
+				}
+				if vs[i].Availability != nil && vs[i].Availability.Available {
+					best = i
+					break
+				}
 			}
 		}
-		if len(sel) == 0 {
-			return &vs[0]
+		if best >= 0 {
+			return best, sel
 		}
-		drop := len(sel) - 1
-		for j := len(prefs) - 1; j >= 0; j-- {
-			if k := slices.IndexFunc(sel, func(o ucp.SelectedOption) bool { return strings.EqualFold(o.Name, prefs[j]) }); k >= 0 {
+		if len(sel) == 0 {
+			return 0, nil
+		}
+		named := func(o ucp.SelectedOption) bool {
+			return slices.ContainsFunc(prefs, func(p string) bool { return strings.EqualFold(p, o.Name) })
+		}
+		drop := -1
+		for k := len(sel) - 1; k >= 0; k-- {
+			if !named(sel[k]) {
 				drop = k
 				break
 			}
+		}
+		for j := len(prefs) - 1; drop < 0 && j >= 0; j-- {
+			drop = slices.IndexFunc(sel, func(o ucp.SelectedOption) bool { return strings.EqualFold(o.Name, prefs[j]) })
 		}
 		sel = slices.Delete(sel, drop, drop+1)
 	}

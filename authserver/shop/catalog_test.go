@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,16 +14,6 @@ import (
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
-
-// skipCatalogCartBug skips a test that shows a known bug in the shop
-// package. Set SHOP_TEST_BUGS=1 to run those tests (they fail until the
-// bug is fixed).
-func skipCatalogCartBug(t *testing.T, desc string) {
-	t.Helper()
-	if os.Getenv("SHOP_TEST_BUGS") == "" {
-		t.Skip("BUG: " + desc)
-	}
-}
 
 // The demo catalog, by store: product ids in (shop, id) order.
 var (
@@ -279,8 +268,6 @@ func TestCatalogSearchPrice(t *testing.T) {
 		catProtoErr(t, res, b, http.StatusBadRequest, "invalid_request")
 	}
 	t.Run("max zero", func(t *testing.T) {
-		skipCatalogCartBug(t, "filters.price.max = 0 is treated as no upper bound: searchCatalog copies it into "+
-			"store.ProductQuery.MaxPrice, where 0 means unbounded, so {\"max\":0} lists every product instead of none")
 		r := e.catSearch(t, "/s/flower-shop/catalog/search", map[string]any{"filters": map[string]any{"price": map[string]any{"max": 0}}})
 		if len(r.Products) != 0 {
 			t.Fatalf("max 0 matched %v", catProductIDs(r.Products))
@@ -750,9 +737,6 @@ func TestCatalogLookup(t *testing.T) {
 		}
 	})
 	t.Run("duplicate ids are deduplicated", func(t *testing.T) {
-		skipCatalogCartBug(t, "lookupCatalog does not deduplicate request ids (lookup.md: duplicate identifiers MUST be "+
-			"deduplicated): ids [\"trx-blk-9\",\"trx-blk-9\"] give variant trx-blk-9 inputs [{trx-blk-9 exact} {trx-blk-9 exact}], "+
-			"and an unknown id sent twice gets two not_found warnings")
 		r := e.catLookup(t, "/s/energy-sport/catalog/lookup", []string{"trx-blk-9", "trx-blk-9"})
 		if in := r.Products[0].Variants[0].Inputs; len(in) != 1 {
 			t.Errorf("inputs %+v", in)
@@ -789,8 +773,6 @@ func TestCatalogLookup(t *testing.T) {
 		catProtoErr(t, res, b, http.StatusBadRequest, "invalid_request")
 	})
 	t.Run("over the batch limit is request_too_large", func(t *testing.T) {
-		skipCatalogCartBug(t, "a lookup of more than 100 ids is refused with 400 code invalid_request; catalog/rest.md "+
-			"conformance item 5 requires HTTP 400 with code request_too_large for requests exceeding the batch size limit")
 		ids := make([]string, 101)
 		for i := range ids {
 			ids[i] = fmt.Sprint(i)
@@ -932,18 +914,12 @@ func TestCatalogGetProduct(t *testing.T) {
 		}
 	})
 	t.Run("variant id is the first variant", func(t *testing.T) {
-		skipCatalogCartBug(t, "get_product by variant id returns the product's variants in catalog order: for id trx-blu-11 "+
-			"variants[0] is trx-blk-9; lookup.md: 'Variant ID: The requested variant MUST be the first element (featured)'")
 		r := e.catProduct(t, path, map[string]any{"id": "trx-blu-11"})
 		if r.Product.Variants[0].ID != "trx-blu-11" {
 			t.Fatalf("first variant %s", r.Product.Variants[0].ID)
 		}
 	})
 	t.Run("variant id overrides selected", func(t *testing.T) {
-		skipCatalogCartBug(t, "get_product with a variant id and a conflicting `selected` uses `selected`: id trx-blu-11 with "+
-			"selected [Color Black] answers selected [Black 9]; lookup.md: 'the variant's options take precedence — the variant ID "+
-			"fully determines the selection state and selected is ignored' (getProduct only uses the variant's options when "+
-			"len(req.Selected) == 0)")
 		r := e.catProduct(t, path, map[string]any{"id": "trx-blu-11", "selected": optSel("Color", "Black")})
 		if !reflect.DeepEqual(r.Product.Selected, optSel("Color", "Blue", "Size", "11")) {
 			t.Fatalf("selected %+v", r.Product.Selected)
@@ -958,15 +934,18 @@ func TestCatalogGetProduct(t *testing.T) {
 		}{
 			{"full match", optSel("Color", "Blue", "Size", "11"), nil, optSel("Color", "Blue", "Size", "11")},
 			{"out of stock is still selectable", optSel("Color", "Black", "Size", "10"), nil, optSel("Color", "Black", "Size", "10")},
-			{"partial", optSel("Color", "Blue"), nil, optSel("Color", "Blue", "Size", "10")},
-			{"partial size", optSel("Size", "11"), nil, optSel("Color", "Blue", "Size", "11")},
+			{"partial", optSel("Color", "Blue"), nil, optSel("Color", "Blue")},
+			{"partial size", optSel("Size", "11"), nil, optSel("Size", "11")},
 			{"case-insensitive", optSel("color", "BLUE", "size", "11"), nil, optSel("Color", "Blue", "Size", "11")},
-			// Black / 11 does not exist: Color first keeps Black and
-			// relaxes Size; Size first keeps 11 and relaxes Color.
-			{"relax size", optSel("Color", "Black", "Size", "11"), []string{"Color", "Size"}, optSel("Color", "Black", "Size", "9")},
-			{"relax size, selections in other order", optSel("Size", "11", "Color", "Black"), []string{"Color", "Size"}, optSel("Color", "Black", "Size", "9")},
-			{"relax color", optSel("Color", "Black", "Size", "11"), []string{"Size", "Color"}, optSel("Color", "Blue", "Size", "11")},
-			{"relax color, selections in other order", optSel("Size", "11", "Color", "Black"), []string{"Size", "Color"}, optSel("Color", "Blue", "Size", "11")},
+			// product.selected is the effective selection (lookup.md):
+			// the request's options that survived, in the catalog's
+			// spelling. Black / 11 does not exist: Color first keeps Black
+			// and relaxes Size; Size first keeps 11 and relaxes Color.
+			// When nothing survives, the featured variant's defaults.
+			{"relax size", optSel("Color", "Black", "Size", "11"), []string{"Color", "Size"}, optSel("Color", "Black")},
+			{"relax size, selections in other order", optSel("Size", "11", "Color", "Black"), []string{"Color", "Size"}, optSel("Color", "Black")},
+			{"relax color", optSel("Color", "Black", "Size", "11"), []string{"Size", "Color"}, optSel("Size", "11")},
+			{"relax color, selections in other order", optSel("Size", "11", "Color", "Black"), []string{"Size", "Color"}, optSel("Size", "11")},
 			{"nothing matches", optSel("Color", "Green", "Size", "12"), []string{"Color", "Size"}, optSel("Color", "Black", "Size", "9")},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -978,15 +957,11 @@ func TestCatalogGetProduct(t *testing.T) {
 		}
 	})
 	t.Run("unlisted options relax before preferred ones", func(t *testing.T) {
-		skipCatalogCartBug(t, "featured() relaxes options named in preferences before options not named there: selected "+
-			"[Color Black, Size 11] with preferences [\"Color\"] drops Color (answers Blue / 11) instead of Size (Black / 9); "+
-			"[Width Wide, Color Blue] with preferences [\"Color\"] drops Color, not the unknown Width (answers Black / 9). "+
-			"Preferences list the options to keep longest (catalog_lookup.json: ['Color','Size'] keeps Color)")
 		for _, tc := range []struct {
 			sel, want []ucp.SelectedOption
 		}{
-			{optSel("Color", "Black", "Size", "11"), optSel("Color", "Black", "Size", "9")},
-			{optSel("Width", "Wide", "Color", "Blue"), optSel("Color", "Blue", "Size", "10")},
+			{optSel("Color", "Black", "Size", "11"), optSel("Color", "Black")},
+			{optSel("Width", "Wide", "Color", "Blue"), optSel("Color", "Blue")},
 		} {
 			r := e.catProduct(t, path, map[string]any{"id": "trail-runner-x", "selected": tc.sel, "preferences": []string{"Color"}})
 			if !reflect.DeepEqual(r.Product.Selected, tc.want) {
@@ -995,10 +970,6 @@ func TestCatalogGetProduct(t *testing.T) {
 		}
 	})
 	t.Run("selected is the effective selection", func(t *testing.T) {
-		skipCatalogCartBug(t, "product.selected is the featured variant's full options, not the effective selections: "+
-			"selected [Color Black, Size 11] with preferences [Color, Size] answers [Color Black, Size 9] and a partial "+
-			"[Color Blue] answers [Color Blue, Size 10]; lookup.md: with no relaxation 'Response selected matches the request', "+
-			"after relaxation it 'is a subset of the request'")
 		r := e.catProduct(t, path, map[string]any{"id": "trail-runner-x", "selected": optSel("Color", "Black", "Size", "11"), "preferences": []string{"Color", "Size"}})
 		if !reflect.DeepEqual(r.Product.Selected, optSel("Color", "Black")) {
 			t.Fatalf("selected %+v", r.Product.Selected)

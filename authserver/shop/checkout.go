@@ -131,15 +131,34 @@ func (s *Service) putCheckout(ctx context.Context, oc *opCtx) *Reply {
 }
 
 func (s *Service) createCheckout(ctx context.Context, oc *opCtx, in *checkoutInput) *Reply {
-	if in.LineItems == nil && in.CartID != "" {
-		_, cart, rep := s.loadCart(ctx, oc, in.CartID)
-		if rep != nil {
+	var cartSess *store.Session
+	var cart *cartState
+	if in.CartID != "" {
+		// cart.md: the cart's contents (lines, buyer, context) initialise
+		// the checkout and win over the payload; a cart already converted
+		// into a checkout still open gets that checkout back.
+		var rep *Reply
+		if cartSess, cart, rep = s.loadCart(ctx, oc, in.CartID); rep != nil {
 			return rep
 		}
+		if cart.CheckoutID != "" {
+			prev := *oc
+			prev.Request = &Request{Op: OpGetCheckout, Shop: oc.Shop, ID: cart.CheckoutID, Agent: oc.Agent, Principal: oc.Principal}
+			if _, st, rep := s.loadCheckout(ctx, &prev); rep == nil && !terminal(st.Checkout.Status) {
+				return s.checkoutReply(ctx, oc, &st.Checkout, http.StatusOK, ucp.StatusSuccess)
+			}
+		}
+		in.LineItems = nil
 		for _, l := range cart.Cart.LineItems {
-			li := lineInput{Quantity: json.Number(fmt.Sprint(l.Quantity))}
+			li := lineInput{Quantity: json.RawMessage(fmt.Sprint(l.Quantity))}
 			li.Item.ID = l.Item.ID
 			in.LineItems = append(in.LineItems, li)
+		}
+		if cart.Cart.Buyer != nil {
+			in.Buyer = cart.Cart.Buyer
+		}
+		if cart.Cart.Context != nil {
+			in.Context = cart.Cart.Context
 		}
 	}
 	now := s.now()
@@ -161,14 +180,25 @@ func (s *Service) createCheckout(ctx context.Context, oc *opCtx, in *checkoutInp
 	if err := s.cfg.Store.CreateSession(ctx, sess); err != nil {
 		return s.storeFailure(ctx, err)
 	}
+	if cart != nil {
+		cart.CheckoutID = st.Checkout.ID
+		if err := s.saveCart(ctx, cartSess, cart, cartActive); err != nil {
+			// The checkout stands; a later conversion of the cart makes
+			// another one.
+			s.log.WarnContext(ctx, "shop: link cart to checkout", "cart", in.CartID, "err", err)
+		}
+	}
 	return s.checkoutReply(ctx, oc, &st.Checkout, http.StatusCreated, ucp.StatusSuccess)
 }
 
 func (s *Service) pricingFailure(ctx context.Context, oc *opCtx, err error) *Reply {
 	var ee *envelopeError
+	var br *badRequest
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &br):
+		return invalidRequest("malformed request body: %s", br.msg)
 	case errors.As(err, &ee):
 		return oc.errorEnvelope(http.StatusOK, ee.msgs...)
 	default:

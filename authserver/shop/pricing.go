@@ -1,6 +1,7 @@
 package shop
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,7 +90,9 @@ type lineInput struct {
 	Item struct {
 		ID string `json:"id"`
 	} `json:"item"`
-	Quantity json.Number `json:"quantity"`
+	// Quantity is kept raw: json.Number would also accept "5", and the
+	// schema says integer.
+	Quantity json.RawMessage `json:"quantity"`
 }
 
 // priced is the result of pricing a set of lines.
@@ -101,6 +104,11 @@ type priced struct {
 	// subtotal is the items total before discounts.
 	subtotal int64
 }
+
+// badRequest is input of the wrong JSON type: a 400, like a decoding error.
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
 
 // envelopeError is a refusal that creates or changes nothing.
 type envelopeError struct{ msgs []ucp.Message }
@@ -129,7 +137,11 @@ func (s *Service) priceLines(ctx context.Context, sh *shopInfo, in []lineInput, 
 		if l.Item.ID == "" {
 			return nil, refuse("invalid_request", fmt.Sprintf("$.line_items[%d].item.id", i), "line %d names no item", i)
 		}
-		q, err := strconv.ParseInt(string(l.Quantity), 10, 64)
+		raw := bytes.TrimSpace(l.Quantity)
+		if len(raw) > 0 && string(raw) != "null" && raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+			return nil, &badRequest{fmt.Sprintf("$.line_items[%d].quantity must be an integer", i)}
+		}
+		q, err := strconv.ParseInt(string(raw), 10, 64)
 		if err != nil || q < 1 || q > maxQuantity {
 			return nil, refuse("invalid_quantity", fmt.Sprintf("$.line_items[%d].quantity", i),
 				"quantity must be an integer from 1 to %d", maxQuantity)
