@@ -43,11 +43,18 @@ type checkoutInput struct {
 	Payment     *ucp.Payment      `json:"payment,omitempty"`
 	Fulfillment *fulfillmentInput `json:"fulfillment,omitempty"`
 	// ShippingAddress is the Artos SDK's flat destination.
-	ShippingAddress *ucp.PostalAddress `json:"shipping_address,omitempty"`
+	ShippingAddress *artosAddress `json:"shipping_address,omitempty"`
 	Discounts       *struct {
 		Codes []string `json:"codes"`
 	} `json:"discounts,omitempty"`
 	AP2 *ucp.AP2 `json:"ap2,omitempty"`
+}
+
+// artosAddress is a postal address that also takes the Artos SDK's
+// `country` (its README's shape) for address_country.
+type artosAddress struct {
+	ucp.PostalAddress
+	Country string `json:"country,omitempty"`
 }
 
 type fulfillmentInput struct {
@@ -312,7 +319,9 @@ func (s *Service) fulfillment(sh *shopInfo, in *checkoutInput, lines []ucp.LineI
 		selDest = cmpOr(selDest, f.SelectedDestinationID)
 	}
 	if len(dests) == 0 && in.ShippingAddress != nil {
-		dests = []ucp.PostalAddress{*in.ShippingAddress}
+		a := in.ShippingAddress.PostalAddress
+		a.AddressCountry = cmpOr(a.AddressCountry, in.ShippingAddress.Country)
+		dests = []ucp.PostalAddress{a}
 	}
 	if len(dests) > 10 {
 		return nil, nil, nil, refuse("invalid_request", "$.fulfillment.methods[0].destinations", "at most 10 destinations")

@@ -217,6 +217,13 @@ func TestFulfillmentDiscountTax(t *testing.T) {
 	if slices.Contains(messageCodes(u.Messages), "field_required") || u.Fulfillment == nil {
 		t.Fatalf("%s", b)
 	}
+	// ...including the SDK README's {country, postal_code}.
+	art["shipping_address"] = map[string]any{"country": "CA", "postal_code": "H2X 1Y4"}
+	res, b = e.req("PUT", "/s/energy-sport/checkout-sessions/"+c.ID, art)
+	u = decode[ucp.Checkout](t, b)
+	if len(u.Messages) != 1 || u.Messages[0].Code != "payment_selection_required" || u.Fulfillment.Methods[0].Destinations[0].AddressCountry != "CA" {
+		t.Fatalf("%s", b)
+	}
 }
 
 // TestCompleteCard covers the sandbox card tokens.
