@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
@@ -182,4 +183,28 @@ func TestProtocolErrorsReleaseTheKey(t *testing.T) {
 	wantStatus(t, res, b, http.StatusBadRequest)
 	res, b = e.req("POST", "/s/flower-shop/checkout-sessions", lines(line("bouquet_roses", 1)), "Idempotency-Key", key)
 	wantStatus(t, res, b, http.StatusCreated)
+}
+
+// TestSweep: expired idempotency records go; live ones stay and still
+// replay.
+func TestSweep(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Now = clock; c.IdempotencyTTL = time.Hour }})
+	key := uuid()
+	_, b1 := e.req("POST", "/s/flower-shop/carts", lines(line("tulip_bunch", 1)), "Idempotency-Key", key)
+	if n, err := e.svc.Sweep(t.Context()); err != nil || n != 0 {
+		t.Fatalf("swept %d live records (%v)", n, err)
+	}
+	_, b2 := e.req("POST", "/s/flower-shop/carts", lines(line("tulip_bunch", 1)), "Idempotency-Key", key)
+	if !bytes.Equal(b1, b2) {
+		t.Fatal("live record lost")
+	}
+	mu.Lock()
+	now = now.Add(time.Hour + time.Second)
+	mu.Unlock()
+	if n, err := e.svc.Sweep(t.Context()); err != nil || n != 1 {
+		t.Fatalf("swept %d (%v), want 1", n, err)
+	}
 }

@@ -171,3 +171,27 @@ func (s *Service) shop(ctx context.Context, slug string) (*shopInfo, error) {
 }
 
 func (s *Service) storeURL(slug string) string { return s.cfg.BaseURL + "/s/" + slug }
+
+// Sweep deletes expired idempotency records. Run it periodically (the
+// binary does, hourly); records live IdempotencyTTL.
+func (s *Service) Sweep(ctx context.Context) (int64, error) {
+	return s.cfg.Store.SweepIdempotency(ctx, s.now())
+}
+
+// SweepEvery runs Sweep every interval until ctx ends, logging failures.
+func (s *Service) SweepEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "shop: sweep idempotency records", "err", err)
+		} else if n > 0 {
+			s.log.InfoContext(ctx, "shop: swept idempotency records", "n", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

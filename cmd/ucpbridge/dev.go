@@ -122,6 +122,7 @@ stores (UCP %[11]s; REST at the store URL, MCP at <store>/mcp):
 	}
 	fmt.Fprintf(stdout, "  all stores       %s/catalog/search (REST), %s/mcp (MCP)\n", base, base)
 
+	go stores.SweepEvery(ctx, time.Hour)
 	return serveUntilDone(ctx, srv, ln)
 }
 
