@@ -15,7 +15,9 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/mandate"
+	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
 	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
@@ -261,5 +263,32 @@ func TestSignedResponses(t *testing.T) {
 	res, _ = e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil)
 	if res.Header.Get("Signature") != "" {
 		t.Fatal("signed without being asked")
+	}
+}
+
+// TestMandateSingleUseAcrossInstances: two instances on one database
+// share the replay record, so a mandate used on one is refused on the
+// other.
+func TestMandateSingleUseAcrossInstances(t *testing.T) {
+	e := ap2Env(t)
+	other, err := shop.New(shop.Config{BaseURL: e.srv.URL, Store: e.store, Keys: e.keys,
+		Profiles: &discovery.Fetcher{AllowInsecureLoopback: true}, Authenticate: testAuth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
+	_, cur := e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil)
+	tok := mint(t, e, "flower-shop", cur)
+	body, _ := json.Marshal(withMandate(cardPayment("fail_token"), tok))
+	// Instance two consumes it (a declined card still uses the mandate).
+	rep := other.Do(t.Context(), &shop.Request{Op: shop.OpCompleteCheckout, Shop: "flower-shop", ID: c.ID, Body: body,
+		Agent: e.agent.URL(), IdempotencyKey: uuid(), Principal: &shop.Principal{ClientID: "platform-a"}})
+	if rep.Err != nil || !strings.Contains(string(rep.Body), "payment_failed") {
+		t.Fatalf("%+v %s", rep.Err, rep.Body)
+	}
+	// Instance one refuses the replay.
+	_, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", withMandate(cardPayment("success_token"), tok))
+	if r := decode[ucp.Checkout](t, b); r.Status == ucp.CheckoutCompleted || !slices.Contains(messageCodes(r.Messages), "mandate_expired") {
+		t.Fatalf("%s", b)
 	}
 }

@@ -1,7 +1,6 @@
 package shop
 
 import (
-	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -17,10 +16,13 @@ import (
 const (
 	defaultPageSize = 10
 	maxPageSize     = 50
-	// maxSortWindow bounds a price-sorted search: sorting needs every
-	// match in memory.
-	maxSortWindow = 1000
-	maxLookupIDs  = 100
+	// maxOffset bounds how deep a price-sorted search pages (the store
+	// skips that many rows).
+	maxOffset           = 10_000
+	maxLookupIDs        = 100
+	maxFilterCategories = 20
+	// maxSelections bounds get_product's selected and preferences.
+	maxSelections = 20
 )
 
 var catalogCaps = []string{ucp.CapCatalogSearch, ucp.CapCatalogLookup}
@@ -41,7 +43,7 @@ func (c cursor) encode() string {
 func decodeCursor(s string) (cursor, bool) {
 	var c cursor
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || json.Unmarshal(b, &c) != nil || c.Offset < 0 || c.Offset > maxSortWindow {
+	if err != nil || json.Unmarshal(b, &c) != nil || c.Offset < 0 || c.Offset > maxOffset {
 		return c, false
 	}
 	return c, true
@@ -77,91 +79,46 @@ func (s *Service) searchCatalog(ctx context.Context, oc *opCtx) *Reply {
 			}
 		}
 	}
-	q := store.ProductQuery{Terms: terms}
+	q := store.ProductQuery{Terms: terms, Limit: limit + 1}
 	if oc.shop != nil {
 		q.ShopSlug = oc.shop.Slug
 	}
-	var cats []string
 	if f := req.Filters; f != nil {
-		cats = f.Categories
-		if len(cats) == 1 {
-			q.Category = cats[0]
+		if len(f.Categories) > maxFilterCategories {
+			return invalidRequest("at most %d categories", maxFilterCategories)
 		}
+		q.Categories = f.Categories
 		if f.Price != nil {
 			if (f.Price.Min != nil && *f.Price.Min < 0) || (f.Price.Max != nil && *f.Price.Max < 0) {
 				return invalidRequest("price filters are non-negative minor units")
 			}
-			if f.Price.Min != nil {
-				q.MinPrice = *f.Price.Min
-			}
-			if f.Price.Max != nil {
-				q.MaxPrice = *f.Price.Max
-			}
+			q.MinPrice, q.MaxPrice = f.Price.Min, f.Price.Max
 			if req.Context != nil {
 				q.Currency = strings.ToUpper(req.Context.Currency)
 			}
 		}
 	}
-	// A zero bound is a bound (max 0: free items only), which the store
-	// query cannot say, so it is checked here too.
-	var maxPrice *int64
-	if req.Filters != nil && req.Filters.Price != nil {
-		maxPrice = req.Filters.Price.Max
-	}
-	match := func(p *store.Product) bool {
-		if maxPrice != nil && p.MinPrice > *maxPrice {
-			return false
-		}
-		return len(cats) < 2 || slices.ContainsFunc(p.Categories, func(c string) bool { return slices.Contains(cats, c) })
-	}
-	var page []*store.Product
-	next := ""
 	switch req.Sort {
 	case "", "relevance":
 		q.AfterShop, q.AfterID = cur.Shop, cur.ID
-		for len(page) <= limit {
-			q.Limit = limit + 1
-			batch, err := s.cfg.Store.SearchProducts(ctx, q)
-			if err != nil {
-				return s.storeFailure(ctx, err)
-			}
-			for _, p := range batch {
-				if match(p) {
-					page = append(page, p)
-				}
-			}
-			if len(batch) < q.Limit {
-				break
-			}
-			last := batch[len(batch)-1]
-			q.AfterShop, q.AfterID = last.ShopSlug, last.ID
-		}
-		if len(page) > limit {
-			page = page[:limit]
-			last := page[limit-1]
-			next = cursor{Shop: last.ShopSlug, ID: last.ID}.encode()
-		}
 	case "price_asc", "price_desc":
-		q.Limit = maxSortWindow
-		all, err := s.cfg.Store.SearchProducts(ctx, q)
-		if err != nil {
-			return s.storeFailure(ctx, err)
-		}
-		all = slices.DeleteFunc(all, func(p *store.Product) bool { return !match(p) })
-		slices.SortStableFunc(all, func(a, b *store.Product) int {
-			if req.Sort == "price_desc" {
-				return cmp.Compare(b.MinPrice, a.MinPrice)
-			}
-			return cmp.Compare(a.MinPrice, b.MinPrice)
-		})
-		start := min(cur.Offset, len(all))
-		end := min(start+limit, len(all))
-		page = all[start:end]
-		if end < len(all) {
-			next = cursor{Offset: end}.encode()
-		}
+		q.Order, q.Offset = req.Sort, cur.Offset
 	default:
 		return invalidRequest("sort must be relevance, price_asc or price_desc")
+	}
+	page, err := s.cfg.Store.SearchProducts(ctx, q)
+	if err != nil {
+		return s.storeFailure(ctx, err)
+	}
+	next := ""
+	if len(page) > limit {
+		page = page[:limit]
+		if q.Order == "" {
+			last := page[limit-1]
+			next = cursor{Shop: last.ShopSlug, ID: last.ID}.encode()
+		} else if cur.Offset+limit <= maxOffset {
+			next = cursor{Offset: cur.Offset + limit}.encode()
+		}
 	}
 	resp := ucp.SearchResponse{UCP: oc.neg.envelope(catalogCaps...), Products: []ucp.Product{},
 		Pagination: &ucp.Pagination{HasNextPage: next != "", Cursor: next}}
@@ -354,6 +311,9 @@ func (s *Service) getProduct(ctx context.Context, oc *opCtx) *Reply {
 	}
 	if req.ID == "" {
 		return invalidRequest("catalog.id is required")
+	}
+	if len(req.Selected) > maxSelections || len(req.Preferences) > maxSelections {
+		return invalidRequest("at most %d selected options and %d preferences", maxSelections, maxSelections)
 	}
 	shops, err := s.shopsFor(ctx, oc)
 	if err != nil {

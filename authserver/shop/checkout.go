@@ -26,9 +26,16 @@ type checkoutState struct {
 	Token string `json:"token"`
 	// Codes are the discount codes as sent, re-applied on each pricing.
 	Codes []string `json:"codes,omitempty"`
-	// Input is the last create/update request, kept so completion can
-	// re-price against the live catalog.
+	// Input is the last create/update request (credentials removed), kept
+	// so completion can re-price against the live catalog.
 	Input json.RawMessage `json:"input"`
+	// Agent is the platform profile the checkout was created under; later
+	// calls must name the same one (ucp.md §1.2 identity binding).
+	Agent string `json:"agent,omitempty"`
+	// AP2 records that the AP2 mandates extension was negotiated at
+	// creation: the session is locked to it, whatever later requests
+	// negotiate (ap2-mandates.md).
+	AP2 bool `json:"ap2,omitempty"`
 }
 
 // checkoutInput is what create and update read. Unknown and response-only
@@ -127,7 +134,7 @@ func (s *Service) putCheckout(ctx context.Context, oc *opCtx) *Reply {
 			return rep
 		}
 		st.Checkout = *c
-		st.Input = oc.Body
+		st.Input = storedInput(&in)
 		if err := s.saveCheckout(ctx, sess, st); errors.Is(err, store.ErrStale) && attempt < 3 {
 			continue
 		} else if err != nil {
@@ -169,7 +176,7 @@ func (s *Service) createCheckout(ctx context.Context, oc *opCtx, in *checkoutInp
 		}
 	}
 	now := s.now()
-	st := &checkoutState{Token: newID("")}
+	st := &checkoutState{Token: newID(""), Agent: oc.Agent, AP2: oc.neg.has(ucp.CapAP2Mandate) && oc.neg.platform != nil}
 	st.Checkout.ID = newID("chk_")
 	st.Checkout.ExpiresAt = expiresAt(now.Add(s.cfg.CheckoutTTL))
 	c, err := s.priceCheckout(ctx, oc, in, st)
@@ -177,7 +184,7 @@ func (s *Service) createCheckout(ctx context.Context, oc *opCtx, in *checkoutInp
 		return rep
 	}
 	st.Checkout = *c
-	st.Input, _ = json.Marshal(in)
+	st.Input = storedInput(in)
 	doc, err := json.Marshal(st)
 	if err != nil {
 		return internalError()
@@ -276,6 +283,9 @@ func (s *Service) priceCheckout(ctx context.Context, oc *opCtx, in *checkoutInpu
 		totals = append(totals, ucp.Total{Type: ucp.TotalTax, DisplayText: label, Amount: mulDivRound(base, sh.cfg.TaxBP, 10_000)})
 	}
 	c.Totals = sumTotals(totals)
+	if in.Payment != nil && len(in.Payment.Instruments) > maxInstruments {
+		return nil, refuse("invalid_request", "$.payment.instruments", "at most %d payment instruments", maxInstruments)
+	}
 	pay, pm := s.payment(sh, in.Payment)
 	c.Payment = pay
 	c.Messages = append(c.Messages, pm...)
@@ -407,9 +417,6 @@ func (s *Service) payment(sh *shopInfo, in *ucp.Payment) (*ucp.Payment, []ucp.Me
 	var msgs []ucp.Message
 	out := &ucp.Payment{}
 	for i, inst := range in.Instruments {
-		if i >= 10 {
-			break
-		}
 		inst.Credential = nil
 		if !slices.Contains(sh.cfg.Rails, inst.HandlerID) {
 			msgs = append(msgs, ucp.Message{Type: "error", Code: "payment_handler_invalid",
@@ -474,6 +481,10 @@ func (s *Service) loadCheckout(ctx context.Context, oc *opCtx) (*store.Session, 
 	if err := json.Unmarshal(sess.Doc, st); err != nil {
 		s.log.ErrorContext(ctx, "shop: corrupt checkout document", "id", sess.ID, "err", err)
 		return nil, nil, internalError()
+	}
+	if oc.ownerOverride == "" && st.Agent != "" && oc.Agent != st.Agent {
+		return nil, nil, protoErr(http.StatusForbidden, rpcAuth, "profile_not_trusted",
+			"this checkout session belongs to another platform profile (UCP-Agent)")
 	}
 	if !terminal(st.Checkout.Status) && !s.now().Before(sess.ExpiresAt) {
 		st.Checkout.Status = ucp.CheckoutCanceled
@@ -562,3 +573,20 @@ func (s *Service) signedCheckout(oc *opCtx, c *ucp.Checkout, ucpStatus string) (
 
 // expiresAt renders a session expiry.
 func expiresAt(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// storedInput is the request kept for re-pricing, without payment
+// credentials: those are used at complete and never stored.
+func storedInput(in *checkoutInput) json.RawMessage {
+	c := *in
+	if in.Payment != nil {
+		p := *in.Payment
+		p.Instruments = slices.Clone(p.Instruments)
+		for i := range p.Instruments {
+			p.Instruments[i].Credential = nil
+		}
+		c.Payment = &p
+	}
+	c.AP2 = nil
+	b, _ := json.Marshal(&c)
+	return b
+}

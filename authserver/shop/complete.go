@@ -42,7 +42,8 @@ func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
 			return rep
 		}
 	}
-	for attempt := 0; ; attempt++ {
+	mandateChecked := false
+	for attempt := 0; attempt < 4; attempt++ {
 		sess, st, rep := s.loadCheckout(ctx, oc)
 		if rep != nil {
 			return rep
@@ -89,10 +90,19 @@ func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
 					fmt.Sprint(oc.shop.cfg.Rails), Severity: ucp.SeverityRecoverable})
 			return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusError)
 		}
-		if oc.neg.has(ucp.CapAP2Mandate) && oc.neg.platform != nil {
-			if rep := s.checkMandate(ctx, oc, c, &in, rail); rep != nil {
+		if rail != "" && !slices.Contains(oc.shop.cfg.Rails, rail) {
+			return paymentFailed(ctx, s, oc, c, "this store does not offer "+rail)
+		}
+		// A session created under AP2 stays under AP2 (the lock), even if
+		// this request negotiated less. The hosted page is exempt: it is
+		// the buyer paying after an escalation the mandate already passed.
+		if oc.ownerOverride == "" && (st.AP2 || oc.neg.has(ucp.CapAP2Mandate) && oc.neg.platform != nil) {
+			// A retry after a lost race re-checks the binding but must not
+			// count the mandate this request already consumed as a replay.
+			if rep := s.checkMandate(ctx, oc, c, &in, rail, mandateChecked); rep != nil {
 				return rep
 			}
+			mandateChecked = true
 		}
 		var token string
 		if inst != nil && inst.Credential != nil {
@@ -111,7 +121,7 @@ func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
 				c.Status = ucp.CheckoutRequiresEscalation
 				c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: code, Content: content, Severity: ucp.SeverityRequiresBuyerInput})
 				st.Checkout = *c
-				if err := s.saveCheckout(ctx, sess, st); errors.Is(err, store.ErrStale) && attempt < 3 {
+				if err := s.saveCheckout(ctx, sess, st); errors.Is(err, store.ErrStale) {
 					continue
 				} else if err != nil {
 					return s.storeFailure(ctx, err)
@@ -130,11 +140,13 @@ func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
 			return internalError() // priceCheckout refused unknown handlers
 		}
 		rep, retry := s.placeOrder(ctx, oc, sess, st, c, oc.BuyerType)
-		if retry && attempt < 3 {
-			continue
+		if !retry {
+			return rep
 		}
-		return rep
 	}
+	r := protoErr(http.StatusConflict, rpcAuth, "concurrent_modification", "the checkout kept changing while it was being completed; retry")
+	r.Err.RetryAfter = 1
+	return r
 }
 
 func paymentFailed(ctx context.Context, s *Service, oc *opCtx, c *ucp.Checkout, content string) *Reply {
@@ -144,7 +156,7 @@ func paymentFailed(ctx context.Context, s *Service, oc *opCtx, c *ucp.Checkout, 
 }
 
 // checkMandate verifies ap2.checkout_mandate against the live checkout.
-func (s *Service) checkMandate(ctx context.Context, oc *opCtx, c *ucp.Checkout, in *completeInput, rail string) *Reply {
+func (s *Service) checkMandate(ctx context.Context, oc *opCtx, c *ucp.Checkout, in *completeInput, rail string, consumed bool) *Reply {
 	live, err := s.signedCheckout(oc, c, ucp.StatusSuccess)
 	if err != nil {
 		return internalError()
@@ -154,7 +166,7 @@ func (s *Service) checkMandate(ctx context.Context, oc *opCtx, c *ucp.Checkout, 
 		token = in.AP2.CheckoutMandate
 	}
 	_, err = s.cfg.MandateVerifier.VerifyMandate(ctx, token, MandateInput{Shop: oc.shop.Slug, Live: live,
-		Agent: oc.neg.platform, MerchantKeys: oc.neg.business.keys, HandlerID: rail})
+		Agent: oc.neg.platform, MerchantKeys: oc.neg.business.keys, HandlerID: rail, Consumed: consumed})
 	var me *mandate.Error
 	switch {
 	case err == nil:
@@ -259,11 +271,15 @@ func (v *ProfileMandateVerifier) VerifyMandate(ctx context.Context, token string
 	if err != nil || keys.Len() == 0 {
 		return nil, &mandate.Error{Code: mandate.CodeAgentMissingKey, Reason: "the platform profile publishes no usable signing key"}
 	}
+	replay := v.Replay
+	if in.Consumed {
+		replay = nil
+	}
 	av := &mandate.AnyVerifier{
 		Compact: &mandate.CompactVerifier{Options: mandate.VerifyOptions{AgentKeys: keys, Merchant: in.Shop,
-			MerchantKeys: in.MerchantKeys, HandlerID: in.HandlerID, Replay: v.Replay, Now: v.Now}},
+			MerchantKeys: in.MerchantKeys, HandlerID: in.HandlerID, Replay: replay, Now: v.Now}},
 		SDJWT: &mandate.SDJWTVerifier{Options: mandate.SDJWTVerifyOptions{RootKeys: keys, MerchantKeys: in.MerchantKeys,
-			Audience: in.Shop, MerchantID: in.Shop, Replay: v.Replay, Now: v.Now}},
+			Audience: in.Shop, MerchantID: in.Shop, Replay: replay, Now: v.Now}},
 	}
 	return av.VerifyCheckoutMandate(ctx, token, in.Live)
 }

@@ -79,7 +79,15 @@ func (s *Service) serveContinue(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if r.Method == http.MethodPost && !terminal(st.Checkout.Status) {
+	if !terminal(st.Checkout.Status) && !s.now().Before(sess.ExpiresAt) {
+		st.Checkout.Status = ucp.CheckoutCanceled
+		st.Checkout.Messages = []ucp.Message{{Type: "info", Code: "expired", Content: "the checkout session expired"}}
+	}
+	// Only a checkout the store escalated to the buyer is paid here: the
+	// platform's own steps (and its AP2 mandate) came first. A checkout
+	// merely ready for completion is the platform's to complete.
+	payable := st.Checkout.Status == ucp.CheckoutRequiresEscalation
+	if r.Method == http.MethodPost && payable {
 		if err := s.payHosted(r, sh, sess); err != nil {
 			s.log.ErrorContext(ctx, "shop: hosted payment", "err", err)
 			http.Error(w, "the payment could not be completed; reload and try again", http.StatusServiceUnavailable)
@@ -92,7 +100,7 @@ func (s *Service) serveContinue(w http.ResponseWriter, r *http.Request) {
 	total := c.Totals[len(c.Totals)-1].Amount
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	continuePage.Execute(w, map[string]any{"Shop": sh.Name, "C": c, "Token": st.Token, "Total": total,
-		"Payable": !terminal(c.Status) && !hasBlockingError(c.Messages)})
+		"Payable": payable && !hasBlockingError(c.Messages)})
 }
 
 // hasBlockingError ignores the escalation's own request for the buyer.

@@ -101,8 +101,12 @@ func (s *Service) mcpHandler(global bool) http.Handler {
 		}
 		srv.AddTool(toolFor(op), s.toolHandler(op))
 	}
+	// mcp-go's DNS-rebinding guard refuses loopback requests whose Host is
+	// not a loopback name, which is every request behind a same-host
+	// reverse proxy. Outside dev the API is meant to be reached by name;
+	// callers are authenticated per request anyway.
 	h := server.NewStreamableHTTPServer(srv, server.WithStateLess(true),
-		server.WithStreamableHTTPLogger(s.log))
+		server.WithStreamableHTTPLogger(s.log), server.WithDisableLocalhostProtection(!s.cfg.Dev))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			// Stateless: there is no stream to open or session to end.
@@ -118,7 +122,7 @@ func (s *Service) mcpHandler(global bool) http.Handler {
 			// can tell the failed call apart and keep their session.
 			body, _ := io.ReadAll(r.Body)
 			buf := newBuffered()
-			buf.body.Write(body)
+			buf.body.WriteString(`{"jsonrpc":"2.0","id":` + requestID(body) + `}`)
 			rewriteRPCError(buf, perr)
 			buf.flush(w)
 			return
@@ -131,6 +135,22 @@ func (s *Service) mcpHandler(global bool) http.Handler {
 		}
 		buf.flush(w)
 	})
+}
+
+// requestID is the id of a JSON-RPC request as JSON ("null" when there is
+// none to echo), never anything else from the body.
+func requestID(body []byte) string {
+	var msg struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(body, &msg) != nil || len(msg.ID) == 0 {
+		return "null"
+	}
+	switch msg.ID[0] {
+	case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return string(msg.ID)
+	}
+	return "null"
 }
 
 // rewriteRPCError replaces the library's error response with the UCP one:

@@ -128,6 +128,13 @@ func unavailable(content string) *Reply {
 
 // Do runs one operation. It never panics on input and never returns nil.
 func (s *Service) Do(ctx context.Context, req *Request) *Reply {
+	if rep := s.do(ctx, req); rep != nil {
+		return rep
+	}
+	return internalError()
+}
+
+func (s *Service) do(ctx context.Context, req *Request) *Reply {
 	info, ok := ops[req.Op]
 	if !ok {
 		return protoErr(http.StatusNotFound, -32601, "unknown_operation", "unknown operation "+string(req.Op))
@@ -231,6 +238,9 @@ func (s *Service) idempotent(ctx context.Context, oc *opCtx) *Reply {
 		switch {
 		case err == nil && rec == nil:
 			rep := s.run(ctx, oc)
+			if rep == nil {
+				rep = internalError()
+			}
 			if rep.Err != nil {
 				// Protocol errors are not outcomes: the request had no
 				// effect, so a retry may run it.
@@ -304,6 +314,11 @@ func (oc *opCtx) owner() string {
 		return oc.ownerOverride
 	}
 	if p := oc.Principal; p != nil && p.ClientID != "" {
+		// A buyer token makes the session the buyer's within the app:
+		// two buyers of one public agent app never share sessions.
+		if p.BuyerID != "" {
+			return "client:" + p.ClientID + "|buyer:" + p.BuyerID
+		}
 		return "client:" + p.ClientID
 	}
 	return "profile:" + oc.Agent

@@ -22,6 +22,11 @@ const (
 	maxLines    = 100
 	maxQuantity = 10_000
 	maxCodes    = 10
+	// maxInstruments bounds payment.instruments.
+	maxInstruments = 10
+	// maxPrice bounds a catalog price (10^12 minor units), so no total
+	// can overflow: 100 lines x 10^4 units x 10^12 < 2^63.
+	maxPrice = 1_000_000_000_000
 )
 
 // Settings is a store's settings document (store.Shop.Config).
@@ -184,8 +189,8 @@ func (s *Service) priceLines(ctx context.Context, sh *shopInfo, in []lineInput, 
 			id = "li_" + strconv.Itoa(next)
 		}
 		used[id] = true
-		amount := v.Price * qty[i] // bounded: see maxQuantity
-		if v.Price < 0 || (v.Price != 0 && amount/v.Price != qty[i]) {
+		amount := v.Price * qty[i] // bounded: see maxPrice
+		if v.Price < 0 || v.Price > maxPrice {
 			return nil, refuse("invalid_request", fmt.Sprintf("$.line_items[%d]", i), "line total out of range")
 		}
 		out.lines = append(out.lines, ucp.LineItem{

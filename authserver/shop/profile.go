@@ -2,6 +2,7 @@ package shop
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -31,6 +32,9 @@ type businessProfile struct {
 	body    []byte // served bytes
 	keys    *mandate.KeySet
 	key     *mandate.SigningKey
+	// version identifies the store settings it was built from: a
+	// changed store (rails, say) gets a new profile on its next request.
+	version [32]byte
 }
 
 // checkoutExtensions are the capabilities echoed on checkout responses.
@@ -48,19 +52,22 @@ func capability(name, doc string, extends ...string) ucp.Capability {
 // platform apex, which offers the cross-store catalog only).
 func (s *Service) businessProfile(ctx context.Context, sh *shopInfo) (*businessProfile, error) {
 	slug := ""
+	var version [32]byte
 	if sh != nil {
 		slug = sh.Slug
+		version = sha256.Sum256(append([]byte(sh.Name+"\x00"+sh.Currency+"\x00"), sh.Config...))
 	}
 	s.mu.Lock()
 	bp := s.profiles[slug]
 	s.mu.Unlock()
-	if bp != nil {
+	if bp != nil && bp.version == version {
 		return bp, nil
 	}
 	bp, err := s.buildProfile(ctx, sh)
 	if err != nil {
 		return nil, err
 	}
+	bp.version = version
 	s.mu.Lock()
 	s.profiles[slug] = bp
 	s.mu.Unlock()

@@ -218,6 +218,9 @@ func PutSeedShop(ctx context.Context, st store.Commerce, sh SeedShop, now time.T
 		var rows []*store.Variant
 		lo, hi := int64(-1), int64(0)
 		for _, v := range p.Variants {
+			if v.Price < 0 || v.Price > maxPrice {
+				return fmt.Errorf("seed %s/%s: price %d out of range", sh.Slug, v.ID, v.Price)
+			}
 			doc.Variants = append(doc.Variants, ucp.Variant{ID: v.ID, SKU: v.SKU, Title: v.Title,
 				Description: ucp.Description{Plain: p.Description}, Price: ucp.Price{Amount: v.Price, Currency: sh.Currency}, Options: v.Options})
 			rows = append(rows, &store.Variant{ShopSlug: sh.Slug, ID: v.ID, ProductID: p.ID, Title: v.Title, Price: v.Price, Stock: v.Stock})

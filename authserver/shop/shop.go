@@ -51,7 +51,8 @@ type Config struct {
 	AcceptVersions []string
 	// MandateVerifier checks ap2.checkout_mandate on complete when AP2 is
 	// negotiated; nil means compact ES256 and AP2 SD-JWT mandates signed
-	// by keys the platform profile publishes.
+	// by keys the platform profile publishes, single use across every
+	// instance sharing the store (StoreReplayCache).
 	MandateVerifier MandateVerifier
 
 	IdempotencyTTL   time.Duration // default 48 h (the spec asks >= 24 h)
@@ -88,6 +89,9 @@ type MandateInput struct {
 	Agent        *ucp.Profile
 	MerchantKeys mandate.KeyResolver
 	HandlerID    string
+	// Consumed: this request already verified and consumed this mandate
+	// (a retry after a lost race); check it, but not against replay.
+	Consumed bool
 }
 
 // Principal is an authenticated caller.
@@ -142,7 +146,7 @@ func New(cfg Config) (*Service, error) {
 		s.now = time.Now
 	}
 	if cfg.MandateVerifier == nil {
-		s.cfg.MandateVerifier = &ProfileMandateVerifier{Replay: mandate.NewMemoryReplayCache(100_000, s.now), Now: s.now}
+		s.cfg.MandateVerifier = &ProfileMandateVerifier{Replay: &StoreReplayCache{Store: cfg.Store, Now: s.now}, Now: s.now}
 	}
 	s.handler = s.routes()
 	return s, nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
 )
 
@@ -67,7 +68,13 @@ func (s *Service) signResponses(next http.Handler) http.Handler {
 		}
 		signer, _ := signers.Load(slug)
 		if signer == nil {
-			key, err := s.cfg.Keys.ShopKey(r.Context(), slug)
+			// Only stores that exist have keys: asking for signatures on
+			// made-up slugs must not mint keys (or fill this map).
+			_, err := s.cfg.Store.Shop(r.Context(), slug)
+			var key *mandate.SigningKey
+			if err == nil {
+				key, err = s.cfg.Keys.ShopKey(r.Context(), slug)
+			}
 			if err == nil {
 				signer, err = httpsig.NewSigner(key.PrivateKey(), key.KeyID(), nil)
 			}

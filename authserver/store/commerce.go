@@ -62,14 +62,23 @@ type Variant struct {
 type ProductQuery struct {
 	ShopSlug string // "" searches every shop
 	// Terms must all occur in Product.Text (lowercased substrings).
-	Terms     []string
-	Category  string // exact match on one of Product.Categories
-	MinPrice  int64  // products with MaxPrice >= MinPrice (0: no bound)
-	MaxPrice  int64  // products with MinPrice <= MaxPrice (0: no bound)
-	Currency  string // with a price bound, only products in this currency
-	AfterShop string // keyset cursor: results sort by (ShopSlug, ID) and
-	AfterID   string // start strictly after (AfterShop, AfterID)
-	Limit     int    // at most this many (the caller asks limit+1 to learn has_next)
+	Terms    []string
+	Category string // exact match on one of Product.Categories
+	// Categories: an exact match on any of them (with Category: both).
+	Categories []string
+	MinPrice   *int64 // products with MaxPrice >= *MinPrice
+	MaxPrice   *int64 // products with MinPrice <= *MaxPrice
+	Currency   string // with a price bound, only products in this currency
+	// Order is "" for (ShopSlug, ID), or "price_asc"/"price_desc" on
+	// MinPrice (ties by ShopSlug, ID).
+	Order string
+	// AfterShop/AfterID is the keyset cursor of the default order: start
+	// strictly after (AfterShop, AfterID). Offset skips rows of a price
+	// order.
+	AfterShop string
+	AfterID   string
+	Offset    int
+	Limit     int // at most this many (the caller asks limit+1 to learn has_next)
 }
 
 // SessionKind tells checkout sessions and carts apart; they share a table.

@@ -275,8 +275,21 @@ func (s *Store) SearchProducts(ctx context.Context, q store.ProductQuery) ([]*st
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	query += ` ORDER BY p.shop_slug, p.id LIMIT ?`
-	rows, err := s.rdb.QueryContext(ctx, s.q(query), append(args, limit)...)
+	switch q.Order {
+	case "":
+		query += ` ORDER BY p.shop_slug, p.id LIMIT ?`
+		args = append(args, limit)
+	case "price_asc", "price_desc":
+		dir := "ASC"
+		if q.Order == "price_desc" {
+			dir = "DESC"
+		}
+		query += ` ORDER BY p.min_price ` + dir + `, p.shop_slug, p.id LIMIT ? OFFSET ?`
+		args = append(args, limit, max(q.Offset, 0))
+	default:
+		return nil, fmt.Errorf("sqlstore: search products: unknown order %q", q.Order)
+	}
+	rows, err := s.rdb.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: search products: %w", err)
 	}
@@ -317,15 +330,24 @@ func (s *Store) productFilter(q store.ProductQuery) ([]string, []any) {
 		add(`EXISTS (SELECT 1 FROM product_categories c
 			WHERE c.shop_slug = p.shop_slug AND c.product_id = p.id AND c.category = ?)`, q.Category)
 	}
-	if q.MinPrice != 0 {
-		add(`p.max_price >= ?`, q.MinPrice)
+	if len(q.Categories) > 0 {
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(q.Categories)), ", ")
+		cats := make([]any, len(q.Categories))
+		for i, c := range q.Categories {
+			cats[i] = c
+		}
+		add(`EXISTS (SELECT 1 FROM product_categories c
+			WHERE c.shop_slug = p.shop_slug AND c.product_id = p.id AND c.category IN (`+marks+`))`, cats...)
 	}
-	if q.MaxPrice != 0 {
-		add(`p.min_price <= ?`, q.MaxPrice)
+	if q.MinPrice != nil {
+		add(`p.max_price >= ?`, *q.MinPrice)
+	}
+	if q.MaxPrice != nil {
+		add(`p.min_price <= ?`, *q.MaxPrice)
 	}
 	// Prices of different currencies do not compare, so a currency only
 	// narrows a price bound; without one every currency matches.
-	if q.Currency != "" && (q.MinPrice != 0 || q.MaxPrice != 0) {
+	if q.Currency != "" && (q.MinPrice != nil || q.MaxPrice != nil) {
 		add(`p.currency = ?`, q.Currency)
 	}
 	if q.AfterShop != "" || q.AfterID != "" {

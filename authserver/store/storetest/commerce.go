@@ -292,6 +292,10 @@ func testSearchCategory(t *testing.T, s store.Commerce) {
 	search(t, s, store.ProductQuery{Category: `say "hi"`}, "a/p3")
 	search(t, s, store.ProductQuery{Category: "a,b"}, "a/p3")
 	search(t, s, store.ProductQuery{Category: "shoes", ShopSlug: "b"})
+	// Categories: any of them, exactly.
+	search(t, s, store.ProductQuery{Categories: []string{"shoes/trail", "a,b"}}, "a/p2", "a/p3")
+	search(t, s, store.ProductQuery{Categories: []string{"shoe", "trail"}})
+	search(t, s, store.ProductQuery{Categories: []string{"shoes", "shoes/trail"}, Category: "running shoes"}, "a/p1")
 }
 
 func testSearchPrice(t *testing.T, s store.Commerce) {
@@ -304,18 +308,32 @@ func testSearchPrice(t *testing.T, s store.Commerce) {
 	} {
 		must(t, s.PutProduct(ctx, p, nil))
 	}
-	search(t, s, store.ProductQuery{MinPrice: 1000}, "a/p1", "a/p3", "a/p4")
-	search(t, s, store.ProductQuery{MinPrice: 2000}, "a/p1", "a/p3")
-	search(t, s, store.ProductQuery{MinPrice: 2001}, "a/p3")
-	search(t, s, store.ProductQuery{MaxPrice: 900}, "a/p2")
-	search(t, s, store.ProductQuery{MaxPrice: 500}, "a/p2")
-	search(t, s, store.ProductQuery{MaxPrice: 499})
-	search(t, s, store.ProductQuery{MinPrice: 1200, MaxPrice: 1800}, "a/p1", "a/p4")
-	search(t, s, store.ProductQuery{MinPrice: 1200, MaxPrice: 1800, Currency: "EUR"}, "a/p1")
-	search(t, s, store.ProductQuery{MaxPrice: 5000, Currency: "USD"}, "a/p3", "a/p4")
+	search(t, s, store.ProductQuery{MinPrice: i64(1000)}, "a/p1", "a/p3", "a/p4")
+	search(t, s, store.ProductQuery{MinPrice: i64(2000)}, "a/p1", "a/p3")
+	search(t, s, store.ProductQuery{MinPrice: i64(2001)}, "a/p3")
+	search(t, s, store.ProductQuery{MaxPrice: i64(900)}, "a/p2")
+	search(t, s, store.ProductQuery{MaxPrice: i64(500)}, "a/p2")
+	search(t, s, store.ProductQuery{MaxPrice: i64(499)})
+	search(t, s, store.ProductQuery{MinPrice: i64(1200), MaxPrice: i64(1800)}, "a/p1", "a/p4")
+	search(t, s, store.ProductQuery{MinPrice: i64(1200), MaxPrice: i64(1800), Currency: "EUR"}, "a/p1")
+	search(t, s, store.ProductQuery{MaxPrice: i64(5000), Currency: "USD"}, "a/p3", "a/p4")
 	// Without a price bound the currency does not filter.
 	search(t, s, store.ProductQuery{Currency: "EUR"}, "a/p1", "a/p2", "a/p3", "a/p4")
+	// Zero is a bound, not "no bound".
+	search(t, s, store.ProductQuery{MaxPrice: i64(0)})
+	must(t, s.PutProduct(ctx, product("b", "free", "x", 0, 0, "EUR"), nil))
+	search(t, s, store.ProductQuery{MaxPrice: i64(0)}, "b/free")
+	// Price orders, ties by (shop, id), paged by offset.
+	search(t, s, store.ProductQuery{Order: "price_asc"}, "b/free", "a/p2", "a/p1", "a/p4", "a/p3")
+	search(t, s, store.ProductQuery{Order: "price_desc"}, "a/p3", "a/p4", "a/p1", "a/p2", "b/free")
+	search(t, s, store.ProductQuery{Order: "price_asc", Offset: 1, Limit: 2}, "a/p2", "a/p1")
+	search(t, s, store.ProductQuery{Order: "price_desc", Offset: 4, Limit: 2}, "b/free")
+	if _, err := s.SearchProducts(ctx, store.ProductQuery{Order: "name"}); err == nil {
+		t.Fatal("unknown order accepted")
+	}
 }
+
+func i64(v int64) *int64 { return &v }
 
 func testSearchPagination(t *testing.T, s store.Commerce) {
 	ctx := context.Background()
