@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -356,8 +355,6 @@ func (f *CIMDFetcher) checkURL(id string) *CIMDError {
 type cimdBlockedAddrError = netguard.BlockedError
 
 func cimdIsLoopbackHost(host string) bool { return netguard.IsLoopbackHost(host) }
-
-func cimdAddrClass(a netip.Addr) string { return netguard.Class(a) }
 
 func (f *CIMDFetcher) dialControl(network, address string, c syscall.RawConn) error {
 	if f.allowLoopback {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -586,6 +585,9 @@ func TestCIMDLoopbackRefusedWithoutAllowLoopback(t *testing.T) {
 	})
 }
 
+// TestCIMDDialControl checks the fetcher's wiring to internal/netguard
+// (whose own tests hold the address table): strict refuses loopback,
+// AllowLoopback admits loopback only.
 func TestCIMDDialControl(t *testing.T) {
 	strict := NewCIMDFetcher(nil)
 	loose := newLoopbackCIMDFetcher(nil)
@@ -595,16 +597,8 @@ func TestCIMDDialControl(t *testing.T) {
 		looseOK          bool
 	}{
 		{"tcp4", "8.8.8.8:443", true, true},
-		{"tcp6", "[2606:4700::1111]:443", true, true},
 		{"tcp4", "127.0.0.1:443", false, true},
-		{"tcp6", "[::1]:443", false, true},
-		{"tcp6", "[::ffff:127.0.0.1]:443", false, true},
 		{"tcp4", "10.0.0.1:443", false, false},
-		{"tcp4", "169.254.169.254:80", false, false},
-		{"tcp4", "0.0.0.0:80", false, false}, // reaches localhost on Linux, but is not "loopback"
-		{"tcp6", "[::]:80", false, false},
-		{"tcp6", "[::ffff:192.168.1.1]:443", false, false},
-		{"udp4", "8.8.8.8:53", false, false},
 	} {
 		for _, f := range []struct {
 			name string
@@ -615,65 +609,6 @@ func TestCIMDDialControl(t *testing.T) {
 			if (err == nil) != f.ok {
 				t.Errorf("%s dialControl(%s, %s) = %v, want ok=%v", f.name, tc.network, tc.address, err, f.ok)
 			}
-		}
-	}
-}
-
-func TestCIMDAddrClass(t *testing.T) {
-	for _, tc := range []struct {
-		addr string
-		want string // "" allowed; "*" any refusal
-	}{
-		{"10.0.0.1", "private"},
-		{"172.16.0.1", "private"},
-		{"172.31.255.255", "private"},
-		{"192.168.1.1", "private"},
-		{"127.0.0.1", "loopback"},
-		{"127.255.0.9", "loopback"},
-		{"::1", "loopback"},
-		{"::ffff:127.0.0.1", "loopback"},
-		{"169.254.169.254", "link-local"},
-		{"100.64.0.1", "CGNAT"},
-		{"100.127.255.255", "CGNAT"},
-		{"fc00::1", "unique local"},
-		{"fd12:3456::1", "unique local"},
-		{"::ffff:10.0.0.1", "private"},
-		{"::ffff:169.254.169.254", "link-local"},
-		{"0.0.0.0", "this-network"},
-		{"0.1.2.3", "this-network"},
-		{"224.0.0.1", "multicast"},
-		{"239.255.255.250", "multicast"},
-		{"255.255.255.255", "broadcast"},
-		{"240.0.0.1", "reserved"},
-		{"192.0.0.8", "IETF"},
-		{"198.18.0.1", "benchmarking"},
-		{"192.0.2.1", "documentation"},
-		{"::", "unspecified"},
-		{"fe80::1", "link-local"},
-		{"fe80::1%eth0", "link-local"},
-		{"ff02::1", "multicast"},
-		{"2001:db8::1", "documentation"},
-		{"64:ff9b::a00:1", "private"}, // NAT64 of 10.0.0.1
-		{"::a00:1", "*"},              // deprecated IPv4-compatible form
-		{"2002:a00:1::1", "*"},        // 6to4 of 10.0.0.1
-
-		{"8.8.8.8", ""},
-		{"1.1.1.1", ""},
-		{"172.32.0.1", ""},
-		{"100.128.0.1", ""},
-		{"::ffff:8.8.8.8", ""},
-		{"64:ff9b::808:808", ""}, // NAT64 of 8.8.8.8
-		{"2606:4700::1111", ""},
-		{"2a00:1450:4001::200e", ""},
-	} {
-		got := cimdAddrClass(netip.MustParseAddr(tc.addr))
-		switch {
-		case tc.want == "" && got != "":
-			t.Errorf("%s: refused as %q, want allowed", tc.addr, got)
-		case tc.want == "*" && got == "":
-			t.Errorf("%s: allowed, want refused", tc.addr)
-		case tc.want != "" && tc.want != "*" && !strings.Contains(got, tc.want):
-			t.Errorf("%s: class %q, want %q", tc.addr, got, tc.want)
 		}
 	}
 }
