@@ -1,6 +1,7 @@
 package shop
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -85,5 +86,29 @@ func TestTotalsProperty(t *testing.T) {
 	}
 	if err := quick.Check(f, &quick.Config{MaxCount: 2000}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSignedCheckoutEncoding: the spliced ap2 member yields exactly what
+// marshalling the checkout with ap2 would.
+func TestSignedCheckoutEncoding(t *testing.T) {
+	key := &MemoryKeys{}
+	k, _ := key.ShopKey(t.Context(), "s")
+	neg := &negotiation{version: ucp.Version, caps: map[string]string{ucp.CapCheckout: ucp.Version},
+		business: &businessProfile{key: k, profile: &ucp.Profile{}}}
+	c := &ucp.Checkout{ID: "chk_1", LineItems: []ucp.LineItem{{ID: "li_1", Item: ucp.Item{ID: "x", Title: "<b>&", Price: 5}, Quantity: 1}},
+		Status: ucp.CheckoutIncomplete, Currency: "EUR", Totals: []ucp.Total{{Type: "subtotal", Amount: 5}, {Type: "total", Amount: 5}}}
+	s := &Service{}
+	got, err := s.signedCheckout(&opCtx{neg: neg}, c, ucp.StatusSuccess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back ucp.Checkout
+	if err := json.Unmarshal(got, &back); err != nil || back.AP2 == nil {
+		t.Fatalf("%v %s", err, got)
+	}
+	want, _ := json.Marshal(&back)
+	if string(got) != string(want) {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
