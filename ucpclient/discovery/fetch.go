@@ -58,6 +58,10 @@ type Fetcher struct {
 	// MaxEntries bounds the cache (successes and remembered failures),
 	// least recently used out first; default 1024.
 	MaxEntries int
+	// MaxInFlight bounds concurrent outbound fetches (distinct URLs);
+	// beyond it a fetch fails at once, uncached, so callers naming fresh
+	// URLs cannot turn the server into a request amplifier. Default 32.
+	MaxInFlight int
 	// Now is the clock for cache expiry; default time.Now.
 	Now func() time.Time
 
@@ -206,6 +210,10 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (*ucp.Profile, error
 		delete(f.entries, rawURL)
 	}
 	c, ok := f.inflight[rawURL]
+	if !ok && len(f.inflight) >= f.maxInFlight() {
+		f.mu.Unlock()
+		return nil, &Error{Code: CodeProfileUnreachable, Content: "too many profile fetches in progress; retry shortly"}
+	}
 	if !ok {
 		c = &fetchCall{done: make(chan struct{})}
 		f.inflight[rawURL] = c
@@ -347,7 +355,10 @@ func transportError(err error) *Error {
 	var ne net.Error
 	switch {
 	case errors.As(err, &blocked):
-		return &Error{Code: CodeProfileUnreachable, Content: fmt.Sprintf("profile host resolves to a %s address, which is not allowed", blocked.Class), Err: err}
+		// The same words as any other failure: telling callers which
+		// names resolve to private addresses would map the network
+		// behind the server. Err keeps the class for the logs.
+		return &Error{Code: CodeProfileUnreachable, Content: "could not fetch the profile", Err: err}
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		return &Error{Code: CodeProfileUnreachable, Content: "profile fetch timed out", Err: err}
 	}
@@ -392,4 +403,11 @@ func (f *Fetcher) checkURL(raw string) *Error {
 		return refuse("profile URL must not contain a fragment")
 	}
 	return nil
+}
+
+func (f *Fetcher) maxInFlight() int {
+	if f.MaxInFlight > 0 {
+		return f.MaxInFlight
+	}
+	return 32
 }

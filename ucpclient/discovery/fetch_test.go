@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -401,6 +402,44 @@ func TestFetchSharesOneRequest(t *testing.T) {
 	}
 }
 
+// TestFetchInFlightBound: fetches of distinct URLs beyond MaxInFlight
+// fail at once without reaching the network, and are not cached.
+func TestFetchInFlightBound(t *testing.T) {
+	gate := make(chan struct{})
+	ts := newServer(t, true, func(w http.ResponseWriter, r *http.Request) {
+		<-gate
+		serveProfile(w, r)
+	})
+	release := releaseOnCleanup(t, gate)
+	f := &Fetcher{Client: ts.Client(), MaxInFlight: 2}
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() { f.Fetch(context.Background(), fmt.Sprintf("%s/p%d", ts.URL, i)) })
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.joined(ts.URL+"/p0") < 1 || f.joined(ts.URL+"/p1") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("fetches did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := f.Fetch(ctx, ts.URL+"/p2")
+	wantCode(t, err, CodeProfileUnreachable)
+	if got := ts.count("/p2"); got != 0 {
+		t.Fatalf("the refused fetch reached the server (%d)", got)
+	}
+	release()
+	wg.Wait()
+	if _, err := f.Fetch(context.Background(), ts.URL+"/p2"); err != nil {
+		t.Fatalf("refusal was cached: %v", err)
+	}
+	if got := ts.count("/p2"); got != 1 {
+		t.Fatalf("server saw %d requests for p2, want 1", got)
+	}
+}
+
 func TestFetchLRUBound(t *testing.T) {
 	ts := newServer(t, true, serveProfile)
 	f := &Fetcher{Client: ts.Client(), MaxEntries: 2}
@@ -487,8 +526,12 @@ func TestDefaultClientRefusesNonPublic(t *testing.T) {
 			_, err := (&Fetcher{}).Fetch(context.Background(), "https://"+host+":"+port+"/.well-known/ucp")
 			e := wantCode(t, err, CodeProfileUnreachable)
 			var blocked *netguard.BlockedError
-			if !errors.As(e, &blocked) || !strings.Contains(e.Content, "loopback") {
+			if !errors.As(e, &blocked) || blocked.Class != netguard.ClassLoopback {
 				t.Fatalf("not refused by the dial guard: %v", err)
+			}
+			// The caller is not told why (no map of private names).
+			if strings.Contains(e.Content, "loopback") || strings.Contains(e.Content, "private") {
+				t.Fatalf("content reveals the address class: %q", e.Content)
 			}
 			if n := ts.total(); n != 0 {
 				t.Fatalf("server saw %d requests", n)
