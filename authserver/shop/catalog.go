@@ -122,6 +122,15 @@ func (s *Service) searchCatalog(ctx context.Context, oc *opCtx) *Reply {
 	}
 	resp := ucp.SearchResponse{UCP: oc.neg.envelope(catalogCaps...), Products: []ucp.Product{},
 		Pagination: &ucp.Pagination{HasNextPage: next != "", Cursor: next}}
+	switch {
+	case q.MinPrice == nil && q.MaxPrice == nil:
+	case oc.shop == nil && q.Currency == "":
+		resp.Messages = append(resp.Messages, ucp.Message{Type: "warning", Code: "currency_ambiguous", Path: "$.filters.price",
+			Content: "price bounds were applied in each store's own currency; set context.currency to compare like with like"})
+	case oc.shop != nil && q.Currency != "" && q.Currency != oc.shop.Currency:
+		resp.Messages = append(resp.Messages, ucp.Message{Type: "info", Code: "currency_mismatch", Path: "$.context.currency",
+			Content: "this store prices in " + oc.shop.Currency + ", so no product matches a price bound in " + q.Currency})
+	}
 	for _, p := range page {
 		view, err := s.productView(ctx, oc, p)
 		if err != nil {

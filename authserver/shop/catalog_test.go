@@ -1008,3 +1008,20 @@ func TestCatalogGetProduct(t *testing.T) {
 		}
 	})
 }
+
+// TestCatalogCurrencyMessages: price bounds across currencies are flagged.
+func TestCatalogCurrencyMessages(t *testing.T) {
+	e := newEnv(t, nil)
+	_, b := e.req("POST", "/catalog/search", map[string]any{"filters": map[string]any{"price": map[string]any{"max": 5000}}})
+	if r := decode[ucp.SearchResponse](t, b); !slices.Equal(messageCodes(r.Messages), []string{"currency_ambiguous"}) {
+		t.Fatalf("%s", b)
+	}
+	_, b = e.req("POST", "/catalog/search", map[string]any{"filters": map[string]any{"price": map[string]any{"max": 5000}}, "context": map[string]any{"currency": "EUR"}})
+	if r := decode[ucp.SearchResponse](t, b); len(r.Messages) != 0 || len(r.Products) == 0 {
+		t.Fatalf("%s", b)
+	}
+	_, b = e.req("POST", "/s/flower-shop/catalog/search", map[string]any{"filters": map[string]any{"price": map[string]any{"max": 5000}}, "context": map[string]any{"currency": "USD"}})
+	if r := decode[ucp.SearchResponse](t, b); !slices.Equal(messageCodes(r.Messages), []string{"currency_mismatch"}) || len(r.Products) != 0 {
+		t.Fatalf("%s", b)
+	}
+}

@@ -19,6 +19,9 @@ import (
 type mcpCall struct {
 	slug      string
 	principal *Principal
+	// idemKey is the HTTP Idempotency-Key, used when meta has none (the
+	// binding lets the same headers sit on the HTTP layer).
+	idemKey string
 	// err is the protocol error a handler hit; the wrapper turns the
 	// library's generic -32603 into the UCP code (mcp-go has no way for a
 	// tool handler to choose the JSON-RPC error code).
@@ -114,8 +117,16 @@ func (s *Service) mcpHandler(global bool) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		if r.ContentLength > s.cfg.MaxBody {
+			buf := newBuffered()
+			buf.body.WriteString(`{"jsonrpc":"2.0","id":null}`)
+			rewriteRPCError(buf, &ProtocolError{Status: http.StatusRequestEntityTooLarge, RPCCode: rpcInvalid,
+				Code: "payload_too_large", Content: "the request body is larger than " + strconv.FormatInt(s.cfg.MaxBody, 10) + " bytes"})
+			buf.flush(w)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-		call := &mcpCall{slug: r.PathValue("slug")}
+		call := &mcpCall{slug: r.PathValue("slug"), idemKey: r.Header.Get("Idempotency-Key")}
 		p, perr := s.authenticate(r)
 		if perr != nil {
 			// A JSON-RPC error echoing the request id, so MCP clients
@@ -225,7 +236,7 @@ func (s *Service) toolHandler(op Op) server.ToolHandlerFunc {
 				Content: `meta["ucp-agent"].profile is required`})
 		}
 		r := &Request{Op: op, Shop: call.slug, ID: args.ID, Agent: args.Meta.Agent.Profile,
-			IdempotencyKey: args.Meta.IdempotencyKey, Principal: call.principal, BuyerType: "agent"}
+			IdempotencyKey: cmpOr(args.Meta.IdempotencyKey, call.idemKey), Principal: call.principal, BuyerType: "agent"}
 		switch info.bodyKey {
 		case "checkout":
 			r.Body = args.Checkout

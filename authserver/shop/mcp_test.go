@@ -808,8 +808,8 @@ func TestMCPHTTPLimits(t *testing.T) {
 	if res.StatusCode == http.StatusOK {
 		t.Fatalf("a %d-byte body was accepted: %.300s", len(big), b)
 	}
-	if res.StatusCode < 400 {
-		t.Fatalf("HTTP %d for an oversized body", res.StatusCode)
+	if res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("HTTP %d for an oversized body, want 413 as on REST", res.StatusCode)
 	}
 	var out rpcResponse
 	if err := json.Unmarshal(b, &out); err != nil || out.Error == nil || out.Result != nil {
@@ -821,5 +821,29 @@ func TestMCPHTTPLimits(t *testing.T) {
 	res, b = e.rpcPost("/s/flower-shop/mcp", small)
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("a %d-byte body: HTTP %d %.300s", len(small), res.StatusCode, b)
+	}
+}
+
+// TestMCPIdempotencyKeyHeader: the HTTP Idempotency-Key stands in for
+// meta["idempotency-key"] (the binding allows the headers on the HTTP
+// layer); meta wins when both are there.
+func TestMCPIdempotencyKeyHeader(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
+	call := func(args map[string]any, key string) []byte {
+		body := mcpMarshal(t, map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+			"params": map[string]any{"name": "complete_checkout", "arguments": args}})
+		_, b := e.rpcPost("/s/flower-shop/mcp", body, "Idempotency-Key", key)
+		return b
+	}
+	args := map[string]any{"meta": map[string]any{"ucp-agent": map[string]any{"profile": e.agent.URL()}}, "id": c.ID,
+		"checkout": cardPayment("success_token")}
+	key := uuid()
+	b1 := call(args, key)
+	if !strings.Contains(string(b1), `"completed"`) {
+		t.Fatalf("header key not used: %s", b1)
+	}
+	if b2 := call(args, key); !bytes.Equal(b1, b2) {
+		t.Fatalf("replay differs:\n%s\n%s", b1, b2)
 	}
 }
