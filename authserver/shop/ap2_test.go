@@ -2,11 +2,13 @@ package shop_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -289,6 +291,60 @@ func TestMandateSingleUseAcrossInstances(t *testing.T) {
 	// Instance one refuses the replay.
 	_, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", withMandate(cardPayment("success_token"), tok))
 	if r := decode[ucp.Checkout](t, b); r.Status == ucp.CheckoutCompleted || !slices.Contains(messageCodes(r.Messages), "mandate_expired") {
+		t.Fatalf("%s", b)
+	}
+}
+
+// switchProfiles serves whichever platform profile the test sets.
+type switchProfiles struct {
+	mu sync.Mutex
+	p  *ucp.Profile
+}
+
+func (s *switchProfiles) Fetch(context.Context, string) (*ucp.Profile, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.p, nil
+}
+
+// TestAP2LockSurvivesProfileChange: a checkout created under AP2 still
+// needs a mandate after the platform's profile stops offering AP2.
+func TestAP2LockSurvivesProfileChange(t *testing.T) {
+	key, _ := mandate.GenerateSigningKey()
+	jwk, _ := json.Marshal(key.PublicJWK())
+	profile := func(caps ...string) *ucp.Profile {
+		m := map[string][]ucp.Capability{}
+		for _, c := range caps {
+			m[c] = []ucp.Capability{{Entity: ucp.Entity{Version: ucp.Version}}}
+		}
+		p := &ucp.Profile{UCP: ucp.ProfileUCP{Version: ucp.Version, Capabilities: m}, SigningKeys: []json.RawMessage{jwk}}
+		p.Raw, _ = json.Marshal(p)
+		return p
+	}
+	sp := &switchProfiles{p: profile(ucp.CapCheckout, ucp.CapAP2Mandate)}
+	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Profiles = sp }})
+	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
+	if c.UCP.Capabilities[ucp.CapAP2Mandate] == nil {
+		t.Fatal("setup: AP2 not negotiated")
+	}
+	sp.mu.Lock()
+	sp.p = profile(ucp.CapCheckout)
+	sp.mu.Unlock()
+	_, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("success_token"))
+	if r := decode[ucp.Checkout](t, b); r.Status == ucp.CheckoutCompleted || !slices.Contains(messageCodes(r.Messages), "mandate_required") {
+		t.Fatalf("%s", b)
+	}
+}
+
+// TestCheckoutBoundToProfile: the platform that created a checkout under
+// one profile cannot use it under another.
+func TestCheckoutBoundToProfile(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
+	other := newAgentServer(t)
+	res, b := e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil, "UCP-Agent", `profile="`+other.URL()+`"`)
+	wantStatus(t, res, b, http.StatusForbidden)
+	if !strings.Contains(string(b), "profile_not_trusted") {
 		t.Fatalf("%s", b)
 	}
 }

@@ -514,3 +514,18 @@ func TestCheckoutExpiry(t *testing.T) {
 	res, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("success_token"))
 	wantStatus(t, res, b, http.StatusConflict)
 }
+
+// TestTooManyInstruments: payment.instruments is bounded.
+func TestTooManyInstruments(t *testing.T) {
+	e := newEnv(t, nil)
+	var insts []any
+	for range 11 {
+		insts = append(insts, map[string]any{"handler_id": "artos.card", "type": "card"})
+	}
+	body := lines(line("bouquet_roses", 1))
+	body["payment"] = map[string]any{"instruments": insts}
+	_, b := e.req("POST", "/s/flower-shop/checkout-sessions", body)
+	if env := decode[ucp.ErrorResponse](t, b); env.UCP.Status != "error" || env.Messages[0].Path != "$.payment.instruments" {
+		t.Fatalf("%s", b)
+	}
+}

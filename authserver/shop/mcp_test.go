@@ -847,3 +847,18 @@ func TestMCPIdempotencyKeyHeader(t *testing.T) {
 		t.Fatalf("replay differs:\n%s\n%s", b1, b2)
 	}
 }
+
+// TestMCPAuthErrorIDs: only a string or number id is echoed.
+func TestMCPAuthErrorIDs(t *testing.T) {
+	e := newEnv(t, nil)
+	for id, want := range map[string]string{`"a"`: `"a"`, `7`: `7`, `{"x":"<b>"}`: `null`, `["a"]`: `null`, `null`: `null`} {
+		body := []byte(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"get_cart","arguments":{}}}`)
+		res, b := e.rpcPost("/s/flower-shop/mcp", body, "X-Test-Client", "bad")
+		var out struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if res.StatusCode != http.StatusUnauthorized || json.Unmarshal(b, &out) != nil || string(out.ID) != want {
+			t.Fatalf("id %s: %d %s", id, res.StatusCode, b)
+		}
+	}
+}
