@@ -176,10 +176,20 @@ func (s *Service) shop(ctx context.Context, slug string) (*shopInfo, error) {
 
 func (s *Service) storeURL(slug string) string { return s.cfg.BaseURL + "/s/" + slug }
 
-// Sweep deletes expired idempotency records. Run it periodically (the
-// binary does, hourly); records live IdempotencyTTL.
+// SessionRetention is how long an expired cart or unfinished checkout is
+// kept after it expired (a platform may still GET it and see it
+// canceled); completed checkouts are kept with their orders.
+const SessionRetention = 30 * 24 * time.Hour
+
+// Sweep deletes expired idempotency records and sessions expired longer
+// than SessionRetention. Run it periodically (the binary does, hourly).
 func (s *Service) Sweep(ctx context.Context) (int64, error) {
-	return s.cfg.Store.SweepIdempotency(ctx, s.now())
+	n, err := s.cfg.Store.SweepIdempotency(ctx, s.now())
+	if err != nil {
+		return n, err
+	}
+	m, err := s.cfg.Store.SweepSessions(ctx, s.now().Add(-SessionRetention))
+	return n + m, err
 }
 
 // SweepEvery runs Sweep every interval until ctx ends, logging failures.

@@ -197,6 +197,10 @@ type Sessions interface {
 	// *OutOfStockError if any falls short), the order insert and the
 	// session update. On any error nothing changes.
 	CompleteSession(ctx context.Context, s *Session, o *Order, takes []StockTake) error
+	// SweepSessions deletes sessions whose ExpiresAt is before before,
+	// except completed checkouts (their orders refer to them), and
+	// returns how many.
+	SweepSessions(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Orders reads placed orders.

@@ -641,3 +641,17 @@ func (s *Store) SweepIdempotency(ctx context.Context, now time.Time) (int64, err
 	}
 	return n, nil
 }
+
+// SweepSessions implements store.Sessions.
+func (s *Store) SweepSessions(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE expires_at < ?
+		AND NOT (kind = 'checkout' AND status = 'completed')`), ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: sweep sessions: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: sweep sessions: %w", err)
+	}
+	return n, nil
+}

@@ -43,6 +43,7 @@ func RunCommerce(t *testing.T, open func(t *testing.T) store.Commerce) {
 		{"IdempotencyExpired", testIdempotencyExpired},
 		{"IdempotencyRelease", testIdempotencyRelease},
 		{"IdempotencySweep", testIdempotencySweep},
+		{"SessionSweep", testSessionSweep},
 		{"ConcurrentClaim", testConcurrentClaim},
 		{"ConcurrentTakeOver", testConcurrentTakeOver},
 	}
@@ -958,4 +959,36 @@ func testConcurrentClaim(t *testing.T, s store.Commerce) {
 func testConcurrentTakeOver(t *testing.T, s store.Commerce) {
 	claimed(t, s, idemKey, "dead", t0, 30*time.Second, time.Hour)
 	race(t, s, idemKey, t0.Add(time.Minute), 20)
+}
+
+func testSessionSweep(t *testing.T, s store.Commerce) {
+	ctx := context.Background()
+	mk := func(kind store.SessionKind, id, status string, expires time.Time) {
+		must(t, s.CreateSession(ctx, &store.Session{Kind: kind, ShopSlug: "a", ID: id, Owner: "o", Status: status,
+			Doc: json.RawMessage(`{}`), CreatedAt: t0, UpdatedAt: t0, ExpiresAt: expires}))
+	}
+	mk(store.KindCheckout, "old-open", "incomplete", t0)
+	mk(store.KindCheckout, "old-canceled", "canceled", t0)
+	mk(store.KindCheckout, "old-done", "completed", t0)
+	mk(store.KindCart, "old-cart", "active", t0)
+	mk(store.KindCheckout, "new-open", "incomplete", t0.Add(time.Hour))
+	mk(store.KindCart, "new-cart", "active", t0.Add(time.Hour))
+	n, err := s.SweepSessions(ctx, t0.Add(time.Minute))
+	must(t, err)
+	if n != 3 {
+		t.Fatalf("swept %d, want 3", n)
+	}
+	for _, tc := range []struct {
+		kind store.SessionKind
+		id   string
+		kept bool
+	}{
+		{store.KindCheckout, "old-open", false}, {store.KindCheckout, "old-canceled", false}, {store.KindCart, "old-cart", false},
+		{store.KindCheckout, "old-done", true}, {store.KindCheckout, "new-open", true}, {store.KindCart, "new-cart", true},
+	} {
+		_, err := s.Session(ctx, tc.kind, "a", tc.id)
+		if (err == nil) != tc.kept {
+			t.Fatalf("%s: kept=%v, err %v", tc.id, tc.kept, err)
+		}
+	}
 }
