@@ -36,6 +36,9 @@ type checkoutState struct {
 	// creation: the session is locked to it, whatever later requests
 	// negotiate (ap2-mandates.md).
 	AP2 bool `json:"ap2,omitempty"`
+	// Webhook is where the platform asked order events to go, kept for
+	// completions that carry no platform profile (the hosted page).
+	Webhook string `json:"webhook,omitempty"`
 }
 
 // checkoutInput is what create and update read. Unknown and response-only
@@ -176,7 +179,8 @@ func (s *Service) createCheckout(ctx context.Context, oc *opCtx, in *checkoutInp
 		}
 	}
 	now := s.now()
-	st := &checkoutState{Token: newID(""), Agent: oc.Agent, AP2: oc.neg.has(ucp.CapAP2Mandate) && oc.neg.platform != nil}
+	st := &checkoutState{Token: newID(""), Agent: oc.Agent, AP2: oc.neg.has(ucp.CapAP2Mandate) && oc.neg.platform != nil,
+		Webhook: s.webhookURL(oc.neg)}
 	st.Checkout.ID = newID("chk_")
 	st.Checkout.ExpiresAt = expiresAt(now.Add(s.cfg.CheckoutTTL))
 	c, err := s.priceCheckout(ctx, oc, in, st)

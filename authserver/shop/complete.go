@@ -224,7 +224,7 @@ func (s *Service) placeOrder(ctx context.Context, oc *opCtx, sess *store.Session
 	}
 	sess.Doc, sess.Status, sess.UpdatedAt = sdoc, c.Status, now
 	row := &store.Order{ShopSlug: oc.shop.Slug, ID: orderID, CheckoutID: c.ID, Owner: sess.Owner,
-		BuyerType: buyerType, Doc: doc, CreatedAt: now}
+		BuyerType: buyerType, Doc: doc, CreatedAt: now, WebhookURL: cmpOr(s.webhookURL(oc.neg), st.Webhook)}
 	if p := oc.Principal; p != nil {
 		row.ClientID, row.BuyerID = p.ClientID, p.BuyerID
 	}

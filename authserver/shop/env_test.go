@@ -32,6 +32,7 @@ type agentServer struct {
 	caps    []string
 	status  int    // non-zero: answer with this status
 	raw     string // non-empty: serve this body
+	webhook string // the order capability's config.webhook_url
 	hits    int
 }
 
@@ -71,6 +72,10 @@ func newAgentServer(t *testing.T) *agentServer {
 				cp.Extends = ucp.Extends{ucp.CapCheckout}
 			case ucp.CapDiscount:
 				cp.Extends = ucp.Extends{ucp.CapCheckout, ucp.CapCart}
+			case ucp.CapOrder:
+				if a.webhook != "" {
+					cp.Config, _ = json.Marshal(map[string]string{"webhook_url": a.webhook})
+				}
 			}
 			caps[c] = []ucp.Capability{cp}
 		}

@@ -110,6 +110,7 @@ type Service struct {
 
 	mu       sync.Mutex
 	profiles map[string]*businessProfile // by slug; "" is the platform apex
+	hooks    *http.Client                // webhook deliveries, built on first use
 }
 
 // New validates cfg and builds the service.

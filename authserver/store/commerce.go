@@ -120,6 +120,33 @@ type Order struct {
 	BuyerType  string // "agent" or "human"
 	Doc        json.RawMessage
 	CreatedAt  time.Time
+	// WebhookURL, when set, makes CompleteSession queue an "order
+	// created" delivery to it in the same transaction (an outbox: no
+	// order without its event, no event without its order).
+	WebhookURL string
+}
+
+// Webhook is a queued order event delivery.
+type Webhook struct {
+	ID        string // the Webhook-Id; stable across retries
+	ShopSlug  string
+	OrderID   string
+	URL       string
+	Attempts  int
+	NextAt    time.Time
+	CreatedAt time.Time
+}
+
+// Webhooks is the order-event outbox.
+type Webhooks interface {
+	// ClaimWebhooks returns up to n deliveries due at now, oldest first,
+	// and moves their NextAt to now+lease so concurrent workers (other
+	// instances) skip them while this one delivers.
+	ClaimWebhooks(ctx context.Context, now time.Time, lease time.Duration, n int) ([]*Webhook, error)
+	// RetryWebhook records a failed attempt: Attempts+1, next try at next.
+	RetryWebhook(ctx context.Context, id string, next time.Time) error
+	// DeleteWebhook removes a delivered (or abandoned) delivery.
+	DeleteWebhook(ctx context.Context, id string) error
 }
 
 // StockTake removes Quantity units of a variant when an order is placed.
@@ -234,4 +261,5 @@ type Commerce interface {
 	Sessions
 	Orders
 	Idempotency
+	Webhooks
 }

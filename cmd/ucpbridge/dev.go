@@ -123,6 +123,7 @@ stores (UCP %[11]s; REST at the store URL, MCP at <store>/mcp):
 	fmt.Fprintf(stdout, "  all stores       %s/catalog/search (REST), %s/mcp (MCP)\n", base, base)
 
 	go stores.SweepEvery(ctx, time.Hour)
+	go stores.DeliverEvery(ctx, time.Second)
 	return serveUntilDone(ctx, srv, ln)
 }
 

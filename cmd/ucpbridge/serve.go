@@ -75,6 +75,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "ucpbridge serve: listening on %s as %s\n", ln.Addr(), *issuer)
 	srv := &http.Server{Handler: platformHandler(as, stores), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	go stores.SweepEvery(ctx, time.Hour)
+	go stores.DeliverEvery(ctx, time.Second)
 	return serveUntilDone(ctx, srv, ln)
 }
 

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -451,7 +452,18 @@ func (s *Store) CompleteSession(ctx context.Context, sess *store.Session, o *sto
 				return err
 			}
 		}
-		return s.insertOrder(ctx, tx, o)
+		if err := s.insertOrder(ctx, tx, o); err != nil {
+			return err
+		}
+		if o.WebhookURL == "" {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhooks (id, shop_slug, order_id, url, attempts, next_at, created_at)
+			VALUES (?, ?, ?, ?, 0, ?, ?)`), newUUID(), o.ShopSlug, o.ID, o.WebhookURL, ms(o.CreatedAt), ms(o.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("sqlstore: queue webhook: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -654,4 +666,78 @@ func (s *Store) SweepSessions(ctx context.Context, before time.Time) (int64, err
 		return 0, fmt.Errorf("sqlstore: sweep sessions: %w", err)
 	}
 	return n, nil
+}
+
+// ClaimWebhooks implements store.Webhooks. The claim is one transaction:
+// rows are read (locked on PostgreSQL) and pushed past the lease together,
+// so two workers never get the same delivery.
+func (s *Store) ClaimWebhooks(ctx context.Context, now time.Time, lease time.Duration, n int) ([]*store.Webhook, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	var out []*store.Webhook
+	lock := ""
+	if s.d.postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT id, shop_slug, order_id, url, attempts, next_at, created_at
+			FROM webhooks WHERE next_at <= ? ORDER BY next_at, id LIMIT ?`+lock), ms(now), n)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var w store.Webhook
+			var next, created sql.NullInt64
+			if err := rows.Scan(&w.ID, &w.ShopSlug, &w.OrderID, &w.URL, &w.Attempts, &next, &created); err != nil {
+				return err
+			}
+			w.NextAt, w.CreatedAt = fromMS(next), fromMS(created)
+			out = append(out, &w)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		for _, w := range out {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE webhooks SET next_at = ? WHERE id = ?`), ms(now.Add(lease)), w.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim webhooks: %w", err)
+	}
+	return out, nil
+}
+
+// RetryWebhook implements store.Webhooks.
+func (s *Store) RetryWebhook(ctx context.Context, id string, next time.Time) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE webhooks SET attempts = attempts + 1, next_at = ? WHERE id = ?`), ms(next), id)
+	if err != nil {
+		return fmt.Errorf("sqlstore: retry webhook: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("sqlstore: retry webhook %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteWebhook implements store.Webhooks.
+func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM webhooks WHERE id = ?`), id); err != nil {
+		return fmt.Errorf("sqlstore: delete webhook: %w", err)
+	}
+	return nil
+}
+
+// newUUID is a random (version 4) UUID: the Webhook-Id UCP asks for.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

@@ -185,6 +185,10 @@ CREATE TABLE IF NOT EXISTS orders (
 	shop_slug TEXT NOT NULL, id TEXT NOT NULL, checkout_id TEXT NOT NULL, owner TEXT NOT NULL,
 	client_id TEXT NOT NULL, buyer_id TEXT NOT NULL, buyer_type TEXT NOT NULL, doc TEXT, created_at BIGINT NOT NULL,
 	PRIMARY KEY (shop_slug, id), UNIQUE (shop_slug, checkout_id));
+CREATE TABLE IF NOT EXISTS webhooks (
+	id TEXT PRIMARY KEY, shop_slug TEXT NOT NULL, order_id TEXT NOT NULL, url TEXT NOT NULL,
+	attempts INTEGER NOT NULL, next_at BIGINT NOT NULL, created_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(next_at);
 CREATE TABLE IF NOT EXISTS idempotency (
 	scope TEXT NOT NULL, key TEXT NOT NULL, request_hash {{bytes}} NOT NULL, done INTEGER NOT NULL,
 	status INTEGER NOT NULL, body {{bytes}}, created_at BIGINT NOT NULL, lease_until BIGINT NOT NULL,

@@ -44,6 +44,8 @@ func RunCommerce(t *testing.T, open func(t *testing.T) store.Commerce) {
 		{"IdempotencyRelease", testIdempotencyRelease},
 		{"IdempotencySweep", testIdempotencySweep},
 		{"SessionSweep", testSessionSweep},
+		{"WebhookOutbox", testWebhookOutbox},
+		{"ConcurrentWebhookClaims", testConcurrentWebhookClaims},
 		{"ConcurrentClaim", testConcurrentClaim},
 		{"ConcurrentTakeOver", testConcurrentTakeOver},
 	}
@@ -989,6 +991,102 @@ func testSessionSweep(t *testing.T, s store.Commerce) {
 		_, err := s.Session(ctx, tc.kind, "a", tc.id)
 		if (err == nil) != tc.kept {
 			t.Fatalf("%s: kept=%v, err %v", tc.id, tc.kept, err)
+		}
+	}
+}
+
+func testWebhookOutbox(t *testing.T, s store.Commerce) {
+	ctx := context.Background()
+	claim := func(now time.Time, want ...string) []*store.Webhook {
+		t.Helper()
+		ws, err := s.ClaimWebhooks(ctx, now, time.Minute, 10)
+		must(t, err)
+		var got []string
+		for _, w := range ws {
+			got = append(got, w.OrderID)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("claim at %v: %v, want %v", now.Sub(t0), got, want)
+		}
+		return ws
+	}
+	claim(t0)
+	// An order with a webhook URL queues its event with the order.
+	o := newOrder("a", "o1", "cs1")
+	o.WebhookURL = "https://platform.example/hooks"
+	must(t, s.CompleteSession(ctx, completed(created(t, s, "a", "cs1")), o, nil))
+	// A completion that fails queues nothing.
+	stale := completed(created(t, s, "a", "cs2"))
+	stale.Version = 7
+	o2 := newOrder("a", "o2", "cs2")
+	o2.WebhookURL = "https://platform.example/hooks"
+	if err := s.CompleteSession(ctx, stale, o2, nil); !errors.Is(err, store.ErrStale) {
+		t.Fatalf("stale completion: %v", err)
+	}
+	// Orders without a URL queue nothing.
+	must(t, s.CompleteSession(ctx, completed(created(t, s, "a", "cs3")), newOrder("a", "o3", "cs3"), nil))
+
+	ws := claim(t0.Add(time.Minute), "o1")
+	w := ws[0]
+	if w.URL != "https://platform.example/hooks" || w.ShopSlug != "a" || w.Attempts != 0 || w.ID == "" {
+		t.Fatalf("%+v", w)
+	}
+	// Leased: invisible until the lease ends.
+	claim(t0.Add(time.Minute + 59*time.Second))
+	claim(t0.Add(2*time.Minute), "o1")
+	must(t, s.RetryWebhook(ctx, w.ID, t0.Add(time.Hour)))
+	claim(t0.Add(59 * time.Minute))
+	ws = claim(t0.Add(time.Hour), "o1")
+	if ws[0].Attempts != 1 || ws[0].ID != w.ID {
+		t.Fatalf("after a retry: %+v", ws[0])
+	}
+	must(t, s.DeleteWebhook(ctx, w.ID))
+	claim(t0.Add(48 * time.Hour))
+	if err := s.RetryWebhook(ctx, w.ID, t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("retry of a deleted webhook: %v", err)
+	}
+}
+
+// testConcurrentWebhookClaims: workers racing for due deliveries each get
+// a disjoint share.
+func testConcurrentWebhookClaims(t *testing.T, s store.Commerce) {
+	ctx := context.Background()
+	const orders = 20
+	for i := range orders {
+		id := fmt.Sprintf("cs%02d", i)
+		o := newOrder("a", fmt.Sprintf("o%02d", i), id)
+		o.WebhookURL = "https://platform.example/hooks"
+		must(t, s.CompleteSession(ctx, completed(created(t, s, "a", id)), o, nil))
+	}
+	warmUpCommerce(s, 8)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[string]int{}
+	)
+	for range 8 {
+		wg.Go(func() {
+			for range 5 {
+				ws, err := s.ClaimWebhooks(ctx, t0.Add(time.Hour), time.Hour, 2)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, w := range ws {
+					seen[w.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != orders {
+		t.Fatalf("claimed %d distinct deliveries, want %d", len(seen), orders)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s claimed %d times", id, n)
 		}
 	}
 }

@@ -1,0 +1,188 @@
+package shop
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/internal/netguard"
+	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// Order webhooks (order.md): when the platform's profile names a
+// config.webhook_url on its order capability, placing an order queues an
+// "order created" event in the same transaction (the outbox), and a
+// worker delivers it: the full order entity, RFC 9421-signed with the
+// store's key, Webhook-Id and Webhook-Timestamp (Standard Webhooks), and
+// UCP-Agent naming the store profile. Failures retry with backoff.
+const (
+	webhookLease       = time.Minute
+	webhookBatch       = 16
+	webhookMaxAttempts = 15 // about a day with the backoff below
+	webhookTimeout     = 10 * time.Second
+)
+
+// webhookURL is the platform's order webhook, when the order capability
+// was negotiated and its profile names a usable URL.
+func (s *Service) webhookURL(neg *negotiation) string {
+	if neg.platform == nil || !neg.has(ucp.CapOrder) {
+		return ""
+	}
+	for _, c := range neg.platform.UCP.Capabilities[ucp.CapOrder] {
+		var cfg struct {
+			WebhookURL string `json:"webhook_url"`
+		}
+		if len(c.Config) == 0 || json.Unmarshal(c.Config, &cfg) != nil || cfg.WebhookURL == "" {
+			continue
+		}
+		if s.usableWebhookURL(cfg.WebhookURL) {
+			return cfg.WebhookURL
+		}
+	}
+	return ""
+}
+
+// usableWebhookURL: absolute https (plain http to loopback in dev), no
+// credentials, no fragment.
+func (s *Service) usableWebhookURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || len(raw) > 2048 {
+		return false
+	}
+	return u.Scheme == "https" || s.cfg.Dev && u.Scheme == "http" && netguard.IsLoopbackHost(u.Hostname())
+}
+
+func (s *Service) webhookClient() *http.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hooks == nil {
+		control := netguard.Control
+		if s.cfg.Dev {
+			control = netguard.LoopbackControl
+		}
+		t := &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, Control: control}).DialContext,
+			TLSHandshakeTimeout: 5 * time.Second,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     time.Minute,
+		}
+		s.hooks = &http.Client{Transport: t, Timeout: webhookTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	return s.hooks
+}
+
+// DeliverWebhooks runs one delivery pass and returns how many events were
+// delivered. Safe to run on several instances at once: claims are leased.
+func (s *Service) DeliverWebhooks(ctx context.Context) (int, error) {
+	ws, err := s.cfg.Store.ClaimWebhooks(ctx, s.now(), webhookLease, webhookBatch)
+	if err != nil {
+		return 0, err
+	}
+	delivered := 0
+	for _, w := range ws {
+		err := s.deliver(ctx, w)
+		switch {
+		case err == nil:
+			delivered++
+			if err := s.cfg.Store.DeleteWebhook(ctx, w.ID); err != nil {
+				s.log.ErrorContext(ctx, "shop: webhook delivered but not dequeued (it will be sent again)", "id", w.ID, "err", err)
+			}
+		case w.Attempts+1 >= webhookMaxAttempts:
+			s.log.ErrorContext(ctx, "shop: webhook abandoned", "id", w.ID, "order", w.OrderID, "attempts", w.Attempts+1, "err", err)
+			if err := s.cfg.Store.DeleteWebhook(ctx, w.ID); err != nil {
+				s.log.ErrorContext(ctx, "shop: drop webhook", "id", w.ID, "err", err)
+			}
+		default:
+			s.log.WarnContext(ctx, "shop: webhook delivery failed", "id", w.ID, "attempt", w.Attempts+1, "err", err)
+			if err := s.cfg.Store.RetryWebhook(ctx, w.ID, s.now().Add(webhookBackoff(w.Attempts))); err != nil {
+				s.log.ErrorContext(ctx, "shop: reschedule webhook", "id", w.ID, "err", err)
+			}
+		}
+	}
+	return delivered, nil
+}
+
+// webhookBackoff: 10 s doubling per attempt, at most an hour.
+func webhookBackoff(attempts int) time.Duration {
+	d := 10 * time.Second
+	for range min(attempts, 10) {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
+// DeliverEvery runs DeliverWebhooks every interval until ctx ends.
+func (s *Service) DeliverEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := s.DeliverWebhooks(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "shop: webhook pass", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// deliver sends one event: the order's current full snapshot.
+func (s *Service) deliver(ctx context.Context, w *store.Webhook) error {
+	o, err := s.cfg.Store.Order(ctx, w.ShopSlug, w.OrderID)
+	if err != nil {
+		return fmt.Errorf("load order: %w", err)
+	}
+	var order ucp.Order
+	if err := json.Unmarshal(o.Doc, &order); err != nil {
+		return fmt.Errorf("order document: %w", err)
+	}
+	order.UCP = &ucp.Envelope{Version: ucp.Version, Status: ucp.StatusSuccess,
+		Capabilities: map[string][]ucp.Capability{ucp.CapOrder: {{Entity: ucp.Entity{Version: ucp.Version}}}}}
+	body, err := json.Marshal(&order)
+	if err != nil {
+		return err
+	}
+	key, err := s.cfg.Keys.ShopKey(ctx, w.ShopSlug)
+	if err != nil {
+		return err
+	}
+	signer, err := httpsig.NewSigner(key.PrivateKey(), key.KeyID(), nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("UCP-Agent", `profile="`+s.storeURL(w.ShopSlug)+`/.well-known/ucp"`)
+	req.Header.Set("Webhook-Id", w.ID)
+	req.Header.Set("Webhook-Timestamp", strconv.FormatInt(s.now().Unix(), 10))
+	if err := signer.SignRequest(req, body); err != nil {
+		return err
+	}
+	res, err := s.webhookClient().Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return errors.New("platform answered HTTP " + strconv.Itoa(res.StatusCode))
+	}
+	return nil
+}
