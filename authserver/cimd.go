@@ -12,10 +12,10 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/internal/fetchcache"
 	"github.com/ucpbridge/ucpbridge/internal/netguard"
 )
 
@@ -84,27 +84,10 @@ type CIMDFetcher struct {
 	ttl           time.Duration
 	now           func() time.Time
 	client        *http.Client
-	maxCache      int
-
-	mu       sync.Mutex
-	cache    map[string]cimdEntry
-	inflight map[string]*cimdCall
-}
-
-type cimdEntry struct {
-	doc     *CIMDClient
-	stored  time.Time
-	expires time.Time
-}
-
-// cimdCall is one HTTP fetch shared by every Fetch that asks for the same URL
-// while it runs, so a burst of authorize requests costs the client's host one
-// request.
-type cimdCall struct {
-	done   chan struct{}
-	doc    *CIMDClient
-	err    *CIMDError
-	joined int // Fetch calls waiting on this fetch; lets tests observe sharing
+	// cache shares one fetch per URL among concurrent authorize requests,
+	// so a burst costs the client's host one request, and keeps
+	// successes for ttl (errors are never cached).
+	cache fetchcache.Cache[*CIMDClient]
 }
 
 var errCIMDRedirect = errors.New("redirect not followed")
@@ -121,10 +104,8 @@ func NewCIMDFetcher(opts *CIMDOptions) *CIMDFetcher {
 		maxBytes:      o.MaxBytes,
 		ttl:           o.TTL,
 		now:           o.Now,
-		maxCache:      defaultCIMDMaxCache,
-		cache:         make(map[string]cimdEntry),
-		inflight:      make(map[string]*cimdCall),
 	}
+	f.cache.MaxEntries = defaultCIMDMaxCache
 	if f.timeout <= 0 {
 		f.timeout = defaultCIMDTimeout
 	}
@@ -137,6 +118,7 @@ func NewCIMDFetcher(opts *CIMDOptions) *CIMDFetcher {
 	if f.now == nil {
 		f.now = time.Now
 	}
+	f.cache.Now = f.now
 
 	// The address check lives in Control, which runs after DNS resolution for
 	// each address actually dialled, so a name that resolves to a public
@@ -180,72 +162,23 @@ func (f *CIMDFetcher) Fetch(ctx context.Context, clientID string) (*CIMDClient, 
 		return nil, err
 	}
 
-	f.mu.Lock()
-	if e, ok := f.cache[clientID]; ok {
-		if f.now().Before(e.expires) {
-			f.mu.Unlock()
-			return cloneCIMDClient(e.doc), nil
+	doc, err := f.cache.Get(ctx, clientID, func(ctx context.Context) (*CIMDClient, error, time.Duration) {
+		doc, e := f.get(ctx, clientID)
+		if e != nil {
+			return nil, e, 0
 		}
-		delete(f.cache, clientID)
+		return doc, nil, f.ttl
+	})
+	var ce *CIMDError
+	switch {
+	case err == nil:
+		return cloneCIMDClient(doc), nil
+	case errors.As(err, &ce):
+		e := *ce // callers get their own copy of the shared error
+		return nil, &e
+	default:
+		return nil, &CIMDError{Reason: "client metadata fetch was canceled", Err: err}
 	}
-	c, ok := f.inflight[clientID]
-	if !ok {
-		c = &cimdCall{done: make(chan struct{})}
-		f.inflight[clientID] = c
-		// Detached from the caller's cancellation: other callers may join
-		// this fetch, and one of them going away must not fail the rest.
-		// The fetch is still bounded by f.timeout.
-		go f.run(context.WithoutCancel(ctx), clientID, c)
-	}
-	c.joined++
-	f.mu.Unlock()
-
-	select {
-	case <-c.done:
-		if c.err != nil {
-			e := *c.err // callers get their own copy of the shared error
-			return nil, &e
-		}
-		return cloneCIMDClient(c.doc), nil
-	case <-ctx.Done():
-		return nil, &CIMDError{Reason: "client metadata fetch was canceled", Err: ctx.Err()}
-	}
-}
-
-func (f *CIMDFetcher) run(ctx context.Context, clientID string, c *cimdCall) {
-	doc, err := f.get(ctx, clientID)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err == nil {
-		f.store(clientID, doc)
-	}
-	c.doc, c.err = doc, err
-	delete(f.inflight, clientID)
-	close(c.done)
-}
-
-// store caches doc; f.mu must be held. The bound keeps a stream of distinct
-// URL client ids from growing memory without limit.
-func (f *CIMDFetcher) store(clientID string, doc *CIMDClient) {
-	now := f.now()
-	if _, ok := f.cache[clientID]; !ok && len(f.cache) >= f.maxCache {
-		for k, e := range f.cache {
-			if !now.Before(e.expires) {
-				delete(f.cache, k)
-			}
-		}
-		for len(f.cache) >= f.maxCache {
-			var oldest string
-			var oldestAt time.Time
-			for k, e := range f.cache {
-				if oldest == "" || e.stored.Before(oldestAt) {
-					oldest, oldestAt = k, e.stored
-				}
-			}
-			delete(f.cache, oldest)
-		}
-	}
-	f.cache[clientID] = cimdEntry{doc: doc, stored: now, expires: now.Add(f.ttl)}
 }
 
 func (f *CIMDFetcher) get(ctx context.Context, clientID string) (*CIMDClient, *CIMDError) {

@@ -615,14 +615,7 @@ func TestCIMDDialControl(t *testing.T) {
 
 // cimdJoined reports how many Fetch calls are waiting on the in-flight fetch
 // of id.
-func (f *CIMDFetcher) cimdJoined(id string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if c, ok := f.inflight[id]; ok {
-		return c.joined
-	}
-	return 0
-}
+func (f *CIMDFetcher) cimdJoined(id string) int { return f.cache.Joined(id) }
 
 // waitCIMD polls cond for up to 5s; tests use it instead of fixed sleeps.
 func waitCIMD(cond func() bool) bool {
@@ -724,19 +717,14 @@ func TestCIMDCacheBounded(t *testing.T) {
 	t.Cleanup(srv.Close)
 	clock := newCIMDTestClock()
 	f := newLoopbackCIMDFetcher(&CIMDOptions{TTL: 10 * time.Second, Now: clock.Now})
-	f.maxCache = 3
+	f.cache.MaxEntries = 3
 	fetch := func(name string) {
 		t.Helper()
 		if _, err := f.Fetch(context.Background(), srv.URL+"/"+name+".json"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cached := func(name string) bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		_, ok := f.cache[srv.URL+"/"+name+".json"]
-		return ok
-	}
+	cached := func(name string) bool { return f.cache.Cached(srv.URL + "/" + name + ".json") }
 
 	for _, name := range []string{"a", "b", "c"} {
 		fetch(name)

@@ -1,7 +1,6 @@
 package discovery
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/internal/fetchcache"
 	"github.com/ucpbridge/ucpbridge/internal/netguard"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
@@ -67,28 +67,7 @@ type Fetcher struct {
 
 	initOnce sync.Once
 	client   *http.Client
-
-	mu       sync.Mutex
-	entries  map[string]*list.Element // of *cacheEntry
-	lru      list.List                // front is most recently used
-	inflight map[string]*fetchCall
-}
-
-type cacheEntry struct {
-	url     string
-	profile *ucp.Profile
-	err     *Error
-	expires time.Time
-}
-
-// fetchCall is one HTTP fetch shared by every Fetch of the same URL while it
-// runs, so a burst of requests naming one platform costs its host one
-// request.
-type fetchCall struct {
-	done    chan struct{}
-	profile *ucp.Profile
-	err     *Error
-	joined  int // Fetch calls waiting on it; lets tests observe sharing
+	cache    fetchcache.Cache[*ucp.Profile]
 }
 
 // NoRedirects returns a copy of c (http.DefaultClient's settings when c is
@@ -106,8 +85,7 @@ func NoRedirects(c *http.Client) *http.Client {
 
 func (f *Fetcher) init() {
 	f.initOnce.Do(func() {
-		f.entries = make(map[string]*list.Element)
-		f.inflight = make(map[string]*fetchCall)
+		f.cache.MaxEntries, f.cache.MaxInFlight, f.cache.Now = f.maxEntries(), f.maxInFlight(), f.now
 		if f.Client != nil {
 			f.client = NoRedirects(f.Client)
 			return
@@ -197,83 +175,31 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (*ucp.Profile, error
 		return nil, canceled(err)
 	}
 	f.init()
-
-	f.mu.Lock()
-	if el, ok := f.entries[rawURL]; ok {
-		e := el.Value.(*cacheEntry)
-		if f.now().Before(e.expires) {
-			f.lru.MoveToFront(el)
-			f.mu.Unlock()
-			return result(e.profile, e.err)
+	p, err := f.cache.Get(ctx, rawURL, func(ctx context.Context) (*ucp.Profile, error, time.Duration) {
+		p, ttl, e := f.get(ctx, rawURL)
+		if e != nil {
+			return nil, e, max(f.negativeTTL(), 0)
 		}
-		f.lru.Remove(el)
-		delete(f.entries, rawURL)
-	}
-	c, ok := f.inflight[rawURL]
-	if !ok && len(f.inflight) >= f.maxInFlight() {
-		f.mu.Unlock()
+		return p, nil, ttl
+	})
+	var e *Error
+	switch {
+	case err == nil:
+		return p, nil
+	case errors.As(err, &e):
+		// Each caller gets its own copy of a shared error, so one caller
+		// editing it cannot change what the next one sees.
+		c := *e
+		return nil, &c
+	case errors.Is(err, fetchcache.ErrBusy):
 		return nil, &Error{Code: CodeProfileUnreachable, Content: "too many profile fetches in progress; retry shortly"}
-	}
-	if !ok {
-		c = &fetchCall{done: make(chan struct{})}
-		f.inflight[rawURL] = c
-		// Detached from this caller's cancellation: others may join, and
-		// one of them going away must not fail the rest. The fetch keeps
-		// its own deadline.
-		go f.run(context.WithoutCancel(ctx), rawURL, c)
-	}
-	c.joined++
-	f.mu.Unlock()
-
-	select {
-	case <-c.done:
-		return result(c.profile, c.err)
-	case <-ctx.Done():
-		return nil, canceled(ctx.Err())
+	default:
+		return nil, canceled(err)
 	}
 }
 
 func canceled(err error) *Error {
 	return &Error{Code: CodeProfileUnreachable, Content: "profile fetch was abandoned", Err: err}
-}
-
-// result hands each caller its own copy of a shared error, so one caller
-// editing it cannot change what the next one sees.
-func result(p *ucp.Profile, err *Error) (*ucp.Profile, error) {
-	if err != nil {
-		e := *err
-		return nil, &e
-	}
-	return p, nil
-}
-
-func (f *Fetcher) run(ctx context.Context, rawURL string, c *fetchCall) {
-	p, ttl, err := f.get(ctx, rawURL)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	now := f.now()
-	switch {
-	case err == nil:
-		f.store(&cacheEntry{url: rawURL, profile: p, expires: now.Add(ttl)})
-	case f.negativeTTL() > 0:
-		f.store(&cacheEntry{url: rawURL, err: err, expires: now.Add(f.negativeTTL())})
-	}
-	c.profile, c.err = p, err
-	delete(f.inflight, rawURL)
-	close(c.done)
-}
-
-// store caches e as the most recently used entry; f.mu must be held.
-func (f *Fetcher) store(e *cacheEntry) {
-	if el, ok := f.entries[e.url]; ok {
-		f.lru.Remove(el)
-	}
-	f.entries[e.url] = f.lru.PushFront(e)
-	for f.lru.Len() > f.maxEntries() {
-		oldest := f.lru.Back()
-		f.lru.Remove(oldest)
-		delete(f.entries, oldest.Value.(*cacheEntry).url)
-	}
 }
 
 func (f *Fetcher) get(ctx context.Context, rawURL string) (*ucp.Profile, time.Duration, *Error) {

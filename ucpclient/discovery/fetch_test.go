@@ -350,12 +350,7 @@ func TestFetchNegativeCache(t *testing.T) {
 // joined reports how many Fetch calls wait on the in-flight fetch of url.
 func (f *Fetcher) joined(url string) int {
 	f.init()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if c, ok := f.inflight[url]; ok {
-		return c.joined
-	}
-	return 0
+	return f.cache.Joined(url)
 }
 
 func TestFetchSharesOneRequest(t *testing.T) {
@@ -462,11 +457,8 @@ func TestFetchLRUBound(t *testing.T) {
 	if n := ts.count("/b"); n != 2 {
 		t.Errorf("/b was not evicted: %d hits", n)
 	}
-	f.mu.Lock()
-	size := f.lru.Len()
-	f.mu.Unlock()
-	if size != 2 || len(f.entries) != 2 {
-		t.Errorf("cache holds %d (%d) entries, want 2", size, len(f.entries))
+	if size := f.cache.Len(); size != 2 {
+		t.Errorf("cache holds %d entries, want 2", size)
 	}
 }
 
