@@ -105,7 +105,8 @@ func NewCIMDFetcher(opts *CIMDOptions) *CIMDFetcher {
 		ttl:           o.TTL,
 		now:           o.Now,
 	}
-	f.cache.MaxEntries = defaultCIMDMaxCache
+	// Client ids are attacker-chosen URLs: bound the fetches they start.
+	f.cache.MaxEntries, f.cache.MaxInFlight = defaultCIMDMaxCache, 32
 	if f.timeout <= 0 {
 		f.timeout = defaultCIMDTimeout
 	}
@@ -176,6 +177,8 @@ func (f *CIMDFetcher) Fetch(ctx context.Context, clientID string) (*CIMDClient, 
 	case errors.As(err, &ce):
 		e := *ce // callers get their own copy of the shared error
 		return nil, &e
+	case errors.Is(err, fetchcache.ErrBusy):
+		return nil, &CIMDError{Reason: "too many client metadata fetches in progress; retry shortly", Err: err}
 	default:
 		return nil, &CIMDError{Reason: "client metadata fetch was canceled", Err: err}
 	}
