@@ -754,3 +754,29 @@ func TestCIMDErrorWrapping(t *testing.T) {
 		t.Fatal("Error() without Err")
 	}
 }
+
+// TestCIMDFetchesInFlightBounded: beyond the in-flight bound a fetch of
+// another client id fails at once, without a request.
+func TestCIMDFetchesInFlightBounded(t *testing.T) {
+	id, hits, release := cimdServeHeld(t)
+	f := newLoopbackCIMDFetcher(nil)
+	f.cache.MaxInFlight = 1
+	done := make(chan error, 1)
+	go func() { _, err := f.Fetch(context.Background(), id); done <- err }()
+	if !waitCIMD(func() bool { return f.cimdJoined(id) == 1 }) {
+		t.Fatal("first fetch did not start")
+	}
+	other := strings.Replace(id, ".json", "-other.json", 1)
+	_, err := f.Fetch(context.Background(), other)
+	var ce *CIMDError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "too many") {
+		t.Fatalf("%v", err)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := hits.Load(); got != 1 {
+		t.Fatalf("server saw %d requests, want 1", got)
+	}
+}
