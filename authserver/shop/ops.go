@@ -40,7 +40,6 @@ type opInfo struct {
 	hasID      bool
 	mutates    bool // idempotency applies
 	needsKey   bool // an idempotency key is mandatory
-	creates    bool // REST answers 201
 	global     bool // served by the cross-store catalog too
 }
 
@@ -48,11 +47,11 @@ var ops = map[Op]opInfo{
 	OpSearchCatalog:    {capability: ucp.CapCatalogSearch, bodyKey: "catalog", global: true},
 	OpLookupCatalog:    {capability: ucp.CapCatalogLookup, bodyKey: "catalog", global: true},
 	OpGetProduct:       {capability: ucp.CapCatalogLookup, bodyKey: "catalog", global: true},
-	OpCreateCart:       {capability: ucp.CapCart, bodyKey: "cart", mutates: true, creates: true},
+	OpCreateCart:       {capability: ucp.CapCart, bodyKey: "cart", mutates: true},
 	OpGetCart:          {capability: ucp.CapCart, hasID: true},
 	OpUpdateCart:       {capability: ucp.CapCart, bodyKey: "cart", hasID: true, mutates: true},
 	OpCancelCart:       {capability: ucp.CapCart, hasID: true, mutates: true, needsKey: true},
-	OpCreateCheckout:   {capability: ucp.CapCheckout, bodyKey: "checkout", mutates: true, creates: true},
+	OpCreateCheckout:   {capability: ucp.CapCheckout, bodyKey: "checkout", mutates: true},
 	OpGetCheckout:      {capability: ucp.CapCheckout, hasID: true},
 	OpUpdateCheckout:   {capability: ucp.CapCheckout, bodyKey: "checkout", hasID: true, mutates: true},
 	OpCompleteCheckout: {capability: ucp.CapCheckout, bodyKey: "checkout", hasID: true, mutates: true, needsKey: true},

@@ -283,12 +283,3 @@ func sumTotals(entries []ucp.Total) []ucp.Total {
 	}
 	return append(entries, ucp.Total{Type: ucp.TotalTotal, Amount: sum})
 }
-
-// upperCodes normalises discount codes for comparison.
-func upperCodes(codes []string) []string {
-	out := slices.Clone(codes)
-	for i := range out {
-		out[i] = strings.ToUpper(strings.TrimSpace(out[i]))
-	}
-	return out
-}
