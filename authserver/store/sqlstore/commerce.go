@@ -476,8 +476,10 @@ func (s *Store) CompleteSession(ctx context.Context, sess *store.Session, o *sto
 // orders can never both take the last unit; when it matches nothing, a
 // read says why.
 func (s *Store) takeStock(ctx context.Context, tx *sql.Tx, shop string, t store.StockTake) error {
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE variants SET stock = stock - ?
-		WHERE shop_slug = ? AND id = ? AND stock >= 0 AND stock >= ?`), t.Quantity, shop, t.VariantID, t.Quantity)
+	// Untracked variants (stock < 0) match too and keep their stock, so
+	// the common case is one statement whatever the variant.
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE variants SET stock = CASE WHEN stock < 0 THEN stock ELSE stock - ? END
+		WHERE shop_slug = ? AND id = ? AND (stock < 0 OR stock >= ?)`), t.Quantity, shop, t.VariantID, t.Quantity)
 	if err != nil {
 		return fmt.Errorf("sqlstore: take stock: %w", err)
 	}
@@ -540,8 +542,18 @@ const claimAttempts = 3
 // transaction holds the only write lock), so concurrent claims of one
 // key, first or take-over, yield exactly one winner.
 func (s *Store) ClaimIdempotency(ctx context.Context, k store.IdemKey, requestHash []byte, now time.Time, lease, ttl time.Duration) (*store.IdemRecord, error) {
+	// Fast path, the common case: a fresh key is one autocommitted
+	// INSERT (one round trip instead of a transaction's three). A key
+	// that exists takes the locked path below.
+	res, err := s.db.ExecContext(ctx, s.q(idemInsert), k.Scope, k.Key, requestHash, ms(now), ms(now.Add(lease)), ms(now.Add(ttl)))
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim idempotency key: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		return nil, nil
+	}
 	var rec *store.IdemRecord
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		rec, err = s.claim(ctx, tx, k, requestHash, now, lease, ttl)
 		return err
@@ -549,12 +561,14 @@ func (s *Store) ClaimIdempotency(ctx context.Context, k store.IdemKey, requestHa
 	return rec, err
 }
 
+const idemInsert = `INSERT INTO idempotency
+	(scope, key, request_hash, done, status, created_at, lease_until, expires_at) VALUES (?, ?, ?, 0, 0, ?, ?, ?)
+	ON CONFLICT (scope, key) DO NOTHING`
+
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, k store.IdemKey, requestHash []byte, now time.Time, lease, ttl time.Duration) (*store.IdemRecord, error) {
 	claim := []any{requestHash, ms(now), ms(now.Add(lease)), ms(now.Add(ttl))}
 	for range claimAttempts {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO idempotency
-			(scope, key, request_hash, done, status, created_at, lease_until, expires_at) VALUES (?, ?, ?, 0, 0, ?, ?, ?)
-			ON CONFLICT (scope, key) DO NOTHING`), append([]any{k.Scope, k.Key}, claim...)...)
+		res, err := tx.ExecContext(ctx, s.q(idemInsert), append([]any{k.Scope, k.Key}, claim...)...)
 		if err != nil {
 			return nil, fmt.Errorf("sqlstore: claim idempotency key: %w", err)
 		}
