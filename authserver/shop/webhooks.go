@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -52,14 +51,11 @@ func (s *Service) webhookURL(neg *negotiation) string {
 	return ""
 }
 
-// usableWebhookURL: absolute https (plain http to loopback in dev), no
-// credentials, no fragment.
+// usableWebhookURL: the rules of netguard.CheckURL (plain http only to
+// loopback, and only in dev).
 func (s *Service) usableWebhookURL(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || len(raw) > 2048 {
-		return false
-	}
-	return u.Scheme == "https" || s.cfg.Dev && u.Scheme == "http" && netguard.IsLoopbackHost(u.Hostname())
+	_, problem := netguard.CheckURL(raw, 2048, s.cfg.Dev)
+	return problem == ""
 }
 
 func (s *Service) webhookClient() *http.Client {

@@ -13,6 +13,7 @@ package netguard
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strings"
 	"syscall"
 )
@@ -150,4 +151,37 @@ func Class(a netip.Addr) string {
 		return "reserved"
 	}
 	return ""
+}
+
+// CheckURL applies the rules every URL a caller names must meet before
+// the server fetches or posts to it (CIMD client ids, UCP profiles,
+// webhooks): at most maxLen bytes, already in wire form (no spaces,
+// control or non-ASCII characters), https (or http to a loopback host
+// when allowLoopbackHTTP), a host, no user information, no fragment. On
+// refusal it returns what is wrong as a phrase to follow the URL's name,
+// e.g. "must use https".
+func CheckURL(raw string, maxLen int, allowLoopbackHTTP bool) (*url.URL, string) {
+	if len(raw) > maxLen {
+		return nil, fmt.Sprintf("is longer than %d bytes", maxLen)
+	}
+	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return nil, "contains spaces, control or non-ASCII characters"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, "is not a valid URL"
+	}
+	if u.Scheme != "https" && !(allowLoopbackHTTP && u.Scheme == "http" && IsLoopbackHost(u.Hostname())) {
+		return nil, "must use https"
+	}
+	if u.Opaque != "" || u.Hostname() == "" {
+		return nil, "must have a host"
+	}
+	if u.User != nil {
+		return nil, "must not contain user information"
+	}
+	if strings.Contains(raw, "#") {
+		return nil, "must not contain a fragment"
+	}
+	return u, ""
 }

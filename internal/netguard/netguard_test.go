@@ -168,3 +168,32 @@ func TestIsLoopbackHost(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckURL(t *testing.T) {
+	for _, tc := range []struct {
+		raw      string
+		loopback bool
+		want     string // "" accepted
+	}{
+		{"https://a.example/p?q=1", false, ""},
+		{"http://127.0.0.1:8080/p", true, ""},
+		{"http://localhost/p", true, ""},
+		{"http://127.0.0.1:8080/p", false, "must use https"},
+		{"http://a.example/p", true, "must use https"},
+		{"ftp://a.example/p", false, "must use https"},
+		{"", false, "must use https"},
+		{"https:///p", false, "must have a host"},
+		{"https:a.example", false, "must have a host"},
+		{"https://u@a.example/p", false, "user information"},
+		{"https://a.example/p#", false, "fragment"},
+		{"https://a.example/a b", false, "spaces"},
+		{"https://ä.example/", false, "non-ASCII"},
+		{"https://a.example/" + strings.Repeat("x", 30), false, "longer than 32 bytes"},
+		{"https://a.example/%zz", false, "not a valid URL"},
+	} {
+		u, problem := CheckURL(tc.raw, 32, tc.loopback)
+		if !strings.Contains(problem, tc.want) || (tc.want == "") != (problem == "") || (problem == "") != (u != nil) {
+			t.Errorf("CheckURL(%q, loopback=%v) = %v, %q; want %q", tc.raw, tc.loopback, u, problem, tc.want)
+		}
+	}
+}

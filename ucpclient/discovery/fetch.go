@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -298,35 +297,10 @@ func (f *Fetcher) checkURL(raw string) *Error {
 	if raw == "" {
 		return refuse("profile URL is missing")
 	}
-	if len(raw) > maxURLLen {
-		return refuse(fmt.Sprintf("profile URL is longer than %d bytes", maxURLLen))
-	}
 	// The URL is the profile's identity and the cache key, so only accept
-	// it in its sent-on-the-wire form.
-	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-		return refuse("profile URL contains spaces, control or non-ASCII characters")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return &Error{Code: CodeInvalidProfileURL, Content: "profile URL is not a valid URL", Err: err}
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !f.AllowInsecureLoopback || !netguard.IsLoopbackHost(u.Hostname()) {
-			return refuse("profile URL must use https")
-		}
-	default:
-		return refuse("profile URL must be an absolute https URL")
-	}
-	if u.Opaque != "" || u.Hostname() == "" {
-		return refuse("profile URL must have a host")
-	}
-	if u.User != nil {
-		return refuse("profile URL must not contain user information")
-	}
-	if strings.Contains(raw, "#") {
-		return refuse("profile URL must not contain a fragment")
+	// it in its sent-on-the-wire form (CheckURL's rules).
+	if _, problem := netguard.CheckURL(raw, maxURLLen, f.AllowInsecureLoopback); problem != "" {
+		return refuse("profile URL " + problem)
 	}
 	return nil
 }
