@@ -17,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
@@ -274,7 +275,7 @@ func TestSignedResponses(t *testing.T) {
 func TestMandateSingleUseAcrossInstances(t *testing.T) {
 	e := ap2Env(t)
 	other, err := shop.New(shop.Config{BaseURL: e.srv.URL, Store: e.store, Keys: e.keys,
-		Profiles: &discovery.Fetcher{AllowInsecureLoopback: true}, Authenticate: testAuth})
+		Profiles: &discovery.Fetcher{AllowInsecureLoopback: true}, Guard: testAuth})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestMandateSingleUseAcrossInstances(t *testing.T) {
 	body, _ := json.Marshal(withMandate(cardPayment("fail_token"), tok))
 	// Instance two consumes it (a declined card still uses the mandate).
 	rep := other.Do(t.Context(), &shop.Request{Op: shop.OpCompleteCheckout, Shop: "flower-shop", ID: c.ID, Body: body,
-		Agent: e.agent.URL(), IdempotencyKey: uuid(), Principal: &shop.Principal{ClientID: "platform-a"}})
+		Agent: e.agent.URL(), IdempotencyKey: uuid(), Principal: &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "platform-a"}})
 	if rep.Err != nil || !strings.Contains(string(rep.Body), "payment_failed") {
 		t.Fatalf("%+v %s", rep.Err, rep.Body)
 	}

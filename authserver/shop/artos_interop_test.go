@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
@@ -31,16 +32,16 @@ const artosAPIKey = "test-platform.secret"
 
 // artosAuth accepts the SDK's platform key (X-API-Key wins, as on Artos)
 // and otherwise the harness's test headers.
-func artosAuth(r *http.Request) (*shop.Principal, error) {
+var artosAuth = guard.IdentifyFunc(func(r *http.Request) (*guard.Principal, error) {
 	if k := r.Header.Get("X-API-Key"); k != "" {
 		if k != artosAPIKey {
-			return nil, &shop.ProtocolError{Status: 401, RPCCode: -32000, Code: "invalid_token", Content: "unknown API key",
-				WWWAuthenticate: `Bearer error="invalid_token"`}
+			return nil, &guard.Error{Status: 401, Code: "invalid_token", Content: "unknown API key",
+				Challenge: `Bearer error="invalid_token"`}
 		}
-		return &shop.Principal{ClientID: "test-platform"}, nil
+		return &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "test-platform"}, nil
 	}
 	return testAuth(r)
-}
+})
 
 // exchange is one request the SDK made, as the server saw it.
 type exchange struct {
@@ -194,7 +195,7 @@ func runArtos(t *testing.T, job any) (*artosResult, []byte) {
 // checkout_mandate verification.
 func TestArtosSDKInterop(t *testing.T) {
 	needArtos(t)
-	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Authenticate = artosAuth }})
+	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Guard = artosAuth }})
 	e.agent.set(func(a *agentServer) {
 		a.version = artosVersion
 		a.caps = append(a.caps, ucp.CapAP2Mandate)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
@@ -59,7 +60,7 @@ func BenchmarkCreateComplete(b *testing.B) {
 			complete, _ := json.Marshal(cardPayment("success_token"))
 			agent := ps.URL + "/.well-known/ucp"
 			ctx := context.Background()
-			p := &shop.Principal{ClientID: "bench"}
+			p := &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "bench"}
 			b.SetParallelism(4)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
@@ -180,25 +181,11 @@ func (s *Service) getOrder(ctx context.Context, oc *opCtx) *Reply {
 	return payload(http.StatusOK, &out)
 }
 
-// mayReadOrder: the platform that placed the order, or the buyer it was
-// placed for holding an order-read scope.
+// mayReadOrder asks the guard whether the caller may read order o; the
+// hosted page acts for the order's own session owner.
 func (oc *opCtx) mayReadOrder(o *store.Order) bool {
-	if o.Owner == oc.owner() {
-		return true
+	if oc.ownerOverride != "" {
+		return o.Owner == oc.ownerOverride
 	}
-	p := oc.Principal
-	// The platform itself (its key or an app-only token) reads every
-	// order it placed, for any of its buyers.
-	if p != nil && p.ClientID != "" && p.BuyerID == "" && p.ClientID == o.ClientID {
-		return true
-	}
-	if p == nil || p.BuyerID == "" || p.BuyerID != o.BuyerID {
-		return false
-	}
-	for _, sc := range p.Scopes {
-		if sc == "dev.ucp.shopping.order:read" || sc == "orders:read" {
-			return true
-		}
-	}
-	return false
+	return oc.Principal.MayReadOrder(oc.Agent, guard.OrderParty{Owner: o.Owner, ClientID: o.ClientID, BuyerID: o.BuyerID})
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
@@ -106,16 +107,21 @@ type env struct {
 // testAuth authenticates by test headers: X-Test-Client names the
 // platform, X-Test-Buyer and X-Test-Scopes a buyer token; X-Test-Client:
 // bad is a bad credential.
-func testAuth(r *http.Request) (*shop.Principal, error) {
+var testAuth = guard.IdentifyFunc(func(r *http.Request) (*guard.Principal, error) {
 	c := r.Header.Get("X-Test-Client")
 	switch c {
 	case "":
-		return nil, nil
+		return guard.Anonymous(), nil
 	case "bad":
-		return nil, &shop.ProtocolError{Status: 401, RPCCode: -32000, Code: "invalid_token", Content: "bad", WWWAuthenticate: `Bearer error="invalid_token"`}
+		return nil, &guard.Error{Status: 401, Code: "invalid_token", Content: "bad", Challenge: `Bearer error="invalid_token"`}
 	}
-	return &shop.Principal{ClientID: c, BuyerID: r.Header.Get("X-Test-Buyer"), Scopes: strings.Fields(r.Header.Get("X-Test-Scopes"))}, nil
-}
+	p := &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: c,
+		BuyerID: r.Header.Get("X-Test-Buyer"), Scopes: strings.Fields(r.Header.Get("X-Test-Scopes"))}
+	if p.BuyerID != "" {
+		p.Kind, p.Credential = guard.KindBuyer, guard.CredentialBearer
+	}
+	return p, nil
+})
 
 func newEnv(t *testing.T, o *envOptions) *env {
 	t.Helper()
@@ -132,12 +138,12 @@ func newEnv(t *testing.T, o *envOptions) *env {
 	e := &env{t: t, store: st, agent: newAgentServer(t), keys: &shop.MemoryKeys{}}
 	e.srv = httptest.NewUnstartedServer(nil)
 	cfg := shop.Config{
-		BaseURL:      "http://" + e.srv.Listener.Addr().String(),
-		Store:        st,
-		Keys:         e.keys,
-		Profiles:     &discovery.Fetcher{AllowInsecureLoopback: true},
-		Authenticate: testAuth,
-		Dev:          o.dev,
+		BaseURL:  "http://" + e.srv.Listener.Addr().String(),
+		Store:    st,
+		Keys:     e.keys,
+		Profiles: &discovery.Fetcher{AllowInsecureLoopback: true},
+		Guard:    testAuth,
+		Dev:      o.dev,
 	}
 	if o.cfg != nil {
 		o.cfg(&cfg)

@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
 )
 
@@ -18,7 +19,7 @@ import (
 // handlers (whose context derives from the request's).
 type mcpCall struct {
 	slug      string
-	principal *Principal
+	principal *guard.Principal
 	// idemKey is the HTTP Idempotency-Key, used when meta has none (the
 	// binding lets the same headers sit on the HTTP layer).
 	idemKey string

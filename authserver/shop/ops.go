@@ -9,29 +9,31 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
-// Op is a UCP operation, named as its MCP tool.
-type Op string
+// Op is a UCP operation, named as its MCP tool; the guard's policy table
+// has a rule for each.
+type Op = guard.Operation
 
 // The operations.
 const (
-	OpSearchCatalog    Op = "search_catalog"
-	OpLookupCatalog    Op = "lookup_catalog"
-	OpGetProduct       Op = "get_product"
-	OpCreateCart       Op = "create_cart"
-	OpGetCart          Op = "get_cart"
-	OpUpdateCart       Op = "update_cart"
-	OpCancelCart       Op = "cancel_cart"
-	OpCreateCheckout   Op = "create_checkout"
-	OpGetCheckout      Op = "get_checkout"
-	OpUpdateCheckout   Op = "update_checkout"
-	OpCompleteCheckout Op = "complete_checkout"
-	OpCancelCheckout   Op = "cancel_checkout"
-	OpGetOrder         Op = "get_order"
+	OpSearchCatalog    = guard.OpSearchCatalog
+	OpLookupCatalog    = guard.OpLookupCatalog
+	OpGetProduct       = guard.OpGetProduct
+	OpCreateCart       = guard.OpCreateCart
+	OpGetCart          = guard.OpGetCart
+	OpUpdateCart       = guard.OpUpdateCart
+	OpCancelCart       = guard.OpCancelCart
+	OpCreateCheckout   = guard.OpCreateCheckout
+	OpGetCheckout      = guard.OpGetCheckout
+	OpUpdateCheckout   = guard.OpUpdateCheckout
+	OpCompleteCheckout = guard.OpCompleteCheckout
+	OpCancelCheckout   = guard.OpCancelCheckout
+	OpGetOrder         = guard.OpGetOrder
 )
 
 type opInfo struct {
@@ -70,7 +72,9 @@ type Request struct {
 	// Agent is the platform profile URL (UCP-Agent or meta["ucp-agent"]).
 	Agent          string
 	IdempotencyKey string
-	Principal      *Principal
+	// Principal is the caller, as the guard identified it; nil is
+	// anonymous.
+	Principal *guard.Principal
 	// BuyerType is "agent" for API calls, "human" for the hosted page.
 	BuyerType string
 }
@@ -150,6 +154,9 @@ func (s *Service) do(ctx context.Context, req *Request) *Reply {
 	}
 	if req.IdempotencyKey != "" && !validIdemKey(req.IdempotencyKey) {
 		return invalidRequest("the idempotency key must be 16 to 255 visible ASCII characters")
+	}
+	if err := guard.Authorize(req.Principal, req.Op); err != nil {
+		return &Reply{Err: guardError(err)}
 	}
 	var sh *shopInfo
 	if req.Shop != "" {
@@ -305,22 +312,13 @@ func requestHash(r *Request) []byte {
 
 func sameHash(a, b []byte) bool { return string(a) == string(b) }
 
-// owner is who a session belongs to: the authenticated platform, or for
-// anonymous callers the profile they claim (sessions ids are unguessable,
-// and the profile keeps two anonymous platforms apart).
+// owner is who a session belongs to (guard.Principal.Owner), or the
+// session's own owner when the store acts for it (the hosted page).
 func (oc *opCtx) owner() string {
 	if oc.ownerOverride != "" {
 		return oc.ownerOverride
 	}
-	if p := oc.Principal; p != nil && p.ClientID != "" {
-		// A buyer token makes the session the buyer's within the app:
-		// two buyers of one public agent app never share sessions.
-		if p.BuyerID != "" {
-			return "client:" + p.ClientID + "|buyer:" + p.BuyerID
-		}
-		return "client:" + p.ClientID
-	}
-	return "profile:" + oc.Agent
+	return oc.Principal.Owner(oc.Agent)
 }
 
 // payload marshals a UCP response body.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
 )
@@ -125,19 +126,29 @@ func (s *Service) rest(op Op) http.Handler {
 	})
 }
 
-func (s *Service) authenticate(r *http.Request) (*Principal, *ProtocolError) {
-	if s.cfg.Authenticate == nil {
-		return nil, nil
+func (s *Service) authenticate(r *http.Request) (*guard.Principal, *ProtocolError) {
+	if s.cfg.Guard == nil {
+		return guard.Anonymous(), nil
 	}
-	p, err := s.cfg.Authenticate(r)
-	if err == nil {
-		return p, nil
+	p, err := s.cfg.Guard.Identify(r)
+	if err != nil {
+		return nil, guardError(err)
 	}
-	var pe *ProtocolError
-	if errors.As(err, &pe) {
-		return nil, pe
+	if p == nil {
+		p = guard.Anonymous()
 	}
-	return nil, &ProtocolError{Status: http.StatusUnauthorized, RPCCode: rpcAuth, Code: "unauthorized",
+	return p, nil
+}
+
+// guardError renders the guard's refusal in the stores' terms: the HTTP
+// status and challenge it chose, the UCP authentication JSON-RPC code.
+func guardError(err error) *ProtocolError {
+	var ge *guard.Error
+	if errors.As(err, &ge) {
+		return &ProtocolError{Status: ge.Status, RPCCode: rpcAuth, Code: ge.Code, Content: ge.Content,
+			WWWAuthenticate: ge.Challenge, RetryAfter: ge.RetryAfter}
+	}
+	return &ProtocolError{Status: http.StatusUnauthorized, RPCCode: rpcAuth, Code: "unauthorized",
 		Content: "the credentials are not valid", WWWAuthenticate: `Bearer error="invalid_token"`}
 }
 

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
@@ -142,7 +143,7 @@ func TestReviewCompleteNilReplyAfterLostRaces(t *testing.T) {
 			}
 		}()
 		rep = e.svc.Do(t.Context(), &shop.Request{Op: shop.OpCompleteCheckout, Shop: "flower-shop", ID: c.ID, Body: body,
-			Agent: e.agent.URL(), IdempotencyKey: uuid(), Principal: &shop.Principal{ClientID: "platform-a"}, BuyerType: "agent"})
+			Agent: e.agent.URL(), IdempotencyKey: uuid(), Principal: &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "platform-a"}, BuyerType: "agent"})
 	}()
 	if rep == nil {
 		t.Fatal("Service.Do returned nil")

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
@@ -38,10 +39,10 @@ type Config struct {
 	// Profiles fetches platform profiles; nil means a discovery.Fetcher
 	// with the default rules (AllowInsecureLoopback when Dev).
 	Profiles ProfileFetcher
-	// Authenticate identifies the caller from its credentials: (nil, nil)
-	// for an anonymous request, an error for bad credentials. nil treats
-	// every request as anonymous.
-	Authenticate func(r *http.Request) (*Principal, error)
+	// Guard identifies the caller from its credentials (a *guard.Guard):
+	// the anonymous principal for a request without any, a *guard.Error
+	// for bad ones. nil treats every request as anonymous.
+	Guard Identifier
 	// Dev accepts plain-http loopback profile URLs and, when a platform
 	// profile cannot be fetched, serves the store's own capabilities
 	// instead of failing (local harnesses use such URLs). Off in serve.
@@ -94,11 +95,10 @@ type MandateInput struct {
 	Consumed bool
 }
 
-// Principal is an authenticated caller.
-type Principal struct {
-	ClientID string // the platform (API key or OAuth client)
-	BuyerID  string // set when a buyer token was presented
-	Scopes   []string
+// Identifier turns a request's credentials into the caller's principal;
+// *guard.Guard is the one the platform uses.
+type Identifier interface {
+	Identify(r *http.Request) (*guard.Principal, error)
 }
 
 // Service serves the stores.

@@ -6,15 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver/store"
-	"github.com/ucpbridge/ucpbridge/internal/netguard"
 	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
+	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
@@ -54,26 +52,17 @@ func (s *Service) webhookURL(neg *negotiation) string {
 // usableWebhookURL: the rules of netguard.CheckURL (plain http only to
 // loopback, and only in dev).
 func (s *Service) usableWebhookURL(raw string) bool {
-	_, problem := netguard.CheckURL(raw, 2048, s.cfg.Dev)
-	return problem == ""
+	_, err := netguard.CheckURL(raw, 2048, s.cfg.Dev)
+	return err == nil
 }
 
+// webhookClient is netguard's guarded client (no proxy, no redirects,
+// capped headers), built once.
 func (s *Service) webhookClient() *http.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.hooks == nil {
-		control := netguard.Control
-		if s.cfg.Dev {
-			control = netguard.LoopbackControl
-		}
-		t := &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, Control: control}).DialContext,
-			TLSHandshakeTimeout: 5 * time.Second,
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     time.Minute,
-		}
-		s.hooks = &http.Client{Transport: t, Timeout: webhookTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		s.hooks = netguard.NewClient(&netguard.ClientOptions{AllowLoopback: s.cfg.Dev, Timeout: webhookTimeout, MaxIdleConnsPerHost: 4})
 	}
 	return s.hooks
 }
@@ -175,8 +164,9 @@ func (s *Service) deliver(ctx context.Context, w *store.Webhook) error {
 	if err != nil {
 		return err
 	}
-	defer res.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	// Drain (a little) so the connection can be reused; the platform's
+	// answer carries nothing we read.
+	netguard.ReadBody(res, 64<<10)
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		return errors.New("platform answered HTTP " + strconv.Itoa(res.StatusCode))
 	}

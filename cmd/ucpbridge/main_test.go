@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
@@ -43,7 +44,7 @@ func TestDev(t *testing.T) {
 			t.Fatalf("metadata: %v", err)
 		}
 		res.Body.Close()
-		cc := &clientcredentials.Config{ClientID: DevMerchantID, ClientSecret: DevMerchantSecret, TokenURL: base + "/ucp/oauth2/token", Scopes: []string{"orders:read"}}
+		cc := &clientcredentials.Config{ClientID: authserver.DemoMerchantID, ClientSecret: authserver.DemoMerchantSecret, TokenURL: base + "/ucp/oauth2/token", Scopes: []string{"orders:read"}}
 		if tok, err := cc.Token(ctx); err != nil || !strings.HasPrefix(tok.AccessToken, "ucpb_at_") {
 			t.Fatalf("seeded merchant: %v", err)
 		}
@@ -66,23 +67,23 @@ func TestDev(t *testing.T) {
 			return res.StatusCode, res.Header, b
 		}
 		if round == 0 {
-			code, _, b := call("POST", "/s/flower-shop/checkout-sessions", DevPlatformKey, `{"line_items":[{"item":{"id":"bouquet_roses"},"quantity":1}]}`)
+			code, _, b := call("POST", "/s/flower-shop/checkout-sessions", authserver.DemoPlatformKey, `{"line_items":[{"item":{"id":"bouquet_roses"},"quantity":1}]}`)
 			var c struct{ ID string }
 			if code != 201 || json.Unmarshal(b, &c) != nil {
 				t.Fatalf("%d %s", code, b)
 			}
-			code, _, b = call("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", DevPlatformKey,
+			code, _, b = call("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", authserver.DemoPlatformKey,
 				`{"payment":{"instruments":[{"handler_id":"artos.card","selected":true,"credential":{"type":"token","token":"success_token"}}]}}`)
 			var done struct{ Order struct{ ID string } }
 			if code != 200 || json.Unmarshal(b, &done) != nil || done.Order.ID == "" {
 				t.Fatalf("%d %s", code, b)
 			}
 			orderPath = "/s/flower-shop/orders/" + done.Order.ID
-			if code, h, b := call("GET", orderPath, DevPlatformID+".wrong-secret", ""); code != 401 || h.Get("WWW-Authenticate") == "" {
+			if code, h, b := call("GET", orderPath, authserver.DemoPlatformID+".wrong-secret", ""); code != 401 || h.Get("WWW-Authenticate") == "" {
 				t.Fatalf("bad key: %d %s", code, b)
 			}
 		}
-		if code, _, b := call("GET", orderPath, DevPlatformKey, ""); code != 200 || !strings.Contains(string(b), `"checkout_id"`) {
+		if code, _, b := call("GET", orderPath, authserver.DemoPlatformKey, ""); code != 200 || !strings.Contains(string(b), `"checkout_id"`) {
 			t.Fatalf("round %d: order: %d %s", round, code, b)
 		}
 		if _, _, b := call("GET", orderPath, "", ""); strings.Contains(string(b), `"checkout_id"`) {

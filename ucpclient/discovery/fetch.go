@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/ucpbridge/ucpbridge/internal/fetchcache"
-	"github.com/ucpbridge/ucpbridge/internal/netguard"
+	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
@@ -33,8 +30,8 @@ const (
 // A Fetcher must not be copied after first use. It is safe for concurrent
 // use.
 type Fetcher struct {
-	// Client does the fetching; nil means a client with a 5s timeout that
-	// refuses to connect to non-public addresses (internal/netguard). A
+	// Client does the fetching; nil means netguard.NewClient (5 s timeout,
+	// non-public addresses refused at connect time, no proxy). A
 	// caller's client is used with redirects turned off (NoRedirects) but is
 	// otherwise trusted: it gets no address guard unless its dialer has
 	// netguard.Control. Its Timeout, if set, replaces the 5s fetch deadline.
@@ -66,7 +63,7 @@ type Fetcher struct {
 
 	initOnce sync.Once
 	client   *http.Client
-	cache    fetchcache.Cache[*ucp.Profile]
+	cache    netguard.Cache[*ucp.Profile]
 }
 
 // NoRedirects returns a copy of c (http.DefaultClient's settings when c is
@@ -89,25 +86,7 @@ func (f *Fetcher) init() {
 			f.client = NoRedirects(f.Client)
 			return
 		}
-		control := netguard.Control
-		if f.AllowInsecureLoopback {
-			control = netguard.LoopbackControl
-		}
-		dialer := &net.Dialer{Timeout: defaultTimeout, KeepAlive: 30 * time.Second, Control: control}
-		f.client = NoRedirects(&http.Client{
-			Timeout: defaultTimeout,
-			Transport: &http.Transport{
-				Proxy:                  nil, // a proxy would dial for us and bypass the guard
-				DialContext:            dialer.DialContext,
-				ForceAttemptHTTP2:      true,
-				TLSHandshakeTimeout:    defaultTimeout,
-				ResponseHeaderTimeout:  defaultTimeout,
-				MaxIdleConns:           32,
-				MaxIdleConnsPerHost:    2,
-				IdleConnTimeout:        30 * time.Second,
-				MaxResponseHeaderBytes: 16 << 10,
-			},
-		})
+		f.client = netguard.NewClient(&netguard.ClientOptions{AllowLoopback: f.AllowInsecureLoopback, Timeout: defaultTimeout})
 	})
 }
 
@@ -174,12 +153,12 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (*ucp.Profile, error
 		return nil, canceled(err)
 	}
 	f.init()
-	p, err := f.cache.Get(ctx, rawURL, func(ctx context.Context) (*ucp.Profile, error, time.Duration) {
+	p, err := f.cache.Get(ctx, rawURL, func(ctx context.Context) (*ucp.Profile, time.Duration, error) {
 		p, ttl, e := f.get(ctx, rawURL)
 		if e != nil {
-			return nil, e, max(f.negativeTTL(), 0)
+			return nil, max(f.negativeTTL(), 0), e
 		}
-		return p, nil, ttl
+		return p, ttl, nil
 	})
 	var e *Error
 	switch {
@@ -190,7 +169,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (*ucp.Profile, error
 		// editing it cannot change what the next one sees.
 		c := *e
 		return nil, &c
-	case errors.Is(err, fetchcache.ErrBusy):
+	case errors.Is(err, netguard.ErrBusy):
 		return nil, &Error{Code: CodeProfileUnreachable, Content: "too many profile fetches in progress; retry shortly"}
 	default:
 		return nil, canceled(err)
@@ -214,26 +193,21 @@ func (f *Fetcher) get(ctx context.Context, rawURL string) (*ucp.Profile, time.Du
 	if err != nil {
 		return nil, 0, transportError(err)
 	}
-	defer resp.Body.Close()
-
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		resp.Body.Close()
 		return nil, 0, &Error{Code: CodeProfileUnreachable, Content: fmt.Sprintf("profile URL answered with a redirect (HTTP %d); profile fetches do not follow redirects", resp.StatusCode)}
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		resp.Body.Close()
 		return nil, 0, &Error{Code: CodeProfileUnreachable, Content: fmt.Sprintf("profile fetch returned HTTP status %d", resp.StatusCode)}
 	}
-	limit := f.maxBytes()
-	if resp.ContentLength > limit {
+	body, err := netguard.ReadBody(resp, f.maxBytes())
+	var tl *netguard.TooLargeError
+	switch {
+	case errors.As(err, &tl):
 		return nil, 0, f.tooLarge()
-	}
-	// One byte over the cap is enough to know the body is too large without
-	// reading whatever else the server wants to send.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
+	case err != nil:
 		return nil, 0, transportError(err)
-	}
-	if int64(len(body)) > limit {
-		return nil, 0, f.tooLarge()
 	}
 	p, err := ucp.ParseProfile(body)
 	if err != nil {
@@ -277,14 +251,13 @@ func (f *Fetcher) ttlFor(h http.Header) time.Duration {
 
 func transportError(err error) *Error {
 	var blocked *netguard.BlockedError
-	var ne net.Error
 	switch {
 	case errors.As(err, &blocked):
 		// The same words as any other failure: telling callers which
 		// names resolve to private addresses would map the network
 		// behind the server. Err keeps the class for the logs.
 		return &Error{Code: CodeProfileUnreachable, Content: "could not fetch the profile", Err: err}
-	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+	case netguard.IsTimeout(err):
 		return &Error{Code: CodeProfileUnreachable, Content: "profile fetch timed out", Err: err}
 	}
 	return &Error{Code: CodeProfileUnreachable, Content: "could not fetch the profile", Err: err}
@@ -299,8 +272,11 @@ func (f *Fetcher) checkURL(raw string) *Error {
 	}
 	// The URL is the profile's identity and the cache key, so only accept
 	// it in its sent-on-the-wire form (CheckURL's rules).
-	if _, problem := netguard.CheckURL(raw, maxURLLen, f.AllowInsecureLoopback); problem != "" {
-		return refuse("profile URL " + problem)
+	var ue *netguard.URLError
+	if _, err := netguard.CheckURL(raw, maxURLLen, f.AllowInsecureLoopback); errors.As(err, &ue) {
+		return refuse("profile URL " + ue.Problem)
+	} else if err != nil {
+		return refuse("profile URL is not acceptable")
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ucpbridge/ucpbridge/internal/netguard"
+	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
 )
 
 const testProfile = `{"ucp":{"version":"2026-04-08","capabilities":{"dev.ucp.shopping.checkout":[{"version":"2026-04-08"}]},"payment_handlers":{}},"signing_keys":[{"kid":"k1","kty":"EC"}]}`

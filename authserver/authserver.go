@@ -1,0 +1,124 @@
+// Package authserver is the ucpbridge platform API: New composes its parts
+// into one http.Handler served on one host, as the Artos API host is:
+//
+//   - oauth: the OAuth 2.1 authorization server (metadata, authorize and
+//     consent, token, revocation, introspection);
+//   - guard: who is calling and what they may do, the only part that reads
+//     credentials;
+//   - shop: the reference UCP stores over REST and MCP, the cross-store
+//     catalog and the hosted checkout pages;
+//   - store: persistence on SQLite or PostgreSQL.
+//
+// `ucpbridge dev` and `ucpbridge serve` build the same Server; they differ
+// only in the Config they pass.
+package authserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
+	"github.com/ucpbridge/ucpbridge/authserver/oauth"
+	"github.com/ucpbridge/ucpbridge/authserver/oauth/cimd"
+	"github.com/ucpbridge/ucpbridge/authserver/shop"
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+)
+
+// Store is the persistence the platform needs: the OAuth records and the
+// stores' commerce data (sqlstore implements both).
+type Store interface {
+	store.Store
+	store.Commerce
+}
+
+// Config configures the platform API. Issuer, Store and Keys are
+// required; every other zero value means the default.
+type Config struct {
+	// Issuer is the public base URL, without a trailing slash: the OAuth
+	// issuer and the API host (stores at Issuer + "/s/" + slug).
+	Issuer string
+	Store  Store
+	// Keys holds each store's ES256 signing key.
+	Keys shop.KeySource
+	// SealKey (32 bytes) seals refresh retries and keys sign-in cookies;
+	// instances behind one load balancer need the same key. Default:
+	// random per process.
+	SealKey []byte
+	// Dev relaxes what only local development needs: CIMD client ids and
+	// platform profiles over plain http on loopback, and a store serving
+	// its own capabilities when a platform profile cannot be fetched.
+	Dev bool
+	// DisableRateLimits turns the OAuth rate limits off (load tests).
+	DisableRateLimits bool
+	Logger            *slog.Logger // nil: discard
+	Now               func() time.Time
+
+	// OAuth and Shop hold the parts' own settings. The fields above win
+	// over the ones they share (issuer, store, seal key, logger, clock);
+	// OAuth.CIMD defaults to a fetcher with the Dev rules.
+	OAuth oauth.Config
+	Shop  shop.Config
+}
+
+// Server is the platform API. It is an http.Handler; Run does its
+// background work.
+type Server struct {
+	// The parts, for callers that need one directly (tests, tools).
+	OAuth *oauth.Server
+	Guard *guard.Guard
+	Shop  *shop.Service
+
+	handler http.Handler
+}
+
+// New builds the platform API from cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Keys == nil {
+		return nil, errors.New("authserver: Config.Store and Config.Keys are required")
+	}
+	oc := cfg.OAuth
+	oc.Issuer, oc.Store, oc.SealKey, oc.Logger, oc.Now = cfg.Issuer, cfg.Store, cfg.SealKey, cfg.Logger, cfg.Now
+	oc.DisableRateLimits = oc.DisableRateLimits || cfg.DisableRateLimits
+	if oc.CIMD == nil {
+		oc.CIMD = cimd.NewFetcher(&cimd.Options{AllowLoopback: cfg.Dev, Now: cfg.Now})
+	}
+	as, err := oauth.New(oc)
+	if err != nil {
+		return nil, err
+	}
+	g, err := guard.New(guard.Config{Credentials: as, Realm: cfg.Issuer})
+	if err != nil {
+		return nil, err
+	}
+	sc := cfg.Shop
+	sc.BaseURL, sc.Store, sc.Keys, sc.Guard, sc.Dev, sc.Logger, sc.Now = cfg.Issuer, cfg.Store, cfg.Keys, g, cfg.Dev, cfg.Logger, cfg.Now
+	stores, err := shop.New(sc)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(oauth.PathMetadata, as)
+	mux.Handle("/oauth/", as)
+	mux.Handle("/ucp/oauth2/", as)
+	mux.Handle("/", stores.Handler())
+	return &Server{OAuth: as, Guard: g, Shop: stores, handler: mux}, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Run does the platform's background work until ctx ends: the hourly
+// sweep of expired idempotency records and sessions, and order webhook
+// deliveries every second. Every instance may run it.
+func (s *Server) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Shop.SweepEvery(ctx, time.Hour)
+	}()
+	s.Shop.DeliverEvery(ctx, time.Second)
+	<-done
+}

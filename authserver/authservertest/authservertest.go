@@ -1,0 +1,185 @@
+// Package authservertest boots the whole platform API in process for
+// tests in any package (the SDK, the bridge, the examples): authserver.New
+// on a random loopback port, the demo fixtures seeded, SQLite in a
+// temporary directory, or PostgreSQL in a throwaway schema when
+// UCPBRIDGE_TEST_PG is set. It returns the URLs and the seeded credentials,
+// and can run the buyer's consent flow to mint a buyer token.
+package authservertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/ucpbridge/ucpbridge/authserver"
+	"github.com/ucpbridge/ucpbridge/authserver/oauth"
+	"github.com/ucpbridge/ucpbridge/authserver/shop"
+	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
+)
+
+// Options adjusts the platform a test gets. nil means the defaults: dev
+// rules (loopback CIMD and platform profiles, own capabilities when a
+// profile is unreachable), no rate limits, the backend UCPBRIDGE_TEST_PG
+// selects.
+type Options struct {
+	// SQLiteOnly keeps the test on SQLite even when UCPBRIDGE_TEST_PG is
+	// set.
+	SQLiteOnly bool
+	// Config, when set, changes the configuration before New runs
+	// (Issuer, Store and Keys are already filled in).
+	Config func(*authserver.Config)
+}
+
+// Platform is a running platform API and its seeded credentials.
+type Platform struct {
+	// URL is the API host and OAuth issuer, e.g. http://127.0.0.1:41234.
+	URL string
+	// Server is the platform; Store its storage; Backend "sqlite" or
+	// "postgres".
+	Server  *authserver.Server
+	Store   authserver.Store
+	Backend string
+
+	// OAuth endpoints.
+	AuthorizeURL, TokenURL, MetadataURL string
+
+	// The seeded credentials (authserver.Demo*).
+	PlatformID, PlatformKey      string // X-API-Key: PlatformKey
+	MerchantID, MerchantSecret   string // client_credentials
+	AgentClientID, AgentRedirect string // public client, PKCE
+	BuyerID, BuyerEmail          string
+	BuyerPassword                string
+	// Stores are the seeded store slugs.
+	Stores []string
+}
+
+// Start serves the platform until the test ends.
+func Start(t testing.TB, opts *Options) *Platform {
+	t.Helper()
+	if opts == nil {
+		opts = &Options{}
+	}
+	st, backend := authserver.Store(nil), "sqlite"
+	if os.Getenv(sqlstoretest.EnvPG) != "" && !opts.SQLiteOnly {
+		st, backend = sqlstoretest.Postgres(t), "postgres"
+	} else {
+		st = sqlstoretest.SQLite(t)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	base := "http://" + srv.Listener.Addr().String()
+	cfg := authserver.Config{Issuer: base, Store: st, Keys: &shop.MemoryKeys{}, Dev: true, DisableRateLimits: true}
+	if opts.Config != nil {
+		opts.Config(&cfg)
+	}
+	s, err := authserver.New(cfg)
+	if err != nil {
+		t.Fatalf("authservertest: %v", err)
+	}
+	if err := authserver.SeedDemo(context.Background(), st, time.Now()); err != nil {
+		t.Fatalf("authservertest: %v", err)
+	}
+	srv.Config.Handler = s
+	srv.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	// Cleanups run last in, first out: stop the workers, then the server,
+	// then (registered earlier) the store.
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { cancel(); <-done })
+	p := &Platform{
+		URL: base, Server: s, Store: st, Backend: backend,
+		AuthorizeURL: base + oauth.PathAuthorize, TokenURL: base + oauth.PathToken, MetadataURL: base + oauth.PathMetadata,
+		PlatformID: authserver.DemoPlatformID, PlatformKey: authserver.DemoPlatformKey,
+		MerchantID: authserver.DemoMerchantID, MerchantSecret: authserver.DemoMerchantSecret,
+		AgentClientID: authserver.DemoAgentClientID, AgentRedirect: "http://127.0.0.1/callback",
+		BuyerID: authserver.DemoBuyerID, BuyerEmail: authserver.DemoBuyerEmail, BuyerPassword: authserver.DemoBuyerPassword,
+	}
+	for _, sh := range shop.DemoShops() {
+		p.Stores = append(p.Stores, sh.Slug)
+	}
+	return p
+}
+
+// StoreURL is a store's base URL (REST; MCP at StoreURL + "/mcp").
+func (p *Platform) StoreURL(slug string) string { return p.URL + "/s/" + slug }
+
+// OAuth2Config is the demo agent's x/oauth2 configuration.
+func (p *Platform) OAuth2Config(scopes ...string) *oauth2.Config {
+	return &oauth2.Config{ClientID: p.AgentClientID, RedirectURL: p.AgentRedirect, Scopes: scopes,
+		Endpoint: oauth2.Endpoint{AuthURL: p.AuthorizeURL, TokenURL: p.TokenURL, AuthStyle: oauth2.AuthStyleInParams}}
+}
+
+// Allowance is what the buyer types into the consent page's spending
+// limits, in major units ("50", "120.50").
+type Allowance struct {
+	MaxPerOrder, DailyCap, Currency string
+	Days                            int
+}
+
+// DefaultAllowance is 50.00 per order, 120.50 a day, EUR, for 30 days.
+var DefaultAllowance = Allowance{MaxPerOrder: "50", DailyCap: "120.50", Currency: "EUR", Days: 30}
+
+var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// BuyerToken runs the demo buyer through the consent page the way a
+// browser would (sign in, set the allowance, allow) for the demo agent and
+// exchanges the code with PKCE. scope is space-separated ("" is the
+// server's default); al is used when the scope spends (nil means
+// DefaultAllowance).
+func (p *Platform) BuyerToken(ctx context.Context, scope string, al *Allowance) (*oauth2.Token, error) {
+	if al == nil {
+		al = &DefaultAllowance
+	}
+	conf := p.OAuth2Config(strings.Fields(scope)...)
+	verifier := oauth2.GenerateVerifier()
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := browser.Get(conf.AuthCodeURL("state", oauth2.S256ChallengeOption(verifier)))
+	if err != nil {
+		return nil, err
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("authservertest: consent page: HTTP %d", res.StatusCode)
+	}
+	form := url.Values{}
+	for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
+		form.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	form.Set("email", p.BuyerEmail)
+	form.Set("password", p.BuyerPassword)
+	form.Set("action", "approve")
+	form.Set("max_per_order", al.MaxPerOrder)
+	form.Set("daily_cap", al.DailyCap)
+	form.Set("currency", al.Currency)
+	form.Set("expires_days", fmt.Sprint(al.Days))
+	res, err = browser.PostForm(p.AuthorizeURL, form)
+	if err != nil {
+		return nil, err
+	}
+	res.Body.Close()
+	loc, err := url.Parse(res.Header.Get("Location"))
+	if res.StatusCode != http.StatusSeeOther || err != nil {
+		return nil, fmt.Errorf("authservertest: consent: HTTP %d", res.StatusCode)
+	}
+	code := loc.Query().Get("code")
+	if code == "" {
+		return nil, errors.New("authservertest: consent returned no code: " + loc.Query().Get("error_description"))
+	}
+	return conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+}

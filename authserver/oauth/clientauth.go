@@ -1,0 +1,187 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ucpbridge/ucpbridge/authserver/oauth/cimd"
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+)
+
+// maxFormBytes bounds OAuth form bodies.
+const maxFormBytes = 64 << 10
+
+func parseForm(r *http.Request) error {
+	if r.PostForm != nil {
+		return nil
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return err
+	}
+	return cleanValues(r.Form)
+}
+
+// cleanValues refuses parameters that are not valid UTF-8 or contain NUL:
+// no OAuth value has them, and PostgreSQL would turn them into a 500.
+func cleanValues(v url.Values) error {
+	for k, vals := range v {
+		for _, s := range append(vals, k) {
+			if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+				return errors.New("parameters must be UTF-8 without NUL")
+			}
+		}
+	}
+	return nil
+}
+
+// client is a resolved client, registered or CIMD.
+type client struct {
+	ID           string
+	Name         string
+	Type         store.ClientType
+	SecretHash   []byte
+	RedirectURIs []string
+	GrantTypes   []string
+	Scopes       []string // empty: any catalogue scope
+	Developers   []string
+	CIMD         bool
+}
+
+func (c *client) confidential() bool { return len(c.SecretHash) > 0 }
+
+// allows reports whether the client may use grant. Without a registered
+// list, a client gets the buyer flow: authorization_code and refresh_token.
+func (c *client) allows(grant string) bool {
+	if len(c.GrantTypes) == 0 {
+		return grant == "authorization_code" || grant == "refresh_token"
+	}
+	return slices.Contains(c.GrantTypes, grant)
+}
+
+// resolveClient finds a registered client or fetches a CIMD document.
+func (s *Server) resolveClient(ctx context.Context, id string) (*client, error) {
+	if id == "" {
+		return nil, errInvalidClient("client_id is required")
+	}
+	if s.cfg.CIMD != nil && s.cfg.CIMD.IsClientID(id) {
+		doc, err := s.cfg.CIMD.Fetch(ctx, id)
+		if err != nil {
+			var ce *cimd.Error
+			if errors.As(err, &ce) {
+				return nil, &oauthError{Code: "invalid_client", Description: "client metadata document refused: " + ce.Reason, Status: http.StatusUnauthorized, cause: err}
+			}
+			return nil, errServer(err)
+		}
+		if doc.TokenEndpointAuthMethod != "none" {
+			// An asymmetric client must authenticate; until private_key_jwt
+			// is implemented, treating it as public would let a stolen
+			// refresh token work without the client's key.
+			return nil, errInvalidClient("token_endpoint_auth_method " + quoteShort(doc.TokenEndpointAuthMethod) + " is not supported; use none")
+		}
+		name := doc.ClientName
+		if name == "" {
+			name = id
+		}
+		return &client{ID: id, Name: name, Type: store.ClientInstalled, RedirectURIs: doc.RedirectURIs,
+			GrantTypes: doc.GrantTypes, Scopes: strings.Fields(doc.Scope), CIMD: true}, nil
+	}
+	c, err := s.cfg.Store.Client(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errInvalidClient("unknown client")
+	}
+	if err != nil {
+		return nil, errServer(err)
+	}
+	return &client{ID: c.ID, Name: c.Name, Type: c.Type, SecretHash: c.SecretHash, RedirectURIs: c.RedirectURIs,
+		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Developers: c.Developers}, nil
+}
+
+// formClient parses a form POST and authenticates its client, writing
+// the OAuth error itself when either fails.
+func (s *Server) formClient(w http.ResponseWriter, r *http.Request) (*client, bool) {
+	if err := parseForm(r); err != nil {
+		s.writeError(w, r, errInvalidRequest("malformed form body"))
+		return nil, false
+	}
+	c, oe := s.authenticateClient(r)
+	if oe != nil {
+		s.writeError(w, r, oe)
+		return nil, false
+	}
+	if ok, wait := s.cliLim.allow(c.ID); !ok {
+		s.tooMany(w, r, wait)
+		return nil, false
+	}
+	return c, true
+}
+
+// authenticateClient applies the token-endpoint client authentication:
+// client_secret_basic, client_secret_post or none (public clients). Only
+// one method per request.
+func (s *Server) authenticateClient(r *http.Request) (*client, *oauthError) {
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		if r.PostForm.Has("client_secret") {
+			return nil, errInvalidRequest("use one client authentication method")
+		}
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return nil, errInvalidClient("malformed Basic credentials")
+		}
+		if f := r.PostForm.Get("client_id"); f != "" && f != id {
+			return nil, errInvalidRequest("client_id differs from the authenticated client")
+		}
+	} else {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	c, err := s.resolveClient(r.Context(), id)
+	if err != nil {
+		var oe *oauthError
+		if errors.As(err, &oe) {
+			return nil, oe
+		}
+		return nil, errServer(err)
+	}
+	switch {
+	case c.confidential() && !equalHash(hashToken(secret), c.SecretHash):
+		return nil, errInvalidClient("client authentication failed")
+	case !c.confidential() && secret != "":
+		return nil, errInvalidClient("public clients have no secret")
+	}
+	return c, nil
+}
+
+// ErrInvalidAPIKey is returned by ValidateAPIKey for malformed keys,
+// unknown clients and wrong secrets alike.
+var ErrInvalidAPIKey = errors.New("oauth: invalid API key")
+
+// ValidateAPIKey checks a platform API key, "<client_id>.<client_secret>"
+// (the Artos format), against the confidential client's stored secret
+// hash. It returns the client id.
+func (s *Server) ValidateAPIKey(ctx context.Context, key string) (string, error) {
+	i := strings.LastIndexByte(key, '.')
+	if i <= 0 || i == len(key)-1 || len(key) > 512 {
+		return "", ErrInvalidAPIKey
+	}
+	id, secret := key[:i], key[i+1:]
+	c, err := s.cfg.Store.Client(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		hashToken(secret) // same work as a known client
+		return "", ErrInvalidAPIKey
+	}
+	if err != nil {
+		return "", err
+	}
+	if !equalHash(c.SecretHash, hashToken(secret)) {
+		return "", ErrInvalidAPIKey
+	}
+	return c.ID, nil
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/authserver"
+	"github.com/ucpbridge/ucpbridge/authserver/oauth"
+	"github.com/ucpbridge/ucpbridge/authserver/shop"
+	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore"
+	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// platform is what `dev` and `serve` differ by. Both run it through the
+// one wiring path, runPlatform.
+type platform struct {
+	name   string // the command, for messages
+	addr   string
+	issuer string // "" means http://<the listen address> (dev)
+	db     string // a postgres:// URL or a SQLite file path
+	keys   string // the stores' key directory
+	seal   string // the seal key file
+	// seedAccounts creates the demo buyer and clients, whose secrets are
+	// public: dev only. seedShops creates the demo stores.
+	seedAccounts, seedShops bool
+	dev                     bool
+	noRateLimit             bool
+	verbose                 bool
+	banner                  func(w io.Writer, base string)
+}
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	dataDir := fs.String("data-dir", ".ucpbridge", "directory for the SQLite database and keys (created if missing)")
+	dsn := fs.String("db", "", "PostgreSQL URL (postgres://…) to use instead of the SQLite file in --data-dir")
+	noLimit := fs.Bool("no-rate-limit", false, "turn off the per-IP and per-client rate limits (load testing)")
+	verbose := fs.Bool("v", false, "log every request error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return err
+	}
+	p := platform{name: "dev", addr: *addr, db: filepath.Join(*dataDir, "ucpbridge.db"), keys: filepath.Join(*dataDir, "keys"),
+		seal: filepath.Join(*dataDir, "seal.key"), seedAccounts: true, seedShops: true, dev: true, noRateLimit: *noLimit, verbose: *verbose,
+		banner: func(w io.Writer, base string) { devBanner(w, base, *dataDir) }}
+	if *dsn != "" {
+		p.db = *dsn
+	}
+	return runPlatform(ctx, p, stdout, stderr)
+}
+
+// runServe runs the platform for real: an explicit public issuer, the
+// spec's https-only profile rules (no dev fallbacks), keys from disk.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", ":8080", "listen address")
+	issuer := fs.String("issuer", "", "public base URL, e.g. https://api.example.com (required; http only for loopback)")
+	dsn := fs.String("db", "", "PostgreSQL URL (postgres://…) or SQLite file path (required)")
+	keysDir := fs.String("keys-dir", "", "directory holding each store's signing key, <slug>.jwk (required; created keys are written here)")
+	sealFile := fs.String("seal-key", "", "file holding the 32-byte seal key, shared by every instance (required; created if missing)")
+	seed := fs.Bool("seed-demo", false, "create the demo stores if they do not exist")
+	verbose := fs.Bool("v", false, "log every request error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *issuer == "" || *dsn == "" || *keysDir == "" || *sealFile == "" {
+		fs.Usage()
+		return errors.New("serve: --issuer, --db, --keys-dir and --seal-key are required")
+	}
+	if err := checkIssuer(*issuer); err != nil {
+		return err
+	}
+	return runPlatform(ctx, platform{name: "serve", addr: *addr, issuer: *issuer, db: *dsn, keys: *keysDir, seal: *sealFile,
+		seedShops: *seed, verbose: *verbose, banner: func(w io.Writer, base string) {}}, stdout, stderr)
+}
+
+// runPlatform opens the store, builds the platform API (authserver.New)
+// and serves it, with its background work, until ctx ends.
+func runPlatform(ctx context.Context, p platform, stdout, stderr io.Writer) error {
+	st, err := sqlstore.Open(ctx, p.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	seal, err := loadOrCreateKey(p.seal)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	base := p.issuer
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+	level := slog.LevelWarn
+	if p.verbose {
+		level = slog.LevelInfo
+	}
+	srv, err := authserver.New(authserver.Config{
+		Issuer: base, Store: st, Keys: &shop.FileKeys{Dir: p.keys}, SealKey: seal, Dev: p.dev,
+		DisableRateLimits: p.noRateLimit,
+		Logger:            slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	switch {
+	case p.seedAccounts:
+		err = authserver.SeedDemo(ctx, st, now)
+	case p.seedShops:
+		err = shop.Seed(ctx, st, shop.DemoShops(), now)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ucpbridge %s: listening on %s as %s\n", p.name, ln.Addr(), base)
+	p.banner(stdout, base)
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	work, stop := context.WithCancel(ctx)
+	defer stop()
+	bg := make(chan struct{})
+	go func() { defer close(bg); srv.Run(work) }()
+	err = serveUntilDone(ctx, hs, ln)
+	stop()
+	<-bg
+	return err
+}
+
+func devBanner(w io.Writer, base, dataDir string) {
+	fmt.Fprintf(w, `  OAuth metadata   %[1]s/.well-known/oauth-authorization-server
+  authorize        %[1]s%[2]s
+  token            %[1]s%[3]s
+  data             %[4]s
+fixtures (local use only):
+  buyer            %[5]s / %[6]s
+  agent client     %[7]s (public; redirect http://127.0.0.1/callback or http://localhost/callback, any port)
+  merchant client  %[8]s / %[9]s (client_credentials)
+  platform API key X-API-Key: %[10]s
+stores (UCP %[11]s; REST at the store URL, MCP at <store>/mcp):
+`, base, oauth.PathAuthorize, oauth.PathToken, dataDir, authserver.DemoBuyerEmail, authserver.DemoBuyerPassword,
+		authserver.DemoAgentClientID, authserver.DemoMerchantID, authserver.DemoMerchantSecret, authserver.DemoPlatformKey, ucp.Version)
+	for _, sh := range shop.DemoShops() {
+		fmt.Fprintf(w, "  %-16s %s/s/%s/.well-known/ucp\n", sh.Slug, base, sh.Slug)
+	}
+	fmt.Fprintf(w, "  all stores       %s/catalog/search (REST), %s/mcp (MCP)\n", base, base)
+}
+
+// loadOrCreateKey keeps the seal key across restarts, so refresh retries
+// and sign-in sessions survive a restart.
+func loadOrCreateKey(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// checkIssuer: https, or http on a loopback host (a local TLS-terminating
+// proxy); no path, query or trailing slash.
+func checkIssuer(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") || s[len(s)-1] == '/' {
+		return fmt.Errorf("serve: --issuer %q must be an origin like https://api.example.com", s)
+	}
+	if u.Scheme == "https" || u.Scheme == "http" && netguard.IsLoopbackHost(u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("serve: --issuer %q must use https", s)
+}
+
+// serveUntilDone serves until ctx ends, then shuts down gracefully.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
