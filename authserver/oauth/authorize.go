@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
@@ -148,6 +149,12 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case pageErr != nil:
 		s.renderError(w, r, pageErr)
+	case redirErr != nil && a.client.CIMD:
+		// Whoever hosts a metadata document chooses its redirect URIs.
+		// Bouncing an error there before the buyer has even seen our page
+		// would make this endpoint an open redirector for any URL a
+		// document lists, so the error is shown here instead.
+		s.renderError(w, r, redirErr)
 	case redirErr != nil:
 		s.redirectError(w, r, a, redirErr)
 	default:
@@ -158,13 +165,16 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 // redirectAllowed matches redirect_uri against the client's list exactly,
 // except that for loopback hosts (127.0.0.1, [::1], localhost) the port is
 // ignored, as OAuth 2.1 requires for native apps. localhost and 127.0.0.1
-// never match each other.
+// never match each other. A loopback URI whose port is not a real one (0,
+// above 65535, empty after the colon, leading zeros) or that carries a
+// fragment matches nothing: RFC 6749 §3.1.2 forbids fragments, and such
+// a URI only shows the request was not made by the app.
 func redirectAllowed(registered []string, uri string) bool {
 	if slices.Contains(registered, uri) {
 		return true
 	}
 	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "http" || !netguard.IsLoopbackHost(u.Hostname()) {
+	if err != nil || u.Scheme != "http" || !netguard.IsLoopbackHost(u.Hostname()) || strings.Contains(uri, "#") || !loopbackPort(u) {
 		return false
 	}
 	for _, reg := range registered {
@@ -177,4 +187,17 @@ func redirectAllowed(registered []string, uri string) bool {
 		}
 	}
 	return false
+}
+
+// loopbackPort accepts no port at all, or a canonical port 1-65535.
+func loopbackPort(u *url.URL) bool {
+	if !strings.Contains(strings.TrimPrefix(u.Host, "["+u.Hostname()+"]"), ":") {
+		return true // no port
+	}
+	p := u.Port()
+	if p == "" || p[0] == '0' || len(p) > 5 {
+		return false
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }

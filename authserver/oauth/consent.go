@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
 // consentPage needs no JavaScript: a plain form posts back the request,
@@ -88,8 +88,9 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authRe
 		"RedirectHost": rd.Host, "LocalOnly": netguard.IsLoopbackHost(rd.Hostname()), "Error": errMsg,
 		"Action": s.cfg.Issuer + PathAuthorize, "Hidden": hidden, "CSRF": s.cookies.issueCSRF(w, r),
 		"SignedIn": buyer != nil, "Purchase": false,
-		"MaxPerOrder": formatMinor(DefaultAllowance.MaxPerOrder), "DailyCap": formatMinor(DefaultAllowance.DailyCap),
-		"Currency": DefaultAllowance.Currency, "Days": "30",
+		"MaxPerOrder": ucp.FormatMinor(DefaultAllowance.MaxPerOrder, DefaultAllowance.Currency),
+		"DailyCap":    ucp.FormatMinor(DefaultAllowance.DailyCap, DefaultAllowance.Currency),
+		"Currency":    DefaultAllowance.Currency, "Days": "30",
 	}
 	if buyer != nil {
 		data["Email"] = buyer.Email
@@ -131,9 +132,7 @@ func clientHost(c *client) string {
 }
 
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, e *oauthError) {
-	if e.cause != nil {
-		s.log.ErrorContext(r.Context(), "authorization request failed", "cause", e.cause)
-	}
+	s.logError(r, "authorization request failed", e)
 	pageHeaders(w)
 	status := e.Status
 	if status == 0 || status == http.StatusUnauthorized {
@@ -161,20 +160,37 @@ func spends(scope string) bool {
 // DefaultAllowance is what the consent form proposes.
 var DefaultAllowance = Allowance{MaxPerOrder: 10000, DailyCap: 25000, Currency: "EUR"}
 
-var currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+// maxAllowance bounds an allowance amount, as the stores bound prices
+// (10^12 minor units), so no sum of spending can overflow.
+const maxAllowance = 1_000_000_000_000
 
 // parseAllowance reads the buyer's edits. Amounts are entered in major
-// units with at most two decimals and kept as integer minor units.
+// units with as many decimals as the currency has (ISO 4217: none for JPY,
+// three for BHD) and kept as integer minor units; unknown currency codes
+// are refused.
 func parseAllowance(f url.Values, now time.Time) (*Allowance, error) {
 	al := &Allowance{Currency: strings.ToUpper(strings.TrimSpace(f.Get("currency")))}
-	if !currencyPattern.MatchString(al.Currency) {
-		return nil, errors.New("currency must be a three-letter ISO 4217 code")
+	if _, ok := ucp.CurrencyExponent(al.Currency); !ok {
+		return nil, errors.New("currency must be an ISO 4217 code such as EUR, USD or JPY")
+	}
+	amount := func(field string) (int64, error) {
+		n, err := ucp.ParseMinor(f.Get(field), al.Currency)
+		var ae *ucp.AmountError
+		switch {
+		case errors.As(err, &ae):
+			return 0, errors.New(ae.Reason)
+		case err != nil:
+			return 0, err
+		case n > maxAllowance:
+			return 0, fmt.Errorf("the most is %s", ucp.FormatMinor(maxAllowance, al.Currency))
+		}
+		return n, nil
 	}
 	var err error
-	if al.MaxPerOrder, err = minorUnits(f.Get("max_per_order")); err != nil {
+	if al.MaxPerOrder, err = amount("max_per_order"); err != nil {
 		return nil, fmt.Errorf("per-order maximum: %w", err)
 	}
-	if al.DailyCap, err = minorUnits(f.Get("daily_cap")); err != nil {
+	if al.DailyCap, err = amount("daily_cap"); err != nil {
 		return nil, fmt.Errorf("daily cap: %w", err)
 	}
 	if al.MaxPerOrder > al.DailyCap {
@@ -187,25 +203,6 @@ func parseAllowance(f url.Values, now time.Time) (*Allowance, error) {
 	al.ExpiresAt = now.Add(time.Duration(days) * 24 * time.Hour).UTC().Truncate(time.Second)
 	return al, nil
 }
-
-// minorUnits parses "125", "125.5" or "125.50" into 12550 without floats.
-func minorUnits(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	whole, frac, _ := strings.Cut(s, ".")
-	if len(frac) > 2 || whole == "" {
-		return 0, errors.New("enter an amount like 125 or 125.50")
-	}
-	for len(frac) < 2 {
-		frac += "0"
-	}
-	n, err := strconv.ParseInt(whole+frac, 10, 64)
-	if err != nil || n < 0 || n > 1e12 {
-		return 0, errors.New("enter an amount like 125 or 125.50")
-	}
-	return n, nil
-}
-
-func formatMinor(n int64) string { return fmt.Sprintf("%d.%02d", n/100, n%100) }
 
 // handleAuthorizePost signs the buyer in if needed and records the
 // decision. The form is checked for CSRF before anything else.

@@ -57,10 +57,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *oauthError) {
-	if e.cause != nil {
-		s.log.ErrorContext(r.Context(), "oauth request failed", "path", r.URL.Path, "error", e.Code, "cause", e.cause)
+// logError records why a request failed. Only the server's own failures
+// are errors; a refusal of the caller's input (a CIMD document that does
+// not qualify, say) is the caller's business and goes to debug, so a
+// client repeating it cannot flood the error log.
+func (s *Server) logError(r *http.Request, msg string, e *oauthError) {
+	switch {
+	case e.Code == "server_error":
+		s.log.ErrorContext(r.Context(), msg, "path", r.URL.Path, "error", e.Code, "cause", e.cause)
+	case e.cause != nil:
+		s.log.DebugContext(r.Context(), msg, "path", r.URL.Path, "error", e.Code, "cause", e.cause)
 	}
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *oauthError) {
+	s.logError(r, "oauth request failed", e)
 	if e.Code == "invalid_client" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.cfg.Issuer+`", charset="UTF-8"`)
 	}
