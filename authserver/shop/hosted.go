@@ -64,12 +64,17 @@ func (s *Service) serveContinue(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 4096)
 		token = r.PostFormValue("token")
 	}
-	sh, err := s.shop(ctx, r.PathValue("slug"))
+	slug, id := r.PathValue("slug"), r.PathValue("id")
+	if !cleanText(slug) || !cleanText(id) {
+		http.NotFound(w, r)
+		return
+	}
+	sh, err := s.shop(ctx, slug)
 	if err != nil {
 		http.NotFound(w, r)
 		return
 	}
-	sess, err := s.cfg.Store.Session(ctx, store.KindCheckout, sh.Slug, r.PathValue("id"))
+	sess, err := s.cfg.Store.Session(ctx, store.KindCheckout, sh.Slug, id)
 	if err != nil {
 		http.NotFound(w, r)
 		return

@@ -142,6 +142,9 @@ func (s *Service) do(ctx context.Context, req *Request) *Reply {
 	if !ok {
 		return protoErr(http.StatusNotFound, -32601, "unknown_operation", "unknown operation "+string(req.Op))
 	}
+	if rep := s.refuseBadBytes(ctx, req); rep != nil {
+		return rep
+	}
 	if req.Shop == "" && !info.global {
 		return protoErr(http.StatusNotFound, -32601, "unknown_operation", string(req.Op)+" needs a store")
 	}

@@ -49,7 +49,12 @@ func (s *Service) serveProfile(w http.ResponseWriter, r *http.Request) {
 	var sh *shopInfo
 	if slug := r.PathValue("slug"); slug != "" {
 		var err error
-		if sh, err = s.shop(r.Context(), slug); isNotFound(err) {
+		if !cleanText(slug) {
+			err = store.ErrNotFound
+		} else {
+			sh, err = s.shop(r.Context(), slug)
+		}
+		if isNotFound(err) {
 			writeProtocolError(w, &ProtocolError{Status: http.StatusNotFound, Code: "store_not_found", Content: "no store " + slug})
 			return
 		} else if err != nil {

@@ -1,0 +1,63 @@
+package shop
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"unicode/utf8"
+)
+
+// PostgreSQL text refuses NUL and bytes that are not UTF-8 (SQLSTATE
+// 22021): such a request would fail as a storage error (503, logged as
+// one) instead of the malformed request it is. Do refuses it up front,
+// so no operation, on any store, ever sees such text.
+
+// cleanText reports whether s can be stored as text.
+func cleanText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+
+// cleanJSON reports whether a JSON body can only decode to storable text:
+// it is UTF-8 (encoding/json would silently turn other bytes into U+FFFD;
+// refusing them keeps one rule for the whole request) and no string or key
+// holds a \u0000 escape. A raw NUL is left to the decoder, which refuses
+// it as a syntax error.
+func cleanJSON(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(`\u0000`))
+		if j < 0 {
+			return true
+		}
+		j += i
+		// The backslash escapes only if it is not itself escaped: an odd
+		// run of backslashes ending here.
+		n := 0
+		for k := j - 1; k >= 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return false
+		}
+		i = j + 1
+	}
+}
+
+// refuseBadBytes is Do's first check on what a binding passed in.
+func (s *Service) refuseBadBytes(ctx context.Context, req *Request) *Reply {
+	var what string
+	switch {
+	case !cleanText(req.Shop):
+		what = "the store slug"
+	case !cleanText(req.ID):
+		what = "the id"
+	case !cleanText(req.Agent):
+		what = "the platform profile URL"
+	case !cleanJSON(req.Body):
+		what = "the request body"
+	default:
+		return nil
+	}
+	s.log.DebugContext(ctx, "shop: refused text that is not storable", "op", req.Op, "where", what)
+	return invalidRequest("%s holds a NUL character or bytes that are not UTF-8", what)
+}
