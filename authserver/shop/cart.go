@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
@@ -97,40 +96,6 @@ func (s *Service) putCart(ctx context.Context, oc *opCtx) *Reply {
 	}
 }
 
-// loadCart reads an active, unexpired cart the caller owns; anything else
-// is not found.
-func (s *Service) loadCart(ctx context.Context, oc *opCtx, id string) (*store.Session, *cartState, *Reply) {
-	sess, err := s.cfg.Store.Session(ctx, store.KindCart, oc.shop.Slug, id)
-	if err == nil && (sess.Owner != oc.owner() || sess.Status != cartActive || !s.now().Before(sess.ExpiresAt)) {
-		err = store.ErrNotFound
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		m := notFound("cart")
-		m.Path = "$.id"
-		if oc.Op == OpCreateCheckout {
-			m.Path = "$.cart_id"
-		}
-		return nil, nil, oc.errorEnvelope(http.StatusOK, m)
-	}
-	if err != nil {
-		return nil, nil, s.storeFailure(ctx, err)
-	}
-	st := &cartState{}
-	if err := json.Unmarshal(sess.Doc, st); err != nil {
-		return nil, nil, internalError()
-	}
-	return sess, st, nil
-}
-
-func (s *Service) saveCart(ctx context.Context, sess *store.Session, st *cartState, status string) error {
-	doc, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	sess.Doc, sess.Status, sess.UpdatedAt = doc, status, s.now()
-	return s.cfg.Store.UpdateSession(ctx, sess)
-}
-
 func (s *Service) getCart(ctx context.Context, oc *opCtx) *Reply {
 	_, st, rep := s.loadCart(ctx, oc, oc.ID)
 	if rep != nil {
@@ -158,34 +123,4 @@ func (s *Service) cartReply(oc *opCtx, c *ucp.Cart, status int) *Reply {
 	out := *c
 	out.UCP = oc.neg.envelope(ucp.CapCart, ucp.CapDiscount)
 	return payload(status, &out)
-}
-
-func (s *Service) getOrder(ctx context.Context, oc *opCtx) *Reply {
-	o, err := s.cfg.Store.Order(ctx, oc.shop.Slug, oc.ID)
-	if err == nil && !oc.mayReadOrder(o) {
-		err = store.ErrNotFound
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		m := notFound("order")
-		m.Path = "$.id"
-		return oc.errorEnvelope(http.StatusOK, m)
-	}
-	if err != nil {
-		return s.storeFailure(ctx, err)
-	}
-	var out ucp.Order
-	if err := json.Unmarshal(o.Doc, &out); err != nil {
-		return internalError()
-	}
-	out.UCP = oc.neg.envelope(ucp.CapOrder)
-	return payload(http.StatusOK, &out)
-}
-
-// mayReadOrder asks the guard whether the caller may read order o; the
-// hosted page acts for the order's own session owner.
-func (oc *opCtx) mayReadOrder(o *store.Order) bool {
-	if oc.ownerOverride != "" {
-		return o.Owner == oc.ownerOverride
-	}
-	return oc.Principal.MayReadOrder(oc.Agent, guard.OrderParty{Owner: o.Owner, ClientID: o.ClientID, BuyerID: o.BuyerID})
 }

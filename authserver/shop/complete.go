@@ -7,18 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
-)
-
-// Simulated card tokens (the card rail is a sandbox: no PSP is called).
-const (
-	TokenSuccess  = "success_token"
-	TokenFail     = "fail_token"
-	TokenEscalate = "escalate_token"
 )
 
 // completeInput is what complete reads: the payment, mandates and
@@ -179,107 +171,4 @@ func (s *Service) checkMandate(ctx context.Context, oc *opCtx, c *ucp.Checkout, 
 		s.log.ErrorContext(ctx, "shop: mandate verification", "err", err)
 		return unavailable("mandate verification is unavailable")
 	}
-}
-
-// placeOrder completes the session and stores the order, taking stock, in
-// one transaction. retry reports a lost race (the caller reloads).
-func (s *Service) placeOrder(ctx context.Context, oc *opCtx, sess *store.Session, st *checkoutState, c *ucp.Checkout, buyerType string) (*Reply, bool) {
-	now := s.now()
-	orderID := newID("ord_")
-	permalink := s.storeURL(oc.shop.Slug) + "/orders/" + orderID
-	o := ucp.Order{ID: orderID, CheckoutID: c.ID, PermalinkURL: permalink, Currency: c.Currency, Totals: c.Totals,
-		Attribution: c.Attribution, Fulfillment: ucp.OrderFulfillment{Expectations: []ucp.Expectation{}, Events: []ucp.FulfillmentEvent{}}}
-	var all []ucp.LineQuantity
-	takes := map[string]int64{}
-	for _, l := range c.LineItems {
-		o.LineItems = append(o.LineItems, ucp.OrderLineItem{ID: l.ID, Item: l.Item, Totals: l.Totals, Status: "processing",
-			Quantity: ucp.OrderLineQuantity{Original: l.Quantity, Total: l.Quantity}})
-		all = append(all, ucp.LineQuantity{ID: l.ID, Quantity: l.Quantity})
-		takes[l.Item.ID] += l.Quantity
-	}
-	if f := c.Fulfillment; f != nil && len(f.Methods) == 1 && len(f.Methods[0].Groups) == 1 {
-		m, g := f.Methods[0], f.Methods[0].Groups[0]
-		if i := slices.IndexFunc(m.Destinations, func(d ucp.PostalAddress) bool { return d.ID == m.SelectedDestinationID }); i >= 0 {
-			dest := m.Destinations[i]
-			desc := ""
-			if j := slices.IndexFunc(g.Options, func(o ucp.FulfillmentOption) bool { return o.ID == g.SelectedOptionID }); j >= 0 {
-				desc = g.Options[j].Title
-			}
-			o.Fulfillment.Expectations = append(o.Fulfillment.Expectations, ucp.Expectation{ID: "exp_1", LineItems: all,
-				MethodType: "shipping", Destination: &dest, Description: desc})
-		}
-	}
-	doc, err := json.Marshal(o)
-	if err != nil {
-		return internalError(), false
-	}
-	c.Status = ucp.CheckoutCompleted
-	c.Order = &ucp.OrderConfirmation{ID: orderID, PermalinkURL: permalink}
-	c.ContinueURL = ""
-	c.Messages = nil
-	st.Checkout = *c
-	sdoc, err := json.Marshal(st)
-	if err != nil {
-		return internalError(), false
-	}
-	sess.Doc, sess.Status, sess.UpdatedAt = sdoc, c.Status, now
-	row := &store.Order{ShopSlug: oc.shop.Slug, ID: orderID, CheckoutID: c.ID, Owner: sess.Owner,
-		BuyerType: buyerType, Doc: doc, CreatedAt: now, WebhookURL: cmpOr(s.webhookURL(oc.neg), st.Webhook)}
-	if p := oc.Principal; p != nil {
-		row.ClientID, row.BuyerID = p.ClientID, p.BuyerID
-	}
-	var list []store.StockTake
-	for _, l := range c.LineItems {
-		if q, ok := takes[l.Item.ID]; ok {
-			list = append(list, store.StockTake{VariantID: l.Item.ID, Quantity: q})
-			delete(takes, l.Item.ID)
-		}
-	}
-	var oos *store.OutOfStockError
-	switch err := s.cfg.Store.CompleteSession(ctx, sess, row, list); {
-	case err == nil:
-		return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusSuccess), false
-	case errors.Is(err, store.ErrStale), errors.As(err, &oos):
-		// Someone changed the session or bought the last units first:
-		// reload and judge again (the re-pricing reports the shortage).
-		return nil, true
-	default:
-		return s.storeFailure(ctx, err), false
-	}
-}
-
-// ProfileMandateVerifier verifies checkout mandates with the keys the
-// platform profile publishes: Artos compact ES256 JWS or AP2 SD-JWT.
-type ProfileMandateVerifier struct {
-	Replay mandate.ReplayCache
-	Now    func() time.Time
-}
-
-// VerifyMandate implements MandateVerifier.
-func (v *ProfileMandateVerifier) VerifyMandate(ctx context.Context, token string, in MandateInput) (*mandate.CheckoutAuthorization, error) {
-	if in.Agent == nil {
-		return nil, &mandate.Error{Code: mandate.CodeAgentMissingKey, Reason: "no platform profile to take keys from"}
-	}
-	raw := in.Agent.Raw
-	if raw == nil {
-		var err error
-		if raw, err = json.Marshal(in.Agent); err != nil {
-			return nil, err
-		}
-	}
-	keys, err := mandate.ParseKeySet(raw)
-	if err != nil || keys.Len() == 0 {
-		return nil, &mandate.Error{Code: mandate.CodeAgentMissingKey, Reason: "the platform profile publishes no usable signing key"}
-	}
-	replay := v.Replay
-	if in.Consumed {
-		replay = nil
-	}
-	av := &mandate.AnyVerifier{
-		Compact: &mandate.CompactVerifier{Options: mandate.VerifyOptions{AgentKeys: keys, Merchant: in.Shop,
-			MerchantKeys: in.MerchantKeys, HandlerID: in.HandlerID, Replay: replay, Now: v.Now}},
-		SDJWT: &mandate.SDJWTVerifier{Options: mandate.SDJWTVerifyOptions{RootKeys: keys, MerchantKeys: in.MerchantKeys,
-			Audience: in.Shop, MerchantID: in.Shop, Replay: replay, Now: v.Now}},
-	}
-	return av.VerifyCheckoutMandate(ctx, token, in.Live)
 }

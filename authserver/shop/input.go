@@ -3,6 +3,9 @@ package shop
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 )
@@ -60,4 +63,32 @@ func (s *Service) refuseBadBytes(ctx context.Context, req *Request) *Reply {
 	}
 	s.log.DebugContext(ctx, "shop: refused text that is not storable", "op", req.Op, "where", what)
 	return invalidRequest("%s holds a NUL character or bytes that are not UTF-8", what)
+}
+
+func decodeBody(body json.RawMessage, v any) *Reply {
+	if len(body) == 0 {
+		return invalidRequest("a request body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return invalidRequest("malformed request body: %s", jsonErrText(err))
+	}
+	if dec.More() {
+		return invalidRequest("malformed request body: trailing data")
+	}
+	return nil
+}
+
+// jsonErrText names the offending field without echoing input.
+func jsonErrText(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("%s must be %s", "$."+te.Field, te.Type.String())
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
+	}
+	return "not a JSON object"
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,65 +29,6 @@ const (
 	// can overflow: 100 lines x 10^4 units x 10^12 < 2^63.
 	maxPrice = 1_000_000_000_000
 )
-
-// Settings is a store's settings document (store.Shop.Config).
-type Settings struct {
-	// Rails are the payment handler instance ids the store accepts.
-	Rails []string `json:"rails"`
-	// TaxBP is the sales-tax rate in basis points on the discounted items
-	// plus shipping; 0 means prices include tax and no tax line is shown.
-	TaxBP    int64  `json:"tax_bp,omitempty"`
-	TaxLabel string `json:"tax_label,omitempty"`
-	// RequireShipping makes a shipping destination mandatory before the
-	// checkout is ready.
-	RequireShipping bool             `json:"require_shipping,omitempty"`
-	ShipTo          []string         `json:"ship_to,omitempty"` // ISO 3166-1 alpha-2
-	Shipping        []ShippingOption `json:"shipping,omitempty"`
-	// Discounts maps upper-cased codes to rules.
-	Discounts map[string]DiscountRule `json:"discounts,omitempty"`
-}
-
-type ShippingOption struct {
-	ID          string `json:"id"`
-	Title       string `json:"title"`
-	Description string `json:"description,omitempty"`
-	Amount      int64  `json:"amount"`
-	// FreeOver waives the fee when the discounted items total reaches it.
-	FreeOver int64 `json:"free_over,omitempty"`
-}
-
-type DiscountRule struct {
-	Title     string `json:"title"`
-	PercentBP int64  `json:"percent_bp,omitempty"` // off the items subtotal
-	Amount    int64  `json:"amount,omitempty"`     // fixed, capped at what is left
-}
-
-func parseShopConfig(raw json.RawMessage) (Settings, error) {
-	var c Settings
-	if len(raw) == 0 {
-		return c, errors.New("store has no configuration")
-	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return c, fmt.Errorf("store configuration: %w", err)
-	}
-	if len(c.Rails) == 0 {
-		return c, errors.New("store configuration: no payment rails")
-	}
-	if c.TaxBP < 0 || c.TaxBP > 10_000 {
-		return c, errors.New("store configuration: tax_bp out of range")
-	}
-	for _, o := range c.Shipping {
-		if o.Amount < 0 || o.FreeOver < 0 {
-			return c, errors.New("store configuration: negative shipping amount")
-		}
-	}
-	for code, d := range c.Discounts {
-		if code != strings.ToUpper(code) || d.PercentBP < 0 || d.PercentBP > 10_000 || d.Amount < 0 {
-			return c, fmt.Errorf("store configuration: bad discount %q", code)
-		}
-	}
-	return c, nil
-}
 
 // lineInput is a requested line: only the item id and quantity are read
 // (ucp.md §10.2); the rest comes from the catalog.
@@ -282,4 +224,138 @@ func sumTotals(entries []ucp.Total) []ucp.Total {
 		sum += t.Amount
 	}
 	return append(entries, ucp.Total{Type: ucp.TotalTotal, Amount: sum})
+}
+
+func (s *Service) pricingFailure(ctx context.Context, oc *opCtx, err error) *Reply {
+	var ee *envelopeError
+	var br *badRequest
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &br):
+		return invalidRequest("malformed request body: %s", br.msg)
+	case errors.As(err, &ee):
+		return oc.errorEnvelope(http.StatusOK, ee.msgs...)
+	default:
+		return s.storeFailure(ctx, err)
+	}
+}
+
+// priceCheckout builds the checkout for input in over the state st holds
+// (id, expiry, previous lines). It is deterministic for one catalog state.
+func (s *Service) priceCheckout(ctx context.Context, oc *opCtx, in *checkoutInput, st *checkoutState) (*ucp.Checkout, error) {
+	sh := oc.shop
+	p, err := s.priceLines(ctx, sh, in.LineItems, st.Checkout.LineItems)
+	if err != nil {
+		return nil, err
+	}
+	c := &ucp.Checkout{
+		ID:          st.Checkout.ID,
+		LineItems:   p.lines,
+		Buyer:       in.Buyer,
+		Context:     in.Context,
+		Signals:     in.Signals,
+		Attribution: in.Attribution,
+		Currency:    sh.Currency,
+		Links:       s.links(sh.Slug),
+		Messages:    p.messages,
+		ExpiresAt:   st.Checkout.ExpiresAt,
+	}
+	totals := []ucp.Total{{Type: ucp.TotalSubtotal, Amount: p.subtotal}}
+	var codes []string
+	if in.Discounts != nil {
+		if len(in.Discounts.Codes) > maxCodes {
+			return nil, refuse("invalid_request", "$.discounts.codes", "at most %d discount codes", maxCodes)
+		}
+		codes = in.Discounts.Codes
+	}
+	st.Codes = codes
+	d, dt, dm := applyDiscounts(sh.cfg, codes, p.subtotal)
+	c.Discounts = d
+	totals = append(totals, dt...)
+	c.Messages = append(c.Messages, dm...)
+	itemsAfterDiscount := p.subtotal
+	for _, t := range dt {
+		itemsAfterDiscount += t.Amount
+	}
+	f, ship, fm, err := s.fulfillment(sh, in, c.LineItems, itemsAfterDiscount)
+	if err != nil {
+		return nil, err
+	}
+	c.Fulfillment = f
+	c.Messages = append(c.Messages, fm...)
+	if ship != nil {
+		totals = append(totals, *ship)
+	}
+	if sh.cfg.TaxBP > 0 {
+		base := itemsAfterDiscount
+		if ship != nil {
+			base += ship.Amount
+		}
+		label := sh.cfg.TaxLabel
+		if label == "" {
+			label = "Tax"
+		}
+		totals = append(totals, ucp.Total{Type: ucp.TotalTax, DisplayText: label, Amount: mulDivRound(base, sh.cfg.TaxBP, 10_000)})
+	}
+	c.Totals = sumTotals(totals)
+	if in.Payment != nil && len(in.Payment.Instruments) > maxInstruments {
+		return nil, refuse("invalid_request", "$.payment.instruments", "at most %d payment instruments", maxInstruments)
+	}
+	pay, pm := s.payment(sh, in.Payment)
+	c.Payment = pay
+	c.Messages = append(c.Messages, pm...)
+	c.Status = ucp.CheckoutReadyForComplete
+	if hasError(c.Messages) {
+		c.Status = ucp.CheckoutIncomplete
+	} else if len(sh.cfg.Rails) > 1 && selectedInstrument(pay) == nil {
+		c.Status = ucp.CheckoutIncomplete
+		c.Messages = append(c.Messages, ucp.Message{Type: "info", Code: "payment_selection_required", Path: "$.payment.instruments",
+			Content: "choose a payment handler: " + strings.Join(sh.cfg.Rails, ", ")})
+	}
+	c.ContinueURL = s.continueURL(sh.Slug, c.ID, st.Token)
+	return c, nil
+}
+
+func hasError(msgs []ucp.Message) bool {
+	return slices.ContainsFunc(msgs, func(m ucp.Message) bool { return m.Type == "error" })
+}
+
+// payment keeps the instruments the platform listed, minus credentials
+// (never echoed), and checks they name this store's handlers.
+func (s *Service) payment(sh *shopInfo, in *ucp.Payment) (*ucp.Payment, []ucp.Message) {
+	if in == nil || len(in.Instruments) == 0 {
+		return nil, nil
+	}
+	var msgs []ucp.Message
+	out := &ucp.Payment{}
+	for i, inst := range in.Instruments {
+		inst.Credential = nil
+		if !slices.Contains(sh.cfg.Rails, inst.HandlerID) {
+			msgs = append(msgs, ucp.Message{Type: "error", Code: "payment_handler_invalid",
+				Path:    fmt.Sprintf("$.payment.instruments[%d].handler_id", i),
+				Content: fmt.Sprintf("handler %q is not offered; use one of %s", inst.HandlerID, strings.Join(sh.cfg.Rails, ", ")), Severity: ucp.SeverityRecoverable})
+		}
+		if inst.ID == "" {
+			inst.ID = fmt.Sprintf("instr_%d", i+1)
+		}
+		out.Instruments = append(out.Instruments, inst)
+	}
+	return out, msgs
+}
+
+// selectedInstrument is the instrument marked selected, or the only one.
+func selectedInstrument(p *ucp.Payment) *ucp.PaymentInstrument {
+	if p == nil {
+		return nil
+	}
+	for i := range p.Instruments {
+		if p.Instruments[i].Selected {
+			return &p.Instruments[i]
+		}
+	}
+	if len(p.Instruments) == 1 {
+		return &p.Instruments[0]
+	}
+	return nil
 }

@@ -13,14 +13,6 @@ import (
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
-// Payment handler (rail) names and instance ids, as Artos publishes them.
-const (
-	HandlerCard     = "sh.artos.card"
-	HandlerCardID   = "artos.card"
-	HandlerCrypto   = "sh.artos.crypto"
-	HandlerCryptoID = "artos.crypto"
-)
-
 const (
 	specBase   = "https://ucp.dev/" + ucp.Version + "/specification/"
 	schemaBase = "https://ucp.dev/" + ucp.Version + "/schemas/"
@@ -139,29 +131,6 @@ func (s *Service) buildProfile(ctx context.Context, sh *shopInfo) (*businessProf
 	}
 	bp.profile, bp.body = p, body
 	return bp, nil
-}
-
-type rail struct {
-	name    string
-	handler ucp.PaymentHandler
-}
-
-func railHandler(id string) (rail, bool) {
-	switch id {
-	case HandlerCardID:
-		return rail{HandlerCard, ucp.PaymentHandler{
-			Entity: ucp.Entity{Version: ucp.Version, ID: HandlerCardID,
-				Config: json.RawMessage(`{"environment":"sandbox","tokens":{"success":"success_token","decline":"fail_token","challenge":"escalate_token"}}`)},
-			AvailableInstruments: []json.RawMessage{json.RawMessage(`{"type":"card","constraints":{"brands":["visa","mastercard","amex"]}}`)},
-		}}, true
-	case HandlerCryptoID:
-		return rail{HandlerCrypto, ucp.PaymentHandler{
-			Entity: ucp.Entity{Version: ucp.Version, ID: HandlerCryptoID,
-				Config: json.RawMessage(`{"environment":"sandbox","network":"sui","asset":"USDsui"}`)},
-			AvailableInstruments: []json.RawMessage{json.RawMessage(`{"type":"crypto"}`)},
-		}}, true
-	}
-	return rail{}, false
 }
 
 // negotiation is the outcome of capability negotiation for one request.

@@ -1,0 +1,110 @@
+package shop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
+)
+
+// placeOrder completes the session and stores the order, taking stock, in
+// one transaction. retry reports a lost race (the caller reloads).
+func (s *Service) placeOrder(ctx context.Context, oc *opCtx, sess *store.Session, st *checkoutState, c *ucp.Checkout, buyerType string) (*Reply, bool) {
+	now := s.now()
+	orderID := newID("ord_")
+	permalink := s.storeURL(oc.shop.Slug) + "/orders/" + orderID
+	o := ucp.Order{ID: orderID, CheckoutID: c.ID, PermalinkURL: permalink, Currency: c.Currency, Totals: c.Totals,
+		Attribution: c.Attribution, Fulfillment: ucp.OrderFulfillment{Expectations: []ucp.Expectation{}, Events: []ucp.FulfillmentEvent{}}}
+	var all []ucp.LineQuantity
+	takes := map[string]int64{}
+	for _, l := range c.LineItems {
+		o.LineItems = append(o.LineItems, ucp.OrderLineItem{ID: l.ID, Item: l.Item, Totals: l.Totals, Status: "processing",
+			Quantity: ucp.OrderLineQuantity{Original: l.Quantity, Total: l.Quantity}})
+		all = append(all, ucp.LineQuantity{ID: l.ID, Quantity: l.Quantity})
+		takes[l.Item.ID] += l.Quantity
+	}
+	if f := c.Fulfillment; f != nil && len(f.Methods) == 1 && len(f.Methods[0].Groups) == 1 {
+		m, g := f.Methods[0], f.Methods[0].Groups[0]
+		if i := slices.IndexFunc(m.Destinations, func(d ucp.PostalAddress) bool { return d.ID == m.SelectedDestinationID }); i >= 0 {
+			dest := m.Destinations[i]
+			desc := ""
+			if j := slices.IndexFunc(g.Options, func(o ucp.FulfillmentOption) bool { return o.ID == g.SelectedOptionID }); j >= 0 {
+				desc = g.Options[j].Title
+			}
+			o.Fulfillment.Expectations = append(o.Fulfillment.Expectations, ucp.Expectation{ID: "exp_1", LineItems: all,
+				MethodType: "shipping", Destination: &dest, Description: desc})
+		}
+	}
+	doc, err := json.Marshal(o)
+	if err != nil {
+		return internalError(), false
+	}
+	c.Status = ucp.CheckoutCompleted
+	c.Order = &ucp.OrderConfirmation{ID: orderID, PermalinkURL: permalink}
+	c.ContinueURL = ""
+	c.Messages = nil
+	st.Checkout = *c
+	sdoc, err := json.Marshal(st)
+	if err != nil {
+		return internalError(), false
+	}
+	sess.Doc, sess.Status, sess.UpdatedAt = sdoc, c.Status, now
+	row := &store.Order{ShopSlug: oc.shop.Slug, ID: orderID, CheckoutID: c.ID, Owner: sess.Owner,
+		BuyerType: buyerType, Doc: doc, CreatedAt: now, WebhookURL: cmpOr(s.webhookURL(oc.neg), st.Webhook)}
+	if p := oc.Principal; p != nil {
+		row.ClientID, row.BuyerID = p.ClientID, p.BuyerID
+	}
+	var list []store.StockTake
+	for _, l := range c.LineItems {
+		if q, ok := takes[l.Item.ID]; ok {
+			list = append(list, store.StockTake{VariantID: l.Item.ID, Quantity: q})
+			delete(takes, l.Item.ID)
+		}
+	}
+	var oos *store.OutOfStockError
+	switch err := s.cfg.Store.CompleteSession(ctx, sess, row, list); {
+	case err == nil:
+		return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusSuccess), false
+	case errors.Is(err, store.ErrStale), errors.As(err, &oos):
+		// Someone changed the session or bought the last units first:
+		// reload and judge again (the re-pricing reports the shortage).
+		return nil, true
+	default:
+		return s.storeFailure(ctx, err), false
+	}
+}
+
+func (s *Service) getOrder(ctx context.Context, oc *opCtx) *Reply {
+	o, err := s.cfg.Store.Order(ctx, oc.shop.Slug, oc.ID)
+	if err == nil && !oc.mayReadOrder(o) {
+		err = store.ErrNotFound
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		m := notFound("order")
+		m.Path = "$.id"
+		return oc.errorEnvelope(http.StatusOK, m)
+	}
+	if err != nil {
+		return s.storeFailure(ctx, err)
+	}
+	var out ucp.Order
+	if err := json.Unmarshal(o.Doc, &out); err != nil {
+		return internalError()
+	}
+	out.UCP = oc.neg.envelope(ucp.CapOrder)
+	return payload(http.StatusOK, &out)
+}
+
+// mayReadOrder asks the guard whether the caller may read order o; the
+// hosted page acts for the order's own session owner.
+func (oc *opCtx) mayReadOrder(o *store.Order) bool {
+	if oc.ownerOverride != "" {
+		return o.Owner == oc.ownerOverride
+	}
+	return oc.Principal.MayReadOrder(oc.Agent, guard.OrderParty{Owner: o.Owner, ClientID: o.ClientID, BuyerID: o.BuyerID})
+}

@@ -1,0 +1,67 @@
+package shop
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Settings is a store's settings document (store.Shop.Config).
+type Settings struct {
+	// Rails are the payment handler instance ids the store accepts.
+	Rails []string `json:"rails"`
+	// TaxBP is the sales-tax rate in basis points on the discounted items
+	// plus shipping; 0 means prices include tax and no tax line is shown.
+	TaxBP    int64  `json:"tax_bp,omitempty"`
+	TaxLabel string `json:"tax_label,omitempty"`
+	// RequireShipping makes a shipping destination mandatory before the
+	// checkout is ready.
+	RequireShipping bool             `json:"require_shipping,omitempty"`
+	ShipTo          []string         `json:"ship_to,omitempty"` // ISO 3166-1 alpha-2
+	Shipping        []ShippingOption `json:"shipping,omitempty"`
+	// Discounts maps upper-cased codes to rules.
+	Discounts map[string]DiscountRule `json:"discounts,omitempty"`
+}
+
+type ShippingOption struct {
+	ID          string `json:"id"`
+	Title       string `json:"title"`
+	Description string `json:"description,omitempty"`
+	Amount      int64  `json:"amount"`
+	// FreeOver waives the fee when the discounted items total reaches it.
+	FreeOver int64 `json:"free_over,omitempty"`
+}
+
+type DiscountRule struct {
+	Title     string `json:"title"`
+	PercentBP int64  `json:"percent_bp,omitempty"` // off the items subtotal
+	Amount    int64  `json:"amount,omitempty"`     // fixed, capped at what is left
+}
+
+func parseShopConfig(raw json.RawMessage) (Settings, error) {
+	var c Settings
+	if len(raw) == 0 {
+		return c, errors.New("store has no configuration")
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, fmt.Errorf("store configuration: %w", err)
+	}
+	if len(c.Rails) == 0 {
+		return c, errors.New("store configuration: no payment rails")
+	}
+	if c.TaxBP < 0 || c.TaxBP > 10_000 {
+		return c, errors.New("store configuration: tax_bp out of range")
+	}
+	for _, o := range c.Shipping {
+		if o.Amount < 0 || o.FreeOver < 0 {
+			return c, errors.New("store configuration: negative shipping amount")
+		}
+	}
+	for code, d := range c.Discounts {
+		if code != strings.ToUpper(code) || d.PercentBP < 0 || d.PercentBP > 10_000 || d.Amount < 0 {
+			return c, fmt.Errorf("store configuration: bad discount %q", code)
+		}
+	}
+	return c, nil
+}
