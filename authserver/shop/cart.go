@@ -3,7 +3,6 @@ package shop
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/ucpbridge/ucpbridge/authserver/store"
@@ -77,46 +76,34 @@ func (s *Service) putCart(ctx context.Context, oc *opCtx) *Reply {
 		}
 		return s.cartReply(oc, c, http.StatusCreated)
 	}
-	for attempt := 0; ; attempt++ {
-		sess, st, rep := s.loadCart(ctx, oc, oc.ID)
-		if rep != nil {
-			return rep
-		}
-		c, err := s.priceCart(ctx, oc.shop, &in, &st.Cart)
+	return carts.update(ctx, s, oc, nil, func(ses *session[cartState]) (*Reply, error) {
+		c, err := s.priceCart(ctx, oc.shop, &in, &ses.st.Cart)
 		if rep := s.pricingFailure(ctx, oc, err); rep != nil {
-			return rep
+			return rep, nil
 		}
-		st.Cart = *c
-		if err := s.saveCart(ctx, sess, st, cartActive); errors.Is(err, store.ErrStale) && attempt < 3 {
-			continue
-		} else if err != nil {
-			return s.storeFailure(ctx, err)
+		ses.st.Cart = *c
+		if err := ses.save(ctx, s, cartActive); err != nil {
+			return nil, err
 		}
-		return s.cartReply(oc, c, http.StatusOK)
-	}
+		return s.cartReply(oc, c, http.StatusOK), nil
+	})
 }
 
 func (s *Service) getCart(ctx context.Context, oc *opCtx) *Reply {
-	_, st, rep := s.loadCart(ctx, oc, oc.ID)
+	ses, rep := carts.load(ctx, s, oc, oc.ID)
 	if rep != nil {
 		return rep
 	}
-	return s.cartReply(oc, &st.Cart, http.StatusOK)
+	return s.cartReply(oc, &ses.st.Cart, http.StatusOK)
 }
 
 func (s *Service) cancelCart(ctx context.Context, oc *opCtx) *Reply {
-	for attempt := 0; ; attempt++ {
-		sess, st, rep := s.loadCart(ctx, oc, oc.ID)
-		if rep != nil {
-			return rep
+	return carts.update(ctx, s, oc, nil, func(ses *session[cartState]) (*Reply, error) {
+		if err := ses.save(ctx, s, cartCanceled); err != nil {
+			return nil, err
 		}
-		if err := s.saveCart(ctx, sess, st, cartCanceled); errors.Is(err, store.ErrStale) && attempt < 3 {
-			continue
-		} else if err != nil {
-			return s.storeFailure(ctx, err)
-		}
-		return s.cartReply(oc, &st.Cart, http.StatusOK)
-	}
+		return s.cartReply(oc, &ses.st.Cart, http.StatusOK), nil
+	})
 }
 
 func (s *Service) cartReply(oc *opCtx, c *ucp.Cart, status int) *Reply {

@@ -64,58 +64,50 @@ func (s *Service) putCheckout(ctx context.Context, oc *opCtx) *Reply {
 	if oc.Op == OpCreateCheckout {
 		return s.createCheckout(ctx, oc, &in)
 	}
-	for attempt := 0; ; attempt++ {
-		sess, st, rep := s.loadCheckout(ctx, oc)
-		if rep != nil {
-			return rep
-		}
+	return checkouts.update(ctx, s, oc, nil, func(ses *session[checkoutState]) (*Reply, error) {
+		st := ses.st
 		if terminal(st.Checkout.Status) {
-			return oc.notModifiable(&st.Checkout)
+			return oc.notModifiable(&st.Checkout), nil
 		}
 		c, err := s.priceCheckout(ctx, oc, &in, st)
 		if rep := s.pricingFailure(ctx, oc, err); rep != nil {
-			return rep
+			return rep, nil
 		}
 		st.Checkout = *c
 		st.Input = storedInput(&in)
-		if err := s.saveCheckout(ctx, sess, st); errors.Is(err, store.ErrStale) && attempt < 3 {
-			continue
-		} else if err != nil {
-			return s.storeFailure(ctx, err)
+		if err := ses.save(ctx, s, st.Checkout.Status); err != nil {
+			return nil, err
 		}
-		return s.checkoutReply(ctx, oc, &st.Checkout, http.StatusOK, ucp.StatusSuccess)
-	}
+		return s.checkoutReply(ctx, oc, &st.Checkout, http.StatusOK, ucp.StatusSuccess), nil
+	})
 }
 
 func (s *Service) createCheckout(ctx context.Context, oc *opCtx, in *checkoutInput) *Reply {
-	var cartSess *store.Session
-	var cart *cartState
+	var cart *session[cartState]
 	if in.CartID != "" {
 		// cart.md: the cart's contents (lines, buyer, context) initialise
 		// the checkout and win over the payload; a cart already converted
 		// into a checkout still open gets that checkout back.
 		var rep *Reply
-		if cartSess, cart, rep = s.loadCart(ctx, oc, in.CartID); rep != nil {
+		if cart, rep = carts.load(ctx, s, oc, in.CartID); rep != nil {
 			return rep
 		}
-		if cart.CheckoutID != "" {
-			prev := *oc
-			prev.Request = &Request{Op: OpGetCheckout, Shop: oc.Shop, ID: cart.CheckoutID, Agent: oc.Agent, Principal: oc.Principal}
-			if _, st, rep := s.loadCheckout(ctx, &prev); rep == nil && !terminal(st.Checkout.Status) {
-				return s.checkoutReply(ctx, oc, &st.Checkout, http.StatusOK, ucp.StatusSuccess)
+		if id := cart.st.CheckoutID; id != "" {
+			if prev, rep := checkouts.load(ctx, s, oc, id); rep == nil && !terminal(prev.st.Checkout.Status) {
+				return s.checkoutReply(ctx, oc, &prev.st.Checkout, http.StatusOK, ucp.StatusSuccess)
 			}
 		}
 		in.LineItems = nil
-		for _, l := range cart.Cart.LineItems {
+		for _, l := range cart.st.Cart.LineItems {
 			li := lineInput{Quantity: json.RawMessage(fmt.Sprint(l.Quantity))}
 			li.Item.ID = l.Item.ID
 			in.LineItems = append(in.LineItems, li)
 		}
-		if cart.Cart.Buyer != nil {
-			in.Buyer = cart.Cart.Buyer
+		if cart.st.Cart.Buyer != nil {
+			in.Buyer = cart.st.Cart.Buyer
 		}
-		if cart.Cart.Context != nil {
-			in.Context = cart.Cart.Context
+		if cart.st.Cart.Context != nil {
+			in.Context = cart.st.Cart.Context
 		}
 	}
 	now := s.now()
@@ -139,8 +131,8 @@ func (s *Service) createCheckout(ctx context.Context, oc *opCtx, in *checkoutInp
 		return s.storeFailure(ctx, err)
 	}
 	if cart != nil {
-		cart.CheckoutID = st.Checkout.ID
-		if err := s.saveCart(ctx, cartSess, cart, cartActive); err != nil {
+		cart.st.CheckoutID = st.Checkout.ID
+		if err := cart.save(ctx, s, cartActive); err != nil {
 			// The checkout stands; a later conversion of the cart makes
 			// another one.
 			s.log.WarnContext(ctx, "shop: link cart to checkout", "cart", in.CartID, "err", err)
@@ -167,11 +159,11 @@ func terminal(status string) bool {
 }
 
 func (s *Service) getCheckout(ctx context.Context, oc *opCtx) *Reply {
-	_, st, rep := s.loadCheckout(ctx, oc)
+	ses, rep := checkouts.load(ctx, s, oc, oc.ID)
 	if rep != nil {
 		return rep
 	}
-	return s.checkoutReply(ctx, oc, &st.Checkout, http.StatusOK, ucp.StatusSuccess)
+	return s.checkoutReply(ctx, oc, &ses.st.Checkout, http.StatusOK, ucp.StatusSuccess)
 }
 
 // notModifiable refuses a change to a completed or canceled checkout: 409
@@ -182,24 +174,19 @@ func (oc *opCtx) notModifiable(c *ucp.Checkout) *Reply {
 }
 
 func (s *Service) cancelCheckout(ctx context.Context, oc *opCtx) *Reply {
-	for attempt := 0; ; attempt++ {
-		sess, st, rep := s.loadCheckout(ctx, oc)
-		if rep != nil {
-			return rep
+	return checkouts.update(ctx, s, oc, nil, func(ses *session[checkoutState]) (*Reply, error) {
+		c := &ses.st.Checkout
+		if terminal(c.Status) {
+			return oc.notModifiable(c), nil
 		}
-		if terminal(st.Checkout.Status) {
-			return oc.notModifiable(&st.Checkout)
+		c.Status = ucp.CheckoutCanceled
+		c.ContinueURL = ""
+		c.Messages = nil
+		if err := ses.save(ctx, s, c.Status); err != nil {
+			return nil, err
 		}
-		st.Checkout.Status = ucp.CheckoutCanceled
-		st.Checkout.ContinueURL = ""
-		st.Checkout.Messages = nil
-		if err := s.saveCheckout(ctx, sess, st); errors.Is(err, store.ErrStale) && attempt < 3 {
-			continue
-		} else if err != nil {
-			return s.storeFailure(ctx, err)
-		}
-		return s.checkoutReply(ctx, oc, &st.Checkout, http.StatusOK, ucp.StatusSuccess)
-	}
+		return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusSuccess), nil
+	})
 }
 
 // checkoutReply serialises a checkout with its envelope and signs it:

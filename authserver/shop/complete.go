@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
@@ -22,143 +21,144 @@ type completeInput struct {
 	Attribution map[string]string `json:"attribution,omitempty"`
 }
 
-// completeCheckout re-prices the session against the live catalog, picks
-// the rail, verifies the AP2 mandate when AP2 was negotiated, charges the
-// sandbox rail and places the order, taking stock in the same transaction.
-// Business failures return the checkout with messages and ucp.status
-// "error" and change nothing.
+// completion is one complete_checkout request, across the attempts a lost
+// race costs it.
+type completion struct {
+	s  *Service
+	oc *opCtx
+	in completeInput
+	// mandateConsumed: an earlier attempt verified and consumed the
+	// mandate. A retry re-checks its binding to the re-priced checkout
+	// but must not count it as a replay.
+	mandateConsumed bool
+}
+
+// completeCheckout runs the completion steps on the session, in order:
+// reprice it against the live catalog, choose the rail, authorize the
+// charge, pay through the rail and place the order, taking stock in the
+// same transaction. A business failure at any step returns the checkout
+// with messages and ucp.status "error" and changes nothing; a lost race
+// runs the steps again on the reloaded session.
 func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
-	var in completeInput
+	cp := &completion{s: s, oc: oc}
 	if len(oc.Body) > 0 {
-		if rep := decodeBody(oc.Body, &in); rep != nil {
+		if rep := decodeBody(oc.Body, &cp.in); rep != nil {
 			return rep
 		}
 	}
-	mandateChecked := false
-	for attempt := 0; attempt < 4; attempt++ {
-		sess, st, rep := s.loadCheckout(ctx, oc)
+	return checkouts.update(ctx, s, oc, concurrentModification, func(ses *session[checkoutState]) (*Reply, error) {
+		if terminal(ses.st.Checkout.Status) {
+			return oc.notModifiable(&ses.st.Checkout), nil
+		}
+		c, inst, rep := cp.reprice(ctx, ses.st)
 		if rep != nil {
-			return rep
+			return rep, nil
 		}
-		if terminal(st.Checkout.Status) {
-			return oc.notModifiable(&st.Checkout)
+		railID, rep := cp.chooseRail(ctx, c, inst)
+		if rep != nil {
+			return rep, nil
 		}
-		var prev checkoutInput
-		if err := json.Unmarshal(st.Input, &prev); err != nil {
-			return internalError()
+		if rep := cp.authorize(ctx, ses.st, c, railID); rep != nil {
+			return rep, nil
 		}
-		if in.Payment != nil {
-			prev.Payment = in.Payment
+		if rep, err := cp.pay(ctx, ses, c, railID, inst); rep != nil || err != nil {
+			return rep, err
 		}
-		if in.Signals != nil {
-			prev.Signals = in.Signals
-		}
-		if in.Attribution != nil {
-			prev.Attribution = in.Attribution
-		}
-		c, err := s.priceCheckout(ctx, oc, &prev, st)
-		if rep := s.pricingFailure(ctx, oc, err); rep != nil {
-			return rep
-		}
-		if hasError(c.Messages) {
-			return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusError)
-		}
-		total := c.Totals[len(c.Totals)-1].Amount
-		inst := selectedInstrument(prev.Payment)
-		rail := ""
-		switch {
-		case inst != nil:
-			rail = inst.HandlerID
-		case total == 0:
-			// A fully discounted order needs no rail.
-		case len(oc.shop.cfg.Rails) == 1:
-			rail = oc.shop.cfg.Rails[0]
-		default:
-			// Checked before the mandate: nothing is verified or consumed.
-			c.Status = ucp.CheckoutIncomplete
-			c.Messages = slices.DeleteFunc(c.Messages, func(m ucp.Message) bool { return m.Code == "payment_selection_required" })
-			c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: "payment_selection_required", Path: "$.payment.instruments",
-				Content: "this store offers several payment handlers; complete with one selected instrument whose handler_id is one of " +
-					fmt.Sprint(oc.shop.cfg.Rails), Severity: ucp.SeverityRecoverable})
-			return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusError)
-		}
-		if rail != "" && !slices.Contains(oc.shop.cfg.Rails, rail) {
-			return paymentFailed(ctx, s, oc, c, "this store does not offer "+rail)
-		}
-		// A session created under AP2 stays under AP2 (the lock), even if
-		// this request negotiated less. The hosted page is exempt: it is
-		// the buyer paying after an escalation the mandate already passed.
-		if oc.ownerOverride == "" && (st.AP2 || oc.neg.has(ucp.CapAP2Mandate) && oc.neg.platform != nil) {
-			// A retry after a lost race re-checks the binding but must not
-			// count the mandate this request already consumed as a replay.
-			if rep := s.checkMandate(ctx, oc, c, &in, rail, mandateChecked); rep != nil {
-				return rep
-			}
-			mandateChecked = true
-		}
-		var token string
-		if inst != nil && inst.Credential != nil {
-			token = inst.Credential.Token
-		}
-		switch rail {
-		case "":
-		case HandlerCardID:
-			switch token {
-			case TokenSuccess:
-			case "", TokenEscalate:
-				code, content := "buyer_payment_required", "the buyer pays at continue_url"
-				if token == TokenEscalate {
-					code, content = "requires_3ds", "the card issuer asks the buyer to authenticate at continue_url"
-				}
-				c.Status = ucp.CheckoutRequiresEscalation
-				c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: code, Content: content, Severity: ucp.SeverityRequiresBuyerInput})
-				st.Checkout = *c
-				if err := s.saveCheckout(ctx, sess, st); errors.Is(err, store.ErrStale) {
-					continue
-				} else if err != nil {
-					return s.storeFailure(ctx, err)
-				}
-				return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusSuccess)
-			default:
-				content := "the card was declined"
-				if token != TokenFail {
-					content = "unknown sandbox card token; use success_token, fail_token or escalate_token"
-				}
-				return paymentFailed(ctx, s, oc, c, content)
-			}
-		case HandlerCryptoID:
-			return paymentFailed(ctx, s, oc, c, "crypto settlement needs the buyer's own authorization, which this platform does not offer yet; pay with artos.card")
-		default:
-			return internalError() // priceCheckout refused unknown handlers
-		}
-		rep, retry := s.placeOrder(ctx, oc, sess, st, c, oc.BuyerType)
-		if !retry {
-			return rep
-		}
-	}
+		return s.placeOrder(ctx, oc, ses, c)
+	})
+}
+
+func concurrentModification() *Reply {
 	r := protoErr(http.StatusConflict, rpcAuth, "concurrent_modification", "the checkout kept changing while it was being completed; retry")
 	r.Err.RetryAfter = 1
 	return r
 }
 
-func paymentFailed(ctx context.Context, s *Service, oc *opCtx, c *ucp.Checkout, content string) *Reply {
-	c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: "payment_failed", Path: "$.payment.instruments",
-		Content: content, Severity: ucp.SeverityRecoverable})
-	return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusError)
+// reprice prices the session's last inputs, with complete's payment,
+// signals and attribution, against the live catalog. It returns the
+// checkout and the selected instrument, or the reply when the checkout
+// cannot complete as it stands.
+func (cp *completion) reprice(ctx context.Context, st *checkoutState) (*ucp.Checkout, *ucp.PaymentInstrument, *Reply) {
+	var prev checkoutInput
+	if err := json.Unmarshal(st.Input, &prev); err != nil {
+		return nil, nil, internalError()
+	}
+	if cp.in.Payment != nil {
+		prev.Payment = cp.in.Payment
+	}
+	if cp.in.Signals != nil {
+		prev.Signals = cp.in.Signals
+	}
+	if cp.in.Attribution != nil {
+		prev.Attribution = cp.in.Attribution
+	}
+	c, err := cp.s.priceCheckout(ctx, cp.oc, &prev, st)
+	if rep := cp.s.pricingFailure(ctx, cp.oc, err); rep != nil {
+		return nil, nil, rep
+	}
+	if hasError(c.Messages) {
+		return nil, nil, cp.s.checkoutReply(ctx, cp.oc, c, http.StatusOK, ucp.StatusError)
+	}
+	return c, selectedInstrument(prev.Payment), nil
+}
+
+// chooseRail returns the handler id to charge through: the selected
+// instrument's, the store's only rail, or "" when a fully discounted
+// order needs none. It runs before authorize, so a refusal here verifies
+// and consumes no mandate.
+func (cp *completion) chooseRail(ctx context.Context, c *ucp.Checkout, inst *ucp.PaymentInstrument) (string, *Reply) {
+	offered := cp.oc.shop.cfg.Rails
+	id := ""
+	switch {
+	case inst != nil:
+		id = inst.HandlerID
+	case c.Totals[len(c.Totals)-1].Amount == 0:
+	case len(offered) == 1:
+		id = offered[0]
+	default:
+		c.Status = ucp.CheckoutIncomplete
+		c.Messages = slices.DeleteFunc(c.Messages, func(m ucp.Message) bool { return m.Code == "payment_selection_required" })
+		c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: "payment_selection_required", Path: "$.payment.instruments",
+			Content: "this store offers several payment handlers; complete with one selected instrument whose handler_id is one of " +
+				fmt.Sprint(offered), Severity: ucp.SeverityRecoverable})
+		return "", cp.s.checkoutReply(ctx, cp.oc, c, http.StatusOK, ucp.StatusError)
+	}
+	if id != "" && !slices.Contains(offered, id) {
+		return "", cp.paymentFailed(ctx, c, "this store does not offer "+id)
+	}
+	return id, nil
+}
+
+// authorize checks what must hold before money moves: today the AP2
+// checkout mandate. (The buyer's spend allowance belongs here too.)
+func (cp *completion) authorize(ctx context.Context, st *checkoutState, c *ucp.Checkout, railID string) *Reply {
+	// A session created under AP2 stays under AP2 (the lock), even if
+	// this request negotiated less. The hosted page is exempt: it is the
+	// buyer paying after an escalation the mandate already passed.
+	oc := cp.oc
+	if oc.ownerOverride != "" || !(st.AP2 || oc.neg.has(ucp.CapAP2Mandate) && oc.neg.platform != nil) {
+		return nil
+	}
+	if rep := cp.checkMandate(ctx, c, railID); rep != nil {
+		return rep
+	}
+	cp.mandateConsumed = true
+	return nil
 }
 
 // checkMandate verifies ap2.checkout_mandate against the live checkout.
-func (s *Service) checkMandate(ctx context.Context, oc *opCtx, c *ucp.Checkout, in *completeInput, rail string, consumed bool) *Reply {
+func (cp *completion) checkMandate(ctx context.Context, c *ucp.Checkout, railID string) *Reply {
+	s, oc := cp.s, cp.oc
 	live, err := s.signedCheckout(oc, c, ucp.StatusSuccess)
 	if err != nil {
 		return internalError()
 	}
 	token := ""
-	if in.AP2 != nil {
-		token = in.AP2.CheckoutMandate
+	if cp.in.AP2 != nil {
+		token = cp.in.AP2.CheckoutMandate
 	}
 	_, err = s.cfg.MandateVerifier.VerifyMandate(ctx, token, MandateInput{Shop: oc.shop.Slug, Live: live,
-		Agent: oc.neg.platform, MerchantKeys: oc.neg.business.keys, HandlerID: rail, Consumed: consumed})
+		Agent: oc.neg.platform, MerchantKeys: oc.neg.business.keys, HandlerID: railID, Consumed: cp.mandateConsumed})
 	var me *mandate.Error
 	switch {
 	case err == nil:
@@ -171,4 +171,39 @@ func (s *Service) checkMandate(ctx context.Context, oc *opCtx, c *ucp.Checkout, 
 		s.log.ErrorContext(ctx, "shop: mandate verification", "err", err)
 		return unavailable("mandate verification is unavailable")
 	}
+}
+
+// pay charges through the chosen rail. It returns nothing once paid (or
+// when no rail is needed); otherwise the reply, or the error of saving an
+// escalation. An escalation is saved so the buyer finds the checkout at
+// continue_url; a failure changes nothing.
+func (cp *completion) pay(ctx context.Context, ses *session[checkoutState], c *ucp.Checkout, railID string, inst *ucp.PaymentInstrument) (*Reply, error) {
+	if railID == "" {
+		return nil, nil
+	}
+	r, ok := railByID(railID)
+	if !ok {
+		return internalError(), nil // the store offers a rail this build lacks
+	}
+	out := r.pay(ctx, &payment{checkout: c, instrument: inst})
+	switch out.result {
+	case payPaid:
+		return nil, nil
+	case payEscalated:
+		c.Status = ucp.CheckoutRequiresEscalation
+		c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: out.code, Content: out.content, Severity: ucp.SeverityRequiresBuyerInput})
+		ses.st.Checkout = *c
+		if err := ses.save(ctx, cp.s, c.Status); err != nil {
+			return nil, err
+		}
+		return cp.s.checkoutReply(ctx, cp.oc, c, http.StatusOK, ucp.StatusSuccess), nil
+	default:
+		return cp.paymentFailed(ctx, c, out.content), nil
+	}
+}
+
+func (cp *completion) paymentFailed(ctx context.Context, c *ucp.Checkout, content string) *Reply {
+	c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: "payment_failed", Path: "$.payment.instruments",
+		Content: content, Severity: ucp.SeverityRecoverable})
+	return cp.s.checkoutReply(ctx, cp.oc, c, http.StatusOK, ucp.StatusError)
 }

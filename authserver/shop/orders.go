@@ -13,8 +13,10 @@ import (
 )
 
 // placeOrder completes the session and stores the order, taking stock, in
-// one transaction. retry reports a lost race (the caller reloads).
-func (s *Service) placeOrder(ctx context.Context, oc *opCtx, sess *store.Session, st *checkoutState, c *ucp.Checkout, buyerType string) (*Reply, bool) {
+// one transaction. A lost race (the session changed, or another order took
+// the last units first) comes back as the store's error: the caller reloads
+// and judges again, and the re-pricing reports any shortage.
+func (s *Service) placeOrder(ctx context.Context, oc *opCtx, ses *session[checkoutState], c *ucp.Checkout) (*Reply, error) {
 	now := s.now()
 	orderID := newID("ord_")
 	permalink := s.storeURL(oc.shop.Slug) + "/orders/" + orderID
@@ -42,20 +44,21 @@ func (s *Service) placeOrder(ctx context.Context, oc *opCtx, sess *store.Session
 	}
 	doc, err := json.Marshal(o)
 	if err != nil {
-		return internalError(), false
+		return internalError(), nil
 	}
 	c.Status = ucp.CheckoutCompleted
 	c.Order = &ucp.OrderConfirmation{ID: orderID, PermalinkURL: permalink}
 	c.ContinueURL = ""
 	c.Messages = nil
-	st.Checkout = *c
-	sdoc, err := json.Marshal(st)
+	ses.st.Checkout = *c
+	sdoc, err := json.Marshal(ses.st)
 	if err != nil {
-		return internalError(), false
+		return internalError(), nil
 	}
+	sess := ses.row
 	sess.Doc, sess.Status, sess.UpdatedAt = sdoc, c.Status, now
 	row := &store.Order{ShopSlug: oc.shop.Slug, ID: orderID, CheckoutID: c.ID, Owner: sess.Owner,
-		BuyerType: buyerType, Doc: doc, CreatedAt: now, WebhookURL: cmpOr(s.webhookURL(oc.neg), st.Webhook)}
+		BuyerType: oc.BuyerType, Doc: doc, CreatedAt: now, WebhookURL: cmpOr(s.webhookURL(oc.neg), ses.st.Webhook)}
 	if p := oc.Principal; p != nil {
 		row.ClientID, row.BuyerID = p.ClientID, p.BuyerID
 	}
@@ -66,17 +69,10 @@ func (s *Service) placeOrder(ctx context.Context, oc *opCtx, sess *store.Session
 			delete(takes, l.Item.ID)
 		}
 	}
-	var oos *store.OutOfStockError
-	switch err := s.cfg.Store.CompleteSession(ctx, sess, row, list); {
-	case err == nil:
-		return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusSuccess), false
-	case errors.Is(err, store.ErrStale), errors.As(err, &oos):
-		// Someone changed the session or bought the last units first:
-		// reload and judge again (the re-pricing reports the shortage).
-		return nil, true
-	default:
-		return s.storeFailure(ctx, err), false
+	if err := s.cfg.Store.CompleteSession(ctx, sess, row, list); err != nil {
+		return nil, err
 	}
+	return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusSuccess), nil
 }
 
 func (s *Service) getOrder(ctx context.Context, oc *opCtx) *Reply {

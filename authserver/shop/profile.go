@@ -89,10 +89,10 @@ func (s *Service) buildProfile(ctx context.Context, sh *shopInfo) (*businessProf
 			Schema: schemaBase + "common/identity_linking.json",
 			Config: json.RawMessage(`{"scopes":{"dev.ucp.shopping.order:read":{"description":{"plain":"Read the orders you placed at this store, from any platform."}}}}`)}}
 		caps[ucp.CapIdentityLinking] = []ucp.Capability{il}
-		for _, r := range sh.cfg.Rails {
-			h, ok := railHandler(r)
-			if ok {
-				handlers[h.name] = append(handlers[h.name], h.handler)
+		for _, id := range sh.cfg.Rails {
+			if r, ok := railByID(id); ok {
+				name, h := r.handler()
+				handlers[name] = append(handlers[name], h)
 			}
 		}
 		key, err := s.cfg.Keys.ShopKey(ctx, sh.Slug)

@@ -20,81 +20,140 @@ func newID(prefix string) string {
 	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }
 
-// loadCheckout reads a session the caller owns. Another owner's session
-// is reported as not found, so ids cannot be probed. An expired session
-// is canceled on the way.
-func (s *Service) loadCheckout(ctx context.Context, oc *opCtx) (*store.Session, *checkoutState, *Reply) {
-	sess, err := s.cfg.Store.Session(ctx, store.KindCheckout, oc.shop.Slug, oc.ID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && sess.Owner != oc.owner()) {
-		m := notFound("checkout session")
-		m.Path = "$.id"
-		return nil, nil, oc.errorEnvelope(http.StatusOK, m)
-	}
-	if err != nil {
-		return nil, nil, s.storeFailure(ctx, err)
-	}
-	st := &checkoutState{}
-	if err := json.Unmarshal(sess.Doc, st); err != nil {
-		s.log.ErrorContext(ctx, "shop: corrupt checkout document", "id", sess.ID, "err", err)
-		return nil, nil, internalError()
-	}
-	if oc.ownerOverride == "" && st.Agent != "" && oc.Agent != st.Agent {
-		return nil, nil, protoErr(http.StatusForbidden, rpcAuth, "profile_not_trusted",
-			"this checkout session belongs to another platform profile (UCP-Agent)")
-	}
-	if !terminal(st.Checkout.Status) && !s.now().Before(sess.ExpiresAt) {
-		st.Checkout.Status = ucp.CheckoutCanceled
-		st.Checkout.ContinueURL = ""
-		st.Checkout.Messages = []ucp.Message{{Type: "info", Code: "expired", Content: "the checkout session expired"}}
-		if err := s.saveCheckout(ctx, sess, st); err != nil && !errors.Is(err, store.ErrStale) {
-			return nil, nil, s.storeFailure(ctx, err)
-		}
-	}
-	return sess, st, nil
-}
-
-func (s *Service) saveCheckout(ctx context.Context, sess *store.Session, st *checkoutState) error {
-	doc, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	sess.Doc, sess.Status, sess.UpdatedAt = doc, st.Checkout.Status, s.now()
-	return s.cfg.Store.UpdateSession(ctx, sess)
-}
-
 // expiresAt renders a session expiry.
 func expiresAt(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// loadCart reads an active, unexpired cart the caller owns; anything else
-// is not found.
-func (s *Service) loadCart(ctx context.Context, oc *opCtx, id string) (*store.Session, *cartState, *Reply) {
-	sess, err := s.cfg.Store.Session(ctx, store.KindCart, oc.shop.Slug, id)
-	if err == nil && (sess.Owner != oc.owner() || sess.Status != cartActive || !s.now().Before(sess.ExpiresAt)) {
-		err = store.ErrNotFound
+// session is a stored cart or checkout session with its decoded state.
+type session[T any] struct {
+	row *store.Session
+	st  *T
+}
+
+// save stores the state with the session status; store.ErrStale means
+// someone saved the session since it was read.
+func (ses *session[T]) save(ctx context.Context, s *Service, status string) error {
+	doc, err := json.Marshal(ses.st)
+	if err != nil {
+		return err
 	}
-	if errors.Is(err, store.ErrNotFound) {
+	ses.row.Doc, ses.row.Status, ses.row.UpdatedAt = doc, status, s.now()
+	return s.cfg.Store.UpdateSession(ctx, ses.row)
+}
+
+// sessionKind holds what differs between loading a cart and a checkout.
+type sessionKind[T any] struct {
+	kind store.SessionKind
+	// notFound reports a session the caller may not see. Another
+	// owner's session is reported the same way, so ids cannot be probed.
+	notFound func(oc *opCtx) ucp.Message
+	// hidden: the stored session is not the caller's to see.
+	hidden func(s *Service, oc *opCtx, row *store.Session) bool
+	// admit checks the decoded session; nil means no further rule.
+	admit func(ctx context.Context, s *Service, oc *opCtx, ses *session[T]) *Reply
+}
+
+// carts are visible while active and unexpired.
+var carts = &sessionKind[cartState]{
+	kind: store.KindCart,
+	notFound: func(oc *opCtx) ucp.Message {
 		m := notFound("cart")
 		m.Path = "$.id"
 		if oc.Op == OpCreateCheckout {
 			m.Path = "$.cart_id"
 		}
-		return nil, nil, oc.errorEnvelope(http.StatusOK, m)
-	}
-	if err != nil {
-		return nil, nil, s.storeFailure(ctx, err)
-	}
-	st := &cartState{}
-	if err := json.Unmarshal(sess.Doc, st); err != nil {
-		return nil, nil, internalError()
-	}
-	return sess, st, nil
+		return m
+	},
+	hidden: func(s *Service, oc *opCtx, row *store.Session) bool {
+		return row.Owner != oc.owner() || row.Status != cartActive || !s.now().Before(row.ExpiresAt)
+	},
 }
 
-func (s *Service) saveCart(ctx context.Context, sess *store.Session, st *cartState, status string) error {
-	doc, err := json.Marshal(st)
-	if err != nil {
-		return err
+// checkouts stay visible to their owner once completed, canceled or
+// expired (a platform may still read them), and are bound to the
+// platform profile they were created under.
+var checkouts = &sessionKind[checkoutState]{
+	kind: store.KindCheckout,
+	notFound: func(*opCtx) ucp.Message {
+		m := notFound("checkout session")
+		m.Path = "$.id"
+		return m
+	},
+	hidden: func(_ *Service, oc *opCtx, row *store.Session) bool { return row.Owner != oc.owner() },
+	admit: func(ctx context.Context, s *Service, oc *opCtx, ses *session[checkoutState]) *Reply {
+		st := ses.st
+		if oc.ownerOverride == "" && st.Agent != "" && oc.Agent != st.Agent {
+			return protoErr(http.StatusForbidden, rpcAuth, "profile_not_trusted",
+				"this checkout session belongs to another platform profile (UCP-Agent)")
+		}
+		if !terminal(st.Checkout.Status) && !s.now().Before(ses.row.ExpiresAt) {
+			st.Checkout.Status = ucp.CheckoutCanceled
+			st.Checkout.ContinueURL = ""
+			st.Checkout.Messages = []ucp.Message{{Type: "info", Code: "expired", Content: "the checkout session expired"}}
+			// A lost race here is someone else's write of the same
+			// session; the caller sees it canceled either way.
+			if err := ses.save(ctx, s, st.Checkout.Status); err != nil && !errors.Is(err, store.ErrStale) {
+				return s.storeFailure(ctx, err)
+			}
+		}
+		return nil
+	},
+}
+
+// load reads session id of the store oc names and applies the kind's
+// rules: a session the caller may not see is reported not found (an
+// error envelope); an expired checkout is canceled on the way.
+func (k *sessionKind[T]) load(ctx context.Context, s *Service, oc *opCtx, id string) (*session[T], *Reply) {
+	row, err := s.cfg.Store.Session(ctx, k.kind, oc.shop.Slug, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && k.hidden(s, oc, row)) {
+		return nil, oc.errorEnvelope(http.StatusOK, k.notFound(oc))
 	}
-	sess.Doc, sess.Status, sess.UpdatedAt = doc, status, s.now()
-	return s.cfg.Store.UpdateSession(ctx, sess)
+	if err != nil {
+		return nil, s.storeFailure(ctx, err)
+	}
+	ses := &session[T]{row: row, st: new(T)}
+	if err := json.Unmarshal(row.Doc, ses.st); err != nil {
+		s.log.ErrorContext(ctx, "shop: corrupt session document", "kind", k.kind, "id", row.ID, "err", err)
+		return nil, internalError()
+	}
+	if k.admit != nil {
+		if rep := k.admit(ctx, s, oc, ses); rep != nil {
+			return nil, rep
+		}
+	}
+	return ses, nil
+}
+
+// sessionAttempts bounds how often update runs a change that keeps losing
+// races to concurrent writers of the same session.
+const sessionAttempts = 4
+
+// update runs change on the session oc.ID names, freshly loaded, until it
+// settles. change returns the reply, or an error: a lost race
+// (store.ErrStale from a save, or stock another order took first) runs it
+// again on a reload, up to sessionAttempts runs, after which lostRace
+// makes the reply (nil: the last error as a storage failure); any other
+// error is a storage failure (503).
+func (k *sessionKind[T]) update(ctx context.Context, s *Service, oc *opCtx, lostRace func() *Reply, change func(ses *session[T]) (*Reply, error)) *Reply {
+	for attempt := 1; ; attempt++ {
+		ses, rep := k.load(ctx, s, oc, oc.ID)
+		if rep != nil {
+			return rep
+		}
+		rep, err := change(ses)
+		switch {
+		case err == nil:
+			return rep
+		case isLostRace(err) && attempt < sessionAttempts:
+			continue
+		case isLostRace(err) && lostRace != nil:
+			return lostRace()
+		default:
+			return s.storeFailure(ctx, err)
+		}
+	}
+}
+
+func isLostRace(err error) bool {
+	var oos *store.OutOfStockError
+	return errors.Is(err, store.ErrStale) || errors.As(err, &oos)
 }
