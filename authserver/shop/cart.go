@@ -27,9 +27,7 @@ type cartInput struct {
 	Context     *ucp.Context      `json:"context,omitempty"`
 	Signals     map[string]any    `json:"signals,omitempty"`
 	Attribution map[string]string `json:"attribution,omitempty"`
-	Discounts   *struct {
-		Codes []string `json:"codes"`
-	} `json:"discounts,omitempty"`
+	Discounts   *discountsInput   `json:"discounts,omitempty"`
 }
 
 // priceCart prices a cart: lines, discounts, no shipping or tax (those
@@ -42,17 +40,13 @@ func (s *Service) priceCart(ctx context.Context, sh *shopInfo, in *cartInput, pr
 	c := &ucp.Cart{ID: prev.ID, LineItems: p.lines, Buyer: in.Buyer, Context: in.Context, Signals: in.Signals,
 		Attribution: in.Attribution, Currency: sh.Currency, Messages: p.messages, ExpiresAt: prev.ExpiresAt}
 	totals := []ucp.Total{{Type: ucp.TotalSubtotal, Amount: p.subtotal}}
-	var codes []string
-	if in.Discounts != nil {
-		if len(in.Discounts.Codes) > maxCodes {
-			return nil, refuse("invalid_request", "$.discounts.codes", "at most %d discount codes", maxCodes)
-		}
-		codes = in.Discounts.Codes
+	d, err := priceDiscounts(sh.cfg, in.Discounts, p.subtotal)
+	if err != nil {
+		return nil, err
 	}
-	d, dt, dm := applyDiscounts(sh.cfg, codes, p.subtotal)
-	c.Discounts = d
-	c.Messages = append(c.Messages, dm...)
-	c.Totals = sumTotals(append(totals, dt...))
+	c.Discounts = d.applied
+	c.Messages = append(c.Messages, d.messages...)
+	c.Totals = sumTotals(append(totals, d.totals...))
 	return c, nil
 }
 

@@ -48,11 +48,9 @@ type checkoutInput struct {
 	Payment     *ucp.Payment      `json:"payment,omitempty"`
 	Fulfillment *fulfillmentInput `json:"fulfillment,omitempty"`
 	// ShippingAddress is the Artos SDK's flat destination.
-	ShippingAddress *artosAddress `json:"shipping_address,omitempty"`
-	Discounts       *struct {
-		Codes []string `json:"codes"`
-	} `json:"discounts,omitempty"`
-	AP2 *ucp.AP2 `json:"ap2,omitempty"`
+	ShippingAddress *artosAddress   `json:"shipping_address,omitempty"`
+	Discounts       *discountsInput `json:"discounts,omitempty"`
+	AP2             *ucp.AP2        `json:"ap2,omitempty"`
 }
 
 // putCheckout creates (no id) or fully replaces a checkout session.

@@ -162,6 +162,33 @@ func (s *Service) priceLines(ctx context.Context, sh *shopInfo, in []lineInput, 
 	return out, nil
 }
 
+// discountsInput is the discounts member of a cart or checkout request.
+type discountsInput struct {
+	Codes []string `json:"codes"`
+}
+
+// discounted is the outcome of a request's discount codes.
+type discounted struct {
+	codes    []string // as sent (nil: none), kept for re-pricing
+	applied  *ucp.Discounts
+	totals   []ucp.Total // a discount entry per applied code
+	messages []ucp.Message
+}
+
+// priceDiscounts bounds the codes a cart or checkout request sent (in nil:
+// none) and applies them to the items subtotal.
+func priceDiscounts(cfg Settings, in *discountsInput, subtotal int64) (*discounted, error) {
+	var codes []string
+	if in != nil {
+		if len(in.Codes) > maxCodes {
+			return nil, refuse("invalid_request", "$.discounts.codes", "at most %d discount codes", maxCodes)
+		}
+		codes = in.Codes
+	}
+	d, totals, msgs := applyDiscounts(cfg, codes, subtotal)
+	return &discounted{codes: codes, applied: d, totals: totals, messages: msgs}, nil
+}
+
 // applyDiscounts resolves discount codes against the items subtotal.
 // Codes are case-insensitive; unknown or repeated codes get a warning and
 // are kept in codes so the platform sees what it sent.
@@ -262,20 +289,16 @@ func (s *Service) priceCheckout(ctx context.Context, oc *opCtx, in *checkoutInpu
 		ExpiresAt:   st.Checkout.ExpiresAt,
 	}
 	totals := []ucp.Total{{Type: ucp.TotalSubtotal, Amount: p.subtotal}}
-	var codes []string
-	if in.Discounts != nil {
-		if len(in.Discounts.Codes) > maxCodes {
-			return nil, refuse("invalid_request", "$.discounts.codes", "at most %d discount codes", maxCodes)
-		}
-		codes = in.Discounts.Codes
+	d, err := priceDiscounts(sh.cfg, in.Discounts, p.subtotal)
+	if err != nil {
+		return nil, err
 	}
-	st.Codes = codes
-	d, dt, dm := applyDiscounts(sh.cfg, codes, p.subtotal)
-	c.Discounts = d
-	totals = append(totals, dt...)
-	c.Messages = append(c.Messages, dm...)
+	st.Codes = d.codes
+	c.Discounts = d.applied
+	totals = append(totals, d.totals...)
+	c.Messages = append(c.Messages, d.messages...)
 	itemsAfterDiscount := p.subtotal
-	for _, t := range dt {
+	for _, t := range d.totals {
 		itemsAfterDiscount += t.Amount
 	}
 	f, ship, fm, err := s.fulfillment(sh, in, c.LineItems, itemsAfterDiscount)
