@@ -32,26 +32,10 @@ var continuePage = template.Must(template.New("continue").Funcs(template.FuncMap
 {{if .C.Order}}<p>Order placed: <code>{{.C.Order.ID}}</code></p>{{end}}
 </body></html>`))
 
-// minorUnits is the exponent of currencies that do not use 2 decimals.
-var minorUnits = map[string]int{"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "JOD": 3, "OMR": 3, "TND": 3}
-
+// formatMoney renders minor units for the page: "12.50 EUR", "1620 JPY",
+// with the exponent from the project's one ISO 4217 table.
 func formatMoney(amount int64, currency string) string {
-	exp, ok := minorUnits[currency]
-	if !ok {
-		exp = 2
-	}
-	sign := ""
-	if amount < 0 {
-		sign, amount = "-", -amount
-	}
-	if exp == 0 {
-		return fmt.Sprintf("%s%d %s", sign, amount, currency)
-	}
-	div := int64(1)
-	for range exp {
-		div *= 10
-	}
-	return fmt.Sprintf("%s%d.%0*d %s", sign, amount/div, exp, amount%div, currency)
+	return ucp.FormatMinor(amount, currency) + " " + currency
 }
 
 func (s *Service) serveContinue(w http.ResponseWriter, r *http.Request) {
