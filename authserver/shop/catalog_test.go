@@ -1,6 +1,7 @@
 package shop_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -8,10 +9,13 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
@@ -1023,5 +1027,88 @@ func TestCatalogCurrencyMessages(t *testing.T) {
 	_, b = e.req("POST", "/s/flower-shop/catalog/search", map[string]any{"filters": map[string]any{"price": map[string]any{"max": 5000}}, "context": map[string]any{"currency": "USD"}})
 	if r := decode[ucp.SearchResponse](t, b); !slices.Equal(messageCodes(r.Messages), []string{"currency_mismatch"}) || len(r.Products) != 0 {
 		t.Fatalf("%s", b)
+	}
+}
+
+// countingStore counts catalog searches.
+type countingStore struct {
+	store.Commerce
+	searches atomic.Int64
+}
+
+func (c *countingStore) SearchProducts(ctx context.Context, q store.ProductQuery) ([]*store.Product, error) {
+	c.searches.Add(1)
+	return c.Commerce.SearchProducts(ctx, q)
+}
+
+// TestReviewGetProductRelaxationCPU (security review, finding 9):
+// get_product selection relaxation is cubic in the request: with every
+// selection named by the *last* preference, each round scans
+// |selected| x |preferences| and there are |selected| rounds. A 75 KB
+// anonymous request burns seconds of CPU; a 1 MiB one, hours.
+func TestReviewGetProductRelaxationCPU(t *testing.T) {
+	e := newEnv(t, nil)
+	const n = 250
+	sel := make([]map[string]any, n)
+	for i := range sel {
+		sel[i] = map[string]any{"name": "zz", "label": "q"}
+	}
+	prefs := slices.Repeat([]string{"y"}, 100*n)
+	prefs = append(prefs, "zz")
+	body, _ := json.Marshal(map[string]any{"id": "trail-runner-x", "selected": sel, "preferences": prefs})
+	start := time.Now()
+	res, b := e.req("POST", "/catalog/product", body, "UCP-Agent", "", "X-Test-Client", "")
+	took := time.Since(start)
+	if res.StatusCode == http.StatusOK && took > 300*time.Millisecond {
+		t.Fatalf("a %d-byte anonymous get_product took %v (status %d, %d bytes out)", len(body), took, res.StatusCode, len(b))
+	}
+}
+
+// TestReviewSearchScansWholeCatalog (security review, finding 10):
+// Relevance search with a filter the store query cannot express
+// (price max 0, or 2+ categories) pages through the whole catalog in
+// batches of limit+1: an anonymous request with limit 1 costs one query
+// per two products in every store.
+func TestReviewSearchScansWholeCatalog(t *testing.T) {
+	cs := &countingStore{Commerce: sqlstoretest.SQLite(t)}
+	e := newEnv(t, &envOptions{store: cs})
+	for _, filters := range []map[string]any{
+		{"price": map[string]any{"max": 0}},
+		{"categories": []string{"nope-a", "nope-b"}},
+	} {
+		cs.searches.Store(0)
+		res, b := e.req("POST", "/catalog/search", map[string]any{"filters": filters, "pagination": map[string]any{"limit": 1}},
+			"UCP-Agent", "", "X-Test-Client", "")
+		wantStatus(t, res, b, http.StatusOK)
+		if n := cs.searches.Load(); n > 2 {
+			t.Fatalf("filters %v: one anonymous search ran %d store queries (O(catalog size))", filters, n)
+		}
+	}
+}
+
+// TestReviewPriceSortTruncatedAt1000 (security review, finding 13):
+// price_asc/price_desc sort only the first 1000 matches in (store, id)
+// order: past 1000 matches the "cheapest first" page is not the cheapest,
+// and paging ends at offset 1000, so the rest is unreachable.
+func TestReviewPriceSortTruncatedAt1000(t *testing.T) {
+	e := newEnv(t, nil)
+	big := shop.SeedShop{Slug: "big-store", Name: "Big", Currency: "USD", Config: shop.Settings{Rails: []string{shop.HandlerCardID}}}
+	for i := range 1000 {
+		id := fmt.Sprintf("p%04d", i)
+		big.Products = append(big.Products, shop.SeedProduct{ID: id, Title: "Thing " + id,
+			Variants: []shop.SeedVariant{{ID: id, Title: "Thing " + id, Price: 500 + int64(i), Stock: -1}}})
+	}
+	big.Products = append(big.Products, shop.SeedProduct{ID: "zzz-cheapest", Title: "Cheapest thing",
+		Variants: []shop.SeedVariant{{ID: "zzz-cheapest", Title: "Cheapest thing", Price: 1, Stock: -1}}})
+	if err := shop.PutSeedShop(t.Context(), e.store, big, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r := e.catSearch(t, "/s/big-store/catalog/search", map[string]any{"sort": "price_asc", "pagination": map[string]any{"limit": 1}})
+	if len(r.Products) != 1 || r.Products[0].ID != "zzz-cheapest" {
+		var got string
+		if len(r.Products) > 0 {
+			got = fmt.Sprintf("%s (price %d)", r.Products[0].ID, r.Products[0].PriceRange.Min.Amount)
+		}
+		t.Fatalf("price_asc first product %s, want zzz-cheapest (price 1); has_next_page %v", got, r.Pagination != nil && r.Pagination.HasNextPage)
 	}
 }

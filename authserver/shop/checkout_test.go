@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
+	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
@@ -527,5 +529,77 @@ func TestTooManyInstruments(t *testing.T) {
 	_, b := e.req("POST", "/s/flower-shop/checkout-sessions", body)
 	if env := decode[ucp.ErrorResponse](t, b); env.UCP.Status != "error" || env.Messages[0].Path != "$.payment.instruments" {
 		t.Fatalf("%s", b)
+	}
+}
+
+// TestReviewUnofferedRailViaEleventhInstrument (security review, finding 1):
+// Paying with a rail the store does not offer: payment() validates only
+// the first 10 instruments, but completion picks the selected instrument
+// from the raw, untruncated list.
+func TestReviewUnofferedRailViaEleventhInstrument(t *testing.T) {
+	e := newEnv(t, nil)
+	err := shop.PutSeedShop(t.Context(), e.store, shop.SeedShop{Slug: "crypto-only", Name: "Crypto Only", Currency: "USD",
+		Config:   shop.Settings{Rails: []string{shop.HandlerCryptoID}},
+		Products: []shop.SeedProduct{{ID: "widget", Title: "Widget", Variants: []shop.SeedVariant{{ID: "widget", Title: "Widget", Price: 1000, Stock: 5}}}},
+	}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.createCheckout("crypto-only", lines(line("widget", 1)))
+	var inst []any
+	for range 10 {
+		inst = append(inst, map[string]any{"handler_id": shop.HandlerCryptoID, "type": "crypto"})
+	}
+	inst = append(inst, map[string]any{"handler_id": shop.HandlerCardID, "type": "card", "selected": true,
+		"credential": map[string]any{"type": "token", "token": shop.TokenSuccess}})
+	_, b := e.req("POST", "/s/crypto-only/checkout-sessions/"+c.ID+"/complete", map[string]any{"payment": map[string]any{"instruments": inst}})
+	if st, _ := checkoutStatus(t, b); st == ucp.CheckoutCompleted {
+		t.Fatalf("a crypto-only store placed an order paid with %s (11th instrument): %s", shop.HandlerCardID, b)
+	}
+}
+
+// TestReviewCompleteNilReplyAfterLostRaces (security review, finding 4):
+// completeCheckout returns a nil *Reply after four lost races
+// (placeOrder's retry with attempt == 3): Do then dereferences it in
+// idempotent() and panics (REST: connection dropped; hosted page: same
+// in payHosted; the idempotency claim is left pending).
+func TestReviewCompleteNilReplyAfterLostRaces(t *testing.T) {
+	e := newEnv(t, &envOptions{store: &racingStore{Commerce: sqlstoretest.SQLite(t), races: 100}})
+	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
+	body, _ := json.Marshal(cardPayment(shop.TokenSuccess))
+	var rep *shop.Reply
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("Service.Do panicked after lost races: %v", p)
+			}
+		}()
+		rep = e.svc.Do(t.Context(), &shop.Request{Op: shop.OpCompleteCheckout, Shop: "flower-shop", ID: c.ID, Body: body,
+			Agent: e.agent.URL(), IdempotencyKey: uuid(), Principal: &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "platform-a"}, BuyerType: "agent"})
+	}()
+	if rep == nil {
+		t.Fatal("Service.Do returned nil")
+	}
+}
+
+// TestReviewBuyersOfOneClientShareCheckouts (security review, finding 11):
+// A buyer token identifies the buyer, but sessions, orders and
+// idempotency keys are scoped to the client only: two buyers of the same
+// (public, installed) agent app see and replay each other's checkouts.
+func TestReviewBuyersOfOneClientShareCheckouts(t *testing.T) {
+	e := newEnv(t, nil)
+	body := lines(line("bouquet_roses", 1))
+	body["buyer"] = map[string]any{"email": "ada@example.com", "first_name": "Ada"}
+	key := uuid()
+	ada := []string{"X-Test-Client", "demo-agent", "X-Test-Buyer", "buyer_ada", "Idempotency-Key", key}
+	bob := []string{"X-Test-Client", "demo-agent", "X-Test-Buyer", "buyer_bob"}
+	c := e.createCheckout("flower-shop", body, ada...)
+	_, b := e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil, bob...)
+	if got := decode[ucp.Checkout](t, b); got.ID == c.ID {
+		t.Errorf("buyer_bob reads buyer_ada's checkout (buyer %+v)", got.Buyer)
+	}
+	_, b = e.req("POST", "/s/flower-shop/checkout-sessions", body, append(bob, "Idempotency-Key", key)...)
+	if got := decode[ucp.Checkout](t, b); got.ID == c.ID {
+		t.Errorf("buyer_bob's request with the same idempotency key replayed buyer_ada's checkout %s (continue_url token included)", got.ID)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,4 +304,31 @@ func checkTotals(t *testing.T, totals []ucp.Total) {
 	if sum != tot || tot < 0 || sub < 0 {
 		t.Fatalf("totals do not sum: %+v", totals)
 	}
+}
+
+// racingStore simulates a concurrent writer (e.g. the owner's own
+// update_checkout, or the hosted page) that lands between completion's read
+// of the session and its CompleteSession, for the first `races` calls.
+type racingStore struct {
+	store.Commerce
+	races int32
+	n     atomic.Int32
+}
+
+func (r *racingStore) CompleteSession(ctx context.Context, s *store.Session, o *store.Order, takes []store.StockTake) error {
+	if r.n.Add(1) <= r.races {
+		if cur, err := r.Commerce.Session(ctx, s.Kind, s.ShopSlug, s.ID); err == nil {
+			cur.UpdatedAt = time.Now()
+			if err := r.Commerce.UpdateSession(ctx, cur); err != nil {
+				return err
+			}
+		}
+	}
+	return r.Commerce.CompleteSession(ctx, s, o, takes)
+}
+
+func checkoutStatus(t *testing.T, b []byte) (string, []string) {
+	t.Helper()
+	c := decode[ucp.Checkout](t, b)
+	return c.Status, messageCodes(c.Messages)
 }

@@ -3,6 +3,7 @@ package shop_test
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +59,28 @@ func TestHostedPageMoney(t *testing.T) {
 		if !strings.Contains(page, "Pay "+tc.want) {
 			t.Errorf("%s: the page does not show %q:\n%s", tc.slug, tc.want, page)
 		}
+	}
+}
+
+// TestReviewHostedPageCompletesAP2CheckoutWithoutMandate (security review, finding 3):
+// The hosted continue page pays any non-terminal checkout, not only an
+// escalated one. continue_url is in every create/update response, so the
+// agent itself can POST the form: the order is placed without the AP2
+// mandate and is recorded as buyer_type "human".
+func TestReviewHostedPageCompletesAP2CheckoutWithoutMandate(t *testing.T) {
+	e := ap2Env(t)
+	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
+	if c.Status != ucp.CheckoutReadyForComplete || c.ContinueURL == "" {
+		t.Fatalf("setup: %s %q", c.Status, c.ContinueURL)
+	}
+	u, _ := url.Parse(c.ContinueURL)
+	res, err := e.srv.Client().PostForm(e.srv.URL+u.Path, url.Values{"token": {u.Query().Get("token")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	_, b := e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil)
+	if st, _ := checkoutStatus(t, b); st == ucp.CheckoutCompleted {
+		t.Fatalf("the agent completed a never-escalated AP2 checkout through continue_url, no mandate: %s", b)
 	}
 }

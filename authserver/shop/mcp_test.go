@@ -862,3 +862,49 @@ func TestMCPAuthErrorIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewMCPAuthFailureEchoesRequestWith200 (security review, finding 7):
+// MCP authentication failure with a body that is not a JSON object
+// (a batch, or anything else): rewriteRPCError gives up and the wrapper
+// flushes the *request* body back with HTTP 200 (content type sniffed).
+func TestReviewMCPAuthFailureEchoesRequestWith200(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, body := range []string{
+		`[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]`,
+		`<html><body><script>alert(document.domain)</script></body></html>`,
+	} {
+		res, b := e.rpcPost("/s/flower-shop/mcp", []byte(body), "X-Test-Client", "bad")
+		if res.StatusCode != http.StatusUnauthorized || string(b) == body {
+			t.Fatalf("bad credentials: HTTP %d Content-Type %q, body echoed: %v\n%s", res.StatusCode, res.Header.Get("Content-Type"), string(b) == body, b)
+		}
+	}
+}
+
+// TestReviewMCPForbiddenBehindLocalReverseProxy (security review, finding 8):
+// mcp-go's DNS-rebinding guard is on: a request that arrives on a
+// loopback address with a non-loopback Host gets 403. That is every MCP
+// call in `serve` behind a same-host TLS proxy that keeps Host (Caddy's
+// default; nginx with proxy_set_header Host $host), while REST works.
+func TestReviewMCPForbiddenBehindLocalReverseProxy(t *testing.T) {
+	e := newEnv(t, nil) // Dev off: the serve configuration
+	send := func(method, path string, body []byte) *http.Response {
+		r, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(string(body)))
+		r.Host = "api.example.com" // as forwarded by the proxy
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json")
+		r.Header.Set("UCP-Agent", `profile="`+e.agent.URL()+`"`)
+		res, err := e.srv.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	if res := send("POST", "/s/flower-shop/catalog/product", []byte(`{"id":"tulip_bunch"}`)); res.StatusCode != http.StatusOK {
+		t.Fatalf("setup: REST %d", res.StatusCode)
+	}
+	rpc := mcpRequest(t, "get_product", e.mcpArgs("catalog", map[string]any{"id": "tulip_bunch"}))
+	if res := send("POST", "/s/flower-shop/mcp", rpc); res.StatusCode != http.StatusOK {
+		t.Fatalf("MCP behind a local proxy: HTTP %d (REST works)", res.StatusCode)
+	}
+}

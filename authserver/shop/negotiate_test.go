@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
@@ -168,4 +170,25 @@ func TestDevFallback(t *testing.T) {
 	// An unusable URL is still refused.
 	res, b = e.req("POST", "/s/flower-shop/checkout-sessions", lines(line("bouquet_roses", 1)), "UCP-Agent", `profile="ftp://x"`)
 	wantStatus(t, res, b, http.StatusBadRequest)
+}
+
+// TestReviewProfileCacheNeverRefreshed (security review, finding 12):
+// The business profile is cached per store forever: a store whose
+// rails change (PutSeedShop) keeps advertising the old handlers in its
+// profile and in every signed checkout's ucp.payment_handlers, while
+// pricing reads the new settings and refuses them.
+func TestReviewProfileCacheNeverRefreshed(t *testing.T) {
+	e := newEnv(t, nil)
+	e.req("GET", "/s/energy-sport/.well-known/ucp", nil)
+	es := shop.DemoShops()[0]
+	es.Config.Rails = []string{shop.HandlerCardID}
+	if err := shop.PutSeedShop(t.Context(), e.store, es, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	body := lines(line("rr2-10", 1))
+	body["fulfillment"] = usShipping
+	c := e.createCheckout("energy-sport", body)
+	if _, ok := c.UCP.PaymentHandlers[shop.HandlerCrypto]; ok {
+		t.Fatalf("checkout advertises %s after the store dropped it (stale profile cache)", shop.HandlerCrypto)
+	}
 }
