@@ -73,6 +73,7 @@ func verifyWithJWX(t *testing.T, body, profile []byte) {
 // the operation or outcome, is signed, and the signature verifies with
 // mandate and with jwx.
 func TestMerchantAuthorizationEverywhere(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	keys, profile := e.storeKeys("flower-shop")
 	var bodies [][]byte
@@ -145,6 +146,7 @@ func withMandate(body map[string]any, tok string) map[string]any {
 }
 
 func TestAP2Mandates(t *testing.T) {
+	t.Parallel()
 	e := ap2Env(t)
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
 	if c.UCP.Capabilities[ucp.CapAP2Mandate] == nil {
@@ -208,6 +210,7 @@ func TestAP2Mandates(t *testing.T) {
 // a rail is refused before the mandate is checked, so the same mandate
 // completes once a rail is chosen.
 func TestPaymentSelectionConsumesNoMandate(t *testing.T) {
+	t.Parallel()
 	e := ap2Env(t)
 	body := lines(line("rr2-10", 1))
 	body["fulfillment"] = usShipping
@@ -229,6 +232,7 @@ func TestPaymentSelectionConsumesNoMandate(t *testing.T) {
 // share the replay record, so a mandate used on one is refused on the
 // other.
 func TestMandateSingleUseAcrossInstances(t *testing.T) {
+	t.Parallel()
 	e := ap2Env(t)
 	other, err := shop.New(shop.Config{BaseURL: e.srv.URL, Store: e.store, Keys: e.keys,
 		Profiles: &discovery.Fetcher{AllowInsecureLoopback: true}, Guard: testAuth})
@@ -267,6 +271,7 @@ func (s *switchProfiles) Fetch(context.Context, string) (*ucp.Profile, error) {
 // TestAP2LockSurvivesProfileChange: a checkout created under AP2 still
 // needs a mandate after the platform's profile stops offering AP2.
 func TestAP2LockSurvivesProfileChange(t *testing.T) {
+	t.Parallel()
 	key, _ := mandate.GenerateSigningKey()
 	jwk, _ := json.Marshal(key.PublicJWK())
 	profile := func(caps ...string) *ucp.Profile {
@@ -296,6 +301,7 @@ func TestAP2LockSurvivesProfileChange(t *testing.T) {
 // TestCheckoutBoundToProfile: the platform that created a checkout under
 // one profile cannot use it under another.
 func TestCheckoutBoundToProfile(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
 	other := newAgentServer(t)
@@ -312,6 +318,7 @@ func TestCheckoutBoundToProfile(t *testing.T) {
 // AP2 profile, then completes naming another profile without AP2, and no
 // mandate is asked for.
 func TestReviewAP2LockBypassedBySwitchingProfile(t *testing.T) {
+	t.Parallel()
 	e := ap2Env(t)
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
 	if c.UCP.Capabilities[ucp.CapAP2Mandate] == nil {
@@ -330,6 +337,7 @@ func TestReviewAP2LockBypassedBySwitchingProfile(t *testing.T) {
 // attempt loses a race (ErrStale) the retry loop re-verifies the same
 // mandate and refuses it as replayed.
 func TestReviewMandateRefusedAsReplayAfterOneLostRace(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, &envOptions{store: &racingStore{Commerce: sqlstoretest.SQLite(t), races: 1}})
 	e.agent.set(func(a *agentServer) { a.caps = append(a.caps, ucp.CapAP2Mandate) })
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))

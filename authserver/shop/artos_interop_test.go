@@ -194,6 +194,7 @@ func runArtos(t *testing.T, job any) (*artosResult, []byte) {
 // mandates extension, so every completion below passed the server's
 // checkout_mandate verification.
 func TestArtosSDKInterop(t *testing.T) {
+	t.Parallel()
 	needArtos(t)
 	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Guard = artosAuth }})
 	e.agent.set(func(a *agentServer) {

@@ -83,6 +83,7 @@ func withCodes(body map[string]any, codes ...string) map[string]any {
 // TestCartCreate: lines are priced from the catalog; totals sum; the
 // envelope names the cart capabilities; get returns the same cart.
 func TestCartCreate(t *testing.T) {
+	t.Parallel()
 	e, _ := cartEnv(t, nil)
 	res, b := e.req("POST", "/s/flower-shop/carts", lines(line("bouquet_roses", 2), line("tulip_bunch", 1)))
 	wantStatus(t, res, b, http.StatusCreated)
@@ -155,6 +156,7 @@ func TestCartCreate(t *testing.T) {
 // TestCartOutOfStock: a cart short of stock is still created, with a
 // recoverable out_of_stock error on the line.
 func TestCartOutOfStock(t *testing.T) {
+	t.Parallel()
 	e, _ := cartEnv(t, nil)
 	c := e.createCart("flower-shop", lines(line("bouquet_roses", 1), line("gardenias", 1)))
 	if !slices.Equal(messageCodes(c.Messages), []string{"out_of_stock"}) || c.Messages[0].Path != "$.line_items[1]" ||
@@ -167,6 +169,7 @@ func TestCartOutOfStock(t *testing.T) {
 // TestCartUpdateIsFullReplace: PUT replaces the cart; what is not resent
 // is gone; lines selling the same item keep their ids.
 func TestCartUpdateIsFullReplace(t *testing.T) {
+	t.Parallel()
 	e, _ := cartEnv(t, nil)
 	body := withCodes(lines(line("bouquet_roses", 1), line("tulip_bunch", 2)), "SPRING15")
 	body["buyer"] = map[string]any{"email": "ada@example.com", "first_name": "Ada"}
@@ -227,6 +230,7 @@ func TestCartUpdateIsFullReplace(t *testing.T) {
 // TestCartDiscountCodes: codes are case-insensitive; unknown and repeated
 // codes are warnings; totals stay consistent.
 func TestCartDiscountCodes(t *testing.T) {
+	t.Parallel()
 	e, _ := cartEnv(t, nil)
 	for _, tc := range []struct {
 		name     string
@@ -305,6 +309,7 @@ func TestCartDiscountCodes(t *testing.T) {
 // TestCartCancel: cancel needs an idempotency key, returns the cart as it
 // was, and the cart is gone afterwards.
 func TestCartCancel(t *testing.T) {
+	t.Parallel()
 	e, _ := cartEnv(t, nil)
 	c := e.createCart("flower-shop", lines(line("tulip_bunch", 2)))
 	res, b := e.req("POST", "/s/flower-shop/carts/"+c.ID+"/cancel", nil, "Idempotency-Key", "")
@@ -338,6 +343,7 @@ func TestCartCancel(t *testing.T) {
 
 // TestCartExpiry: an expired cart is not found.
 func TestCartExpiry(t *testing.T) {
+	t.Parallel()
 	var offset atomic.Int64
 	e, _ := cartEnv(t, func(c *shop.Config) {
 		c.CheckoutTTL = time.Hour
@@ -365,6 +371,7 @@ func TestCartExpiry(t *testing.T) {
 // TestCartOwnership: a cart is visible only to the platform that created
 // it; anyone else gets not_found, as for an unknown id.
 func TestCartOwnership(t *testing.T) {
+	t.Parallel()
 	e, st := cartEnv(t, nil)
 	c := e.createCart("flower-shop", lines(line("tulip_bunch", 2)))
 	for _, who := range []string{"platform-b", ""} {
@@ -395,6 +402,7 @@ func TestCartOwnership(t *testing.T) {
 // TestCartToCheckout: create checkout with cart_id copies the cart's
 // lines.
 func TestCartToCheckout(t *testing.T) {
+	t.Parallel()
 	e, st := cartEnv(t, nil)
 	cart := e.createCart("flower-shop", lines(line("bouquet_roses", 2), line("tulip_bunch", 1)))
 	co := e.createCheckout("flower-shop", map[string]any{"cart_id": cart.ID})
@@ -438,6 +446,7 @@ func TestCartToCheckout(t *testing.T) {
 // TestCartToCheckoutSpec: cart.md's conversion rules the store does not
 // follow yet.
 func TestCartToCheckoutSpec(t *testing.T) {
+	t.Parallel()
 	e, st := cartEnv(t, nil)
 	body := lines(line("bouquet_roses", 2))
 	body["buyer"] = map[string]any{"email": "ada@example.com"}
@@ -482,6 +491,7 @@ func TestCartToCheckoutSpec(t *testing.T) {
 // TestCartRefusals: bad lines create nothing: the error envelope for
 // values, a 400 for JSON of the wrong type.
 func TestCartRefusals(t *testing.T) {
+	t.Parallel()
 	e, st := cartEnv(t, nil)
 	for _, tc := range []struct {
 		name, body, code, path string
@@ -561,6 +571,7 @@ func TestCartRefusals(t *testing.T) {
 // TestCartResponseOnlyFieldsIgnored: ids, status, currency, totals and
 // item prices or titles a platform sends are ignored, not refused.
 func TestCartResponseOnlyFieldsIgnored(t *testing.T) {
+	t.Parallel()
 	e, _ := cartEnv(t, nil)
 	bogus := map[string]any{
 		"id": "cart_mine", "status": "completed", "currency": "USD", "expires_at": "2000-01-01T00:00:00Z",

@@ -108,6 +108,7 @@ func forgeCursor(v string) string { return base64.RawURLEncoding.EncodeToString(
 // case-insensitive substring of the product text; the search stays in
 // its store.
 func TestCatalogSearchQueryTerms(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	for _, tc := range []struct {
 		query string
@@ -137,6 +138,7 @@ func TestCatalogSearchQueryTerms(t *testing.T) {
 // TestCatalogSearchEmptyQuery: no query (or no body at all) browses the
 // whole store, and only that store.
 func TestCatalogSearchEmptyQuery(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	for slug, want := range map[string][]string{"energy-sport": esProducts, "flower-shop": fsProducts, "kyoto-tea": ktProducts} {
 		for _, body := range []any{map[string]any{}, map[string]any{"query": "   "}, nil} {
@@ -156,6 +158,7 @@ func TestCatalogSearchEmptyQuery(t *testing.T) {
 // TestCatalogSearchCategories: categories match exactly; several
 // categories are OR-ed; they AND with the query.
 func TestCatalogSearchCategories(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	for _, tc := range []struct {
 		name  string
@@ -212,6 +215,7 @@ func TestCatalogSearchCategories(t *testing.T) {
 // TestCatalogSearchPrice: price bounds are minor units; a product matches
 // when its price range meets the bounds.
 func TestCatalogSearchPrice(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	for _, tc := range []struct {
 		name     string
@@ -322,6 +326,7 @@ func (e *env) catWalk(t *testing.T, path string, body map[string]any, limit int)
 // TestCatalogSearchPagination: cursors walk every product exactly once,
 // in a store and across stores; forged cursors are refused.
 func TestCatalogSearchPagination(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	pages := e.catWalk(t, "/s/energy-sport/catalog/search", nil, 2)
 	if !reflect.DeepEqual(pages, [][]string{esProducts[:2], esProducts[2:4], esProducts[4:]}) {
@@ -384,6 +389,7 @@ func TestCatalogSearchPagination(t *testing.T) {
 // TestCatalogSearchSort: price_asc and price_desc order by price and
 // paginate over the sorted result; other sorts are refused.
 func TestCatalogSearchSort(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	// energy-sport by lowest variant price: socks 1800, gels 3000, vest
 	// 8900, trail runner 12900, road racer 15900.
@@ -436,6 +442,7 @@ func TestCatalogSearchSort(t *testing.T) {
 // TestCatalogSearchQueryLimits: queries over 500 characters or 20 words
 // are refused; malformed bodies are 400s.
 func TestCatalogSearchQueryLimits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	ok := strings.Repeat("a", 500)
 	e.catSearch(t, "/s/energy-sport/catalog/search", map[string]any{"query": ok})
@@ -460,6 +467,7 @@ func TestCatalogSearchQueryLimits(t *testing.T) {
 // minor units with currency), a price range, availability and the
 // envelope with the catalog capabilities.
 func TestCatalogSearchProductShape(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	res, b := e.req("POST", "/s/energy-sport/catalog/search", map[string]any{"query": "trail runner"})
 	wantStatus(t, res, b, http.StatusOK)
@@ -552,6 +560,7 @@ func TestCatalogSearchProductShape(t *testing.T) {
 // TestCatalogSearchAnonymous: the catalog may be browsed without a
 // UCP-Agent and without credentials; carts may not.
 func TestCatalogSearchAnonymous(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	for _, path := range []string{"/s/energy-sport/catalog/search", "/catalog/search"} {
 		r := e.catSearch(t, path, map[string]any{"query": "trail shoes"}, "UCP-Agent", "", "X-Test-Client", "")
@@ -575,6 +584,7 @@ func TestCatalogSearchAnonymous(t *testing.T) {
 // TestCatalogSearchGlobal: the cross-store catalog names each variant's
 // seller and store, and its variant ids buy at that store.
 func TestCatalogSearchGlobal(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	r := e.catSearch(t, "/catalog/search", map[string]any{"pagination": map[string]any{"limit": 50}})
 	stores := map[string][]string{}
@@ -663,6 +673,7 @@ func (e *env) catLookup(t *testing.T, path string, ids []string) *ucp.LookupResp
 // featured variant; unknown ids are warnings; ids resolving to the same
 // product merge.
 func TestCatalogLookup(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	t.Run("variant id", func(t *testing.T) {
 		r := e.catLookup(t, "/s/energy-sport/catalog/lookup", []string{"trx-blu-11"})
@@ -811,6 +822,7 @@ func TestCatalogLookup(t *testing.T) {
 // TestCatalogLookupFeaturedSkipsOutOfStock: a product id resolves to its
 // first available variant; with none available, to its first.
 func TestCatalogLookupFeaturedSkipsOutOfStock(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	err := shop.PutSeedShop(t.Context(), e.store, shop.SeedShop{Slug: "test-shop", Name: "Test Shop", Currency: "USD",
 		Config: shop.Settings{Rails: []string{shop.HandlerCardID}},
@@ -854,6 +866,7 @@ func TestCatalogLookupFeaturedSkipsOutOfStock(t *testing.T) {
 // TestCatalogLookupFilters: lookup.md says filters apply after
 // resolution and exclude products whose variants all fall outside them.
 func TestCatalogLookupFilters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	res, b := e.req("POST", "/catalog/lookup", map[string]any{"ids": []string{"trx-blk-9", "tulip_bunch"},
 		"context": map[string]any{"currency": "USD"}, "filters": map[string]any{"price": map[string]any{"max": 5000}}})
@@ -886,6 +899,7 @@ func optSel(pairs ...string) []ucp.SelectedOption {
 // TestCatalogGetProduct: by product or variant id, with selections
 // relaxed by preferences.
 func TestCatalogGetProduct(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	const path = "/s/energy-sport/catalog/product"
 	t.Run("product id", func(t *testing.T) {
@@ -1015,6 +1029,7 @@ func TestCatalogGetProduct(t *testing.T) {
 
 // TestCatalogCurrencyMessages: price bounds across currencies are flagged.
 func TestCatalogCurrencyMessages(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	_, b := e.req("POST", "/catalog/search", map[string]any{"filters": map[string]any{"price": map[string]any{"max": 5000}}})
 	if r := decode[ucp.SearchResponse](t, b); !slices.Equal(messageCodes(r.Messages), []string{"currency_ambiguous"}) {
@@ -1046,6 +1061,8 @@ func (c *countingStore) SearchProducts(ctx context.Context, q store.ProductQuery
 // selection named by the *last* preference, each round scans
 // |selected| x |preferences| and there are |selected| rounds. A 75 KB
 // anonymous request burns seconds of CPU; a 1 MiB one, hours.
+//
+// Not parallel: it times one request, and serial tests run alone.
 func TestReviewGetProductRelaxationCPU(t *testing.T) {
 	e := newEnv(t, nil)
 	const n = 250
@@ -1070,6 +1087,7 @@ func TestReviewGetProductRelaxationCPU(t *testing.T) {
 // batches of limit+1: an anonymous request with limit 1 costs one query
 // per two products in every store.
 func TestReviewSearchScansWholeCatalog(t *testing.T) {
+	t.Parallel()
 	cs := &countingStore{Commerce: sqlstoretest.SQLite(t)}
 	e := newEnv(t, &envOptions{store: cs})
 	for _, filters := range []map[string]any{
@@ -1091,6 +1109,7 @@ func TestReviewSearchScansWholeCatalog(t *testing.T) {
 // order: past 1000 matches the "cheapest first" page is not the cheapest,
 // and paging ends at offset 1000, so the rest is unreachable.
 func TestReviewPriceSortTruncatedAt1000(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	big := shop.SeedShop{Slug: "big-store", Name: "Big", Currency: "USD", Config: shop.Settings{Rails: []string{shop.HandlerCardID}}}
 	for i := range 1000 {

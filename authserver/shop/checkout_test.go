@@ -19,6 +19,7 @@ import (
 )
 
 func TestCreateCheckout(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 2)))
 	if c.Status != ucp.CheckoutReadyForComplete || c.Currency != "EUR" || len(c.LineItems) != 1 {
@@ -55,6 +56,7 @@ func TestCreateCheckout(t *testing.T) {
 // envelope (HTTP 200, ucp.status error) with a JSONPath; malformed JSON is
 // a 400.
 func TestCreateCheckoutRefusals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	for _, tc := range []struct {
 		name, body, code, path string
@@ -93,6 +95,7 @@ func TestCreateCheckoutRefusals(t *testing.T) {
 // TestResponseOnlyFieldsIgnored: prices, totals, status and ids a platform
 // sends are ignored; the catalog decides.
 func TestResponseOnlyFieldsIgnored(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("flower-shop", map[string]any{
 		"id": "chk_mine", "status": "completed", "currency": "USD",
@@ -107,6 +110,7 @@ func TestResponseOnlyFieldsIgnored(t *testing.T) {
 }
 
 func TestOutOfStock(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1), line("gardenias", 1)))
 	if c.Status != ucp.CheckoutIncomplete || !slices.Equal(messageCodes(c.Messages), []string{"out_of_stock"}) ||
@@ -130,6 +134,7 @@ func TestOutOfStock(t *testing.T) {
 // TestUpdateIsFullReplace: members not resent are dropped; lines keep
 // their ids; totals are recomputed.
 func TestUpdateIsFullReplace(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	body := lines(line("bouquet_roses", 1), line("tulip_bunch", 2))
 	body["buyer"] = map[string]any{"email": "ada@example.com"}
@@ -163,6 +168,7 @@ func TestUpdateIsFullReplace(t *testing.T) {
 // TestFulfillmentDiscountTax: the sports store ships to US/CA only, needs
 // a destination, charges shipping and tax, and applies codes.
 func TestFulfillmentDiscountTax(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("energy-sport", lines(line("trx-blk-9", 1)))
 	if c.Status != ucp.CheckoutIncomplete || !slices.Contains(messageCodes(c.Messages), "field_required") {
@@ -230,6 +236,7 @@ func TestFulfillmentDiscountTax(t *testing.T) {
 
 // TestCompleteCard covers the sandbox card tokens.
 func TestCompleteCard(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	newCheckout := func() *ucp.Checkout { return e.createCheckout("flower-shop", lines(line("bouquet_roses", 1))) }
 
@@ -357,6 +364,7 @@ func TestCompleteCard(t *testing.T) {
 // TestPaymentSelectionRequired: a multi-rail store with no rail chosen
 // answers 200, ucp.status error, checkout incomplete, nothing consumed.
 func TestPaymentSelectionRequired(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	body := lines(line("rr2-9", 1))
 	body["fulfillment"] = usShipping
@@ -382,6 +390,7 @@ func TestPaymentSelectionRequired(t *testing.T) {
 }
 
 func TestCancelCheckout(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
 	res, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/cancel", nil)
@@ -398,6 +407,7 @@ func TestCancelCheckout(t *testing.T) {
 // TestCheckoutOwnership: a session is visible only to the platform that
 // created it; others get not_found, as for an unknown id.
 func TestCheckoutOwnership(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
 	for _, who := range []string{"platform-b", ""} {
@@ -421,6 +431,7 @@ func TestCheckoutOwnership(t *testing.T) {
 // TestOrderAccess: the placing platform, or the buyer with an order-read
 // scope; nobody else.
 func TestOrderAccess(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("flower-shop", lines(line("tulip_bunch", 1)), "X-Test-Buyer", "buyer_ada")
 	_, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("success_token"), "X-Test-Buyer", "buyer_ada")
@@ -454,6 +465,7 @@ func TestOrderAccess(t *testing.T) {
 // real service (random items, quantities, codes, destinations, options)
 // and checks the totals invariants on every response.
 func TestTotalsInvariantsRandomCheckouts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	items := map[string][]string{
 		"energy-sport": {"trx-blk-9", "trx-blu-10", "trx-blu-11", "rr2-9", "rr2-10", "merino-socks-m", "hydration-vest-5l", "energy-gels-12"},
@@ -497,6 +509,7 @@ func TestTotalsInvariantsRandomCheckouts(t *testing.T) {
 // TestCheckoutExpiry: a session past expires_at is canceled and can no
 // longer complete.
 func TestCheckoutExpiry(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -519,6 +532,7 @@ func TestCheckoutExpiry(t *testing.T) {
 
 // TestTooManyInstruments: payment.instruments is bounded.
 func TestTooManyInstruments(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	var insts []any
 	for range 11 {
@@ -537,6 +551,7 @@ func TestTooManyInstruments(t *testing.T) {
 // the first 10 instruments, but completion picks the selected instrument
 // from the raw, untruncated list.
 func TestReviewUnofferedRailViaEleventhInstrument(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	err := shop.PutSeedShop(t.Context(), e.store, shop.SeedShop{Slug: "crypto-only", Name: "Crypto Only", Currency: "USD",
 		Config:   shop.Settings{Rails: []string{shop.HandlerCryptoID}},
@@ -564,6 +579,7 @@ func TestReviewUnofferedRailViaEleventhInstrument(t *testing.T) {
 // idempotent() and panics (REST: connection dropped; hosted page: same
 // in payHosted; the idempotency claim is left pending).
 func TestReviewCompleteNilReplyAfterLostRaces(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, &envOptions{store: &racingStore{Commerce: sqlstoretest.SQLite(t), races: 100}})
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
 	body, _ := json.Marshal(cardPayment(shop.TokenSuccess))
@@ -587,6 +603,7 @@ func TestReviewCompleteNilReplyAfterLostRaces(t *testing.T) {
 // idempotency keys are scoped to the client only: two buyers of the same
 // (public, installed) agent app see and replay each other's checkouts.
 func TestReviewBuyersOfOneClientShareCheckouts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	body := lines(line("bouquet_roses", 1))
 	body["buyer"] = map[string]any{"email": "ada@example.com", "first_name": "Ada"}

@@ -68,6 +68,7 @@ func TestHostedPageMoney(t *testing.T) {
 // agent itself can POST the form: the order is placed without the AP2
 // mandate and is recorded as buyer_type "human".
 func TestReviewHostedPageCompletesAP2CheckoutWithoutMandate(t *testing.T) {
+	t.Parallel()
 	e := ap2Env(t)
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
 	if c.Status != ucp.CheckoutReadyForComplete || c.ContinueURL == "" {

@@ -18,6 +18,7 @@ import (
 // TestIdempotentReplay: the same key and body returns the stored response
 // without running the operation again; another body is a 409.
 func TestIdempotentReplay(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	key := uuid()
 	body := lines(line("bouquet_roses", 1))
@@ -53,6 +54,7 @@ func TestIdempotentReplay(t *testing.T) {
 // TestConcurrentCompleteOneKey: 20 concurrent completes with one key make
 // one order, and every caller gets the same response.
 func TestConcurrentCompleteOneKey(t *testing.T) {
+	t.Parallel()
 	for _, backend := range []struct {
 		name string
 		open func(t *testing.T) store.Commerce
@@ -106,6 +108,7 @@ func TestConcurrentCompleteOneKey(t *testing.T) {
 // TestCompleteRaceDifferentKeys: concurrent completions with different
 // keys place one order; the others see a completed checkout.
 func TestCompleteRaceDifferentKeys(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("flower-shop", lines(line("orchid_pot", 1)))
 	var wg sync.WaitGroup
@@ -157,6 +160,7 @@ func (f *failingIdem) ClaimIdempotency(ctx context.Context, k store.IdemKey, h [
 
 // TestIdempotencyStoreDownFailsClosed: no idempotency, no state change.
 func TestIdempotencyStoreDownFailsClosed(t *testing.T) {
+	t.Parallel()
 	fi := &failingIdem{Commerce: sqlstoretest.SQLite(t)}
 	e := newEnv(t, &envOptions{store: fi})
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
@@ -177,6 +181,7 @@ func TestIdempotencyStoreDownFailsClosed(t *testing.T) {
 // TestProtocolErrorsReleaseTheKey: a request that failed before it had an
 // effect may be retried with its key, even with a corrected body.
 func TestProtocolErrorsReleaseTheKey(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	key := uuid()
 	res, b := e.req("POST", "/s/flower-shop/checkout-sessions", `{"line_items":[{"item":{"id":"bouquet_roses"},"quantity":"one"}]}`, "Idempotency-Key", key)
@@ -188,6 +193,7 @@ func TestProtocolErrorsReleaseTheKey(t *testing.T) {
 // TestSweep: expired idempotency records go; live ones stay and still
 // replay.
 func TestSweep(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }

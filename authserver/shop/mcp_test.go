@@ -186,6 +186,7 @@ func mcpMarshal(t *testing.T, v any) []byte {
 // does and checks the result carries the checkout both as structured
 // content and as its exact text serialisation.
 func TestMCPArtosStatelessCall(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	id := uuid()
 	body := mcpMarshal(t, map[string]any{"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": map[string]any{
@@ -257,6 +258,7 @@ func (e *env) mcpCompleteFlowerOrder() *ucp.Checkout {
 // body byte for byte for every read (checkouts included: their
 // merchant_authorization is a deterministic RFC 6979 signature).
 func TestMCPByteIdentityWithREST(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("flower-shop", map[string]any{"line_items": []any{line("bouquet_roses", 2)},
 		"fulfillment": frShipping, "discounts": map[string]any{"codes": []string{"SPRING15"}}})
@@ -305,6 +307,7 @@ func TestMCPByteIdentityWithREST(t *testing.T) {
 
 // TestMCPEveryStoreTool runs every per-store tool over MCP.
 func TestMCPEveryStoreTool(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	const slug = "flower-shop"
 
@@ -388,6 +391,7 @@ func TestMCPEveryStoreTool(t *testing.T) {
 // errors with the UCP code (error.code), the flat UCP code in
 // error.data.code, and the HTTP status as the primary signal (ucp.md §7).
 func TestMCPProtocolErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	const path = "/s/flower-shop/mcp"
 	chk := decode[ucp.Checkout](t, e.mcpCall("flower-shop", "create_checkout", e.mcpArgs("checkout", lines(line("bouquet_roses", 1)))))
@@ -466,6 +470,7 @@ func TestMCPProtocolErrors(t *testing.T) {
 // carries a JSON-RPC error (-32000) for the request's id, so a JSON-RPC
 // client can read it and keep its session.
 func TestMCPBadCredentialsJSONRPCBody(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	id := uuid()
 	body := mcpMarshal(t, map[string]any{"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -506,6 +511,7 @@ func TestMCPBadCredentialsJSONRPCBody(t *testing.T) {
 // TestMCPBusinessErrorIsResult checks business outcomes are tool results
 // with ucp.status "error", not JSON-RPC errors.
 func TestMCPBusinessErrorIsResult(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	res, out, b := e.mcpCallRaw("/s/flower-shop/mcp", "create_checkout", e.mcpArgs("checkout", lines(line("no_such_item", 1))))
 	sc := mustResult(t, "create_checkout", res, out, b)
@@ -557,6 +563,7 @@ func (e *env) listTools(path string) []rpcTool {
 
 // TestMCPToolsList checks the tool definitions: names, schemas and hints.
 func TestMCPToolsList(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	tools := e.listTools("/s/flower-shop/mcp")
 	byName := map[string]rpcTool{}
@@ -626,6 +633,7 @@ func TestMCPToolsList(t *testing.T) {
 // TestMCPGlobalSearchCatalog checks the cross-store search names each
 // variant's seller.
 func TestMCPGlobalSearchCatalog(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	res, out, b := e.mcpCallRaw("/mcp", "search_catalog", e.mcpArgs("catalog", map[string]any{"pagination": map[string]any{"limit": 50}}))
 	sr := decode[ucp.SearchResponse](t, mustResult(t, "search_catalog", res, out, b))
@@ -727,6 +735,7 @@ func sdkCall(ctx context.Context, t *testing.T, cs *mcp.ClientSession, name stri
 // client: initialize, then tools/call over streamable HTTP against the
 // stateless endpoint.
 func TestMCPGoSDKClient(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -767,6 +776,7 @@ func TestMCPGoSDKClient(t *testing.T) {
 
 // TestMCPGoSDKListTools lists the tools through the go-sdk client.
 func TestMCPGoSDKListTools(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -794,6 +804,7 @@ func TestMCPGoSDKListTools(t *testing.T) {
 
 // TestMCPHTTPLimits checks the HTTP envelope: POST only, bounded bodies.
 func TestMCPHTTPLimits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	for _, method := range []string{"GET", "DELETE"} {
 		res, b := e.req(method, "/s/flower-shop/mcp", nil, "Accept", "text/event-stream")
@@ -828,6 +839,7 @@ func TestMCPHTTPLimits(t *testing.T) {
 // meta["idempotency-key"] (the binding allows the headers on the HTTP
 // layer); meta wins when both are there.
 func TestMCPIdempotencyKeyHeader(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
 	call := func(args map[string]any, key string) []byte {
@@ -850,6 +862,7 @@ func TestMCPIdempotencyKeyHeader(t *testing.T) {
 
 // TestMCPAuthErrorIDs: only a string or number id is echoed.
 func TestMCPAuthErrorIDs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	for id, want := range map[string]string{`"a"`: `"a"`, `7`: `7`, `{"x":"<b>"}`: `null`, `["a"]`: `null`, `null`: `null`} {
 		body := []byte(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"get_cart","arguments":{}}}`)
@@ -868,6 +881,7 @@ func TestMCPAuthErrorIDs(t *testing.T) {
 // (a batch, or anything else): rewriteRPCError gives up and the wrapper
 // flushes the *request* body back with HTTP 200 (content type sniffed).
 func TestReviewMCPAuthFailureEchoesRequestWith200(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	for _, body := range []string{
 		`[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]`,
@@ -886,6 +900,7 @@ func TestReviewMCPAuthFailureEchoesRequestWith200(t *testing.T) {
 // call in `serve` behind a same-host TLS proxy that keeps Host (Caddy's
 // default; nginx with proxy_set_header Host $host), while REST works.
 func TestReviewMCPForbiddenBehindLocalReverseProxy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil) // Dev off: the serve configuration
 	send := func(method, path string, body []byte) *http.Response {
 		r, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(string(body)))

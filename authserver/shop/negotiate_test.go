@@ -14,6 +14,7 @@ import (
 
 // TestBusinessProfile: the store profile's shape and hosting rules.
 func TestBusinessProfile(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	res, b := e.req("GET", "/s/energy-sport/.well-known/ucp", nil)
 	wantStatus(t, res, b, http.StatusOK)
@@ -69,6 +70,7 @@ func TestBusinessProfile(t *testing.T) {
 
 // TestNegotiation: discovery and negotiation errors (ucp.md §1.4).
 func TestNegotiation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	create := func(hdr ...string) (*http.Response, []byte) {
 		return e.req("POST", "/s/flower-shop/checkout-sessions", lines(line("bouquet_roses", 1)), hdr...)
@@ -163,6 +165,7 @@ func TestNegotiation(t *testing.T) {
 // TestDevFallback: with Dev on, an unreachable platform profile falls back
 // to the store's own capabilities instead of failing.
 func TestDevFallback(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, &envOptions{dev: true})
 	res, b := e.req("POST", "/s/flower-shop/checkout-sessions", lines(line("bouquet_roses", 1)),
 		"UCP-Agent", `profile="http://127.0.0.1:1/.well-known/ucp"`)
@@ -178,6 +181,7 @@ func TestDevFallback(t *testing.T) {
 // profile and in every signed checkout's ucp.payment_handlers, while
 // pricing reads the new settings and refuses them.
 func TestReviewProfileCacheNeverRefreshed(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	e.req("GET", "/s/energy-sport/.well-known/ucp", nil)
 	es := shop.DemoShops()[0]

@@ -11,6 +11,7 @@ import (
 )
 
 func TestMulDivRound(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ a, b, c, want int64 }{
 		{11610, 825, 10_000, 958}, // 957.825
 		{100, 1500, 10_000, 15},
@@ -30,6 +31,7 @@ func TestMulDivRound(t *testing.T) {
 // the UCP invariants: one subtotal, one total, entries sum to the total,
 // discounts never positive nor larger than the items, nothing negative.
 func TestTotalsProperty(t *testing.T) {
+	t.Parallel()
 	cfg := Settings{Rails: []string{HandlerCardID}, TaxBP: 825,
 		Discounts: map[string]DiscountRule{"P10": {Title: "10%", PercentBP: 1000}, "P100": {Title: "all", PercentBP: 10_000},
 			"F5": {Title: "5 off", Amount: 500}, "F1M": {Title: "1M off", Amount: 1_000_000}}}
@@ -92,6 +94,7 @@ func TestTotalsProperty(t *testing.T) {
 // TestSignedCheckoutEncoding: the spliced ap2 member yields exactly what
 // marshalling the checkout with ap2 would.
 func TestSignedCheckoutEncoding(t *testing.T) {
+	t.Parallel()
 	key := &MemoryKeys{}
 	k, _ := key.ShopKey(t.Context(), "s")
 	neg := &negotiation{version: ucp.Version, caps: map[string]string{ucp.CapCheckout: ucp.Version},

@@ -21,6 +21,7 @@ import (
 // every slug an anonymous caller invents (disk and memory growth, and the
 // response of a non-existent store comes signed).
 func TestReviewSignatureRequestMintsKeysForUnknownStores(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Keys = &shop.FileKeys{Dir: dir} }})
 	for i := range 3 {
@@ -39,6 +40,7 @@ func TestReviewSignatureRequestMintsKeysForUnknownStores(t *testing.T) {
 // request) gets RFC 9421-signed responses that verify with the store's
 // published key; others get none.
 func TestSignedResponses(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	keys, _ := e.storeKeys("flower-shop")
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))

@@ -54,6 +54,7 @@ var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-
 // one delivery pass sends the full order, signed with the store's key,
 // with Webhook-Id, Webhook-Timestamp and UCP-Agent naming the store.
 func TestOrderWebhook(t *testing.T) {
+	t.Parallel()
 	hook := newHookReceiver(t)
 	e := newEnv(t, &envOptions{dev: true}) // dev: the receiver is plain http on loopback
 	e.agent.set(func(a *agentServer) { a.webhook = hook.srv.URL + "/ucp/orders" })
@@ -113,6 +114,7 @@ func contains(s []string, v string) bool {
 // TestOrderWebhookRetries: a failed delivery is retried later with the
 // same Webhook-Id.
 func TestOrderWebhookRetries(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -149,6 +151,7 @@ func TestOrderWebhookRetries(t *testing.T) {
 // TestOrderWebhookOnlyWhenAsked: no webhook_url, or one that is not
 // https outside dev, queues nothing.
 func TestOrderWebhookOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
 	hook := newHookReceiver(t)
 	for _, tc := range []struct {
 		name, url string
@@ -176,6 +179,7 @@ func TestOrderWebhookOnlyWhenAsked(t *testing.T) {
 // TestOrderWebhookAfterHostedPayment: an order the buyer pays on the
 // hosted page still reaches the platform that created the checkout.
 func TestOrderWebhookAfterHostedPayment(t *testing.T) {
+	t.Parallel()
 	hook := newHookReceiver(t)
 	e := newEnv(t, &envOptions{dev: true})
 	e.agent.set(func(a *agentServer) { a.webhook = hook.srv.URL + "/hooks" })
