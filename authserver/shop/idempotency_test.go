@@ -3,12 +3,16 @@ package shop_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
@@ -213,4 +217,143 @@ func TestSweep(t *testing.T) {
 	if n, err := e.svc.Sweep(t.Context()); err != nil || n != 1 {
 		t.Fatalf("swept %d (%v), want 1", n, err)
 	}
+}
+
+// memShops serves stores from memory and nothing else (any other store call
+// panics on the nil Commerce): enough for Service.Do to reach an operation
+// without real I/O, so tests can run it inside a synctest bubble.
+type memShops struct {
+	store.Commerce
+	shops map[string]*store.Shop
+}
+
+func newMemShops(t *testing.T) *memShops {
+	m := &memShops{shops: map[string]*store.Shop{}}
+	for _, sh := range shop.DemoShops() {
+		cfg, err := json.Marshal(sh.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.shops[sh.Slug] = &store.Shop{Slug: sh.Slug, Name: sh.Name, Currency: sh.Currency, Config: cfg}
+	}
+	return m
+}
+
+func (m *memShops) Shop(_ context.Context, slug string) (*store.Shop, error) {
+	if sh, ok := m.shops[slug]; ok {
+		return sh, nil
+	}
+	return nil, store.ErrNotFound
+}
+
+// stuckIdem holds every idempotency key as claimed by a first request
+// that never finishes.
+type stuckIdem struct {
+	*memShops
+	claims atomic.Int64
+}
+
+func (s *stuckIdem) ClaimIdempotency(context.Context, store.IdemKey, []byte, time.Time, time.Duration, time.Duration) (*store.IdemRecord, error) {
+	s.claims.Add(1)
+	return nil, store.ErrInProgress
+}
+
+// TestIdempotencyWaitsForFirst: a duplicate of a request still running
+// polls for IdempotencyWait (10 s by default), then answers 409
+// idempotency_in_progress with Retry-After; a caller that gives up first
+// gets 503. Time is synctest's: the ten seconds take none.
+func TestIdempotencyWaitsForFirst(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		st := &stuckIdem{memShops: newMemShops(t)}
+		caps := map[string][]ucp.Capability{ucp.CapCheckout: {{Entity: ucp.Entity{Version: ucp.Version}}}}
+		svc, err := shop.New(shop.Config{BaseURL: "http://127.0.0.1:1", Store: st, Keys: &shop.MemoryKeys{},
+			Profiles: fixedProfile{&ucp.Profile{UCP: ucp.ProfileUCP{Version: ucp.Version, Capabilities: caps}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(lines(line("bouquet_roses", 1)))
+		req := func() *shop.Request {
+			return &shop.Request{Op: shop.OpCreateCheckout, Shop: "flower-shop", Body: body, Agent: "https://p.example/.well-known/ucp",
+				IdempotencyKey: uuid(), Principal: &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken,
+					Credential: guard.CredentialAPIKey, ClientID: "platform-a"}}
+		}
+
+		start := time.Now()
+		rep := svc.Do(t.Context(), req())
+		waited := time.Since(start)
+		if rep.Err == nil || rep.Err.Status != http.StatusConflict || rep.Err.Code != "idempotency_in_progress" || rep.Err.RetryAfter != 1 {
+			t.Fatalf("want 409 idempotency_in_progress, got %+v %s", rep.Err, rep.Body)
+		}
+		// Backoff doubles from 2 ms to 50 ms: at most one step past the wait.
+		if waited < 10*time.Second || waited > 10*time.Second+50*time.Millisecond {
+			t.Fatalf("waited %v, want the 10 s IdempotencyWait", waited)
+		}
+		if n := st.claims.Load(); n < 100 || n > 300 {
+			t.Fatalf("%d claims in 10 s; the backoff should cap polling at 20 a second", n)
+		}
+
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(time.Second, cancel)
+		start = time.Now()
+		rep = svc.Do(ctx, req())
+		if rep.Err == nil || rep.Err.Status != http.StatusServiceUnavailable || time.Since(start) > time.Second+50*time.Millisecond {
+			t.Fatalf("canceled after 1 s: %+v after %v", rep.Err, time.Since(start))
+		}
+	})
+}
+
+// sweepCounter records sweep passes.
+type sweepCounter struct {
+	store.Commerce
+	mu      sync.Mutex
+	passes  []time.Time // the now of each SweepIdempotency
+	cutoffs []time.Time // each SweepSessions' before
+}
+
+func (s *sweepCounter) SweepIdempotency(_ context.Context, now time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.passes = append(s.passes, now)
+	return 0, nil
+}
+
+func (s *sweepCounter) SweepSessions(_ context.Context, before time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cutoffs = append(s.cutoffs, before)
+	return 0, nil
+}
+
+// TestSweepEvery: a pass at once, then one per interval, each deleting
+// sessions expired SessionRetention ago, until the context ends. Time is
+// synctest's, so three hours pass at once and exactly.
+func TestSweepEvery(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		st := &sweepCounter{}
+		svc, err := shop.New(shop.Config{BaseURL: "http://127.0.0.1:1", Store: st, Keys: &shop.MemoryKeys{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		start := time.Now()
+		go func() { svc.SweepEvery(ctx, time.Hour); close(done) }()
+		time.Sleep(3*time.Hour + time.Minute)
+		synctest.Wait()
+		cancel()
+		<-done
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if len(st.passes) != 4 || len(st.cutoffs) != 4 {
+			t.Fatalf("%d idempotency and %d session sweeps in 3 h, want 4 each", len(st.passes), len(st.cutoffs))
+		}
+		for i, now := range st.passes {
+			want := start.Add(time.Duration(i) * time.Hour)
+			if !now.Equal(want) || !st.cutoffs[i].Equal(want.Add(-shop.SessionRetention)) {
+				t.Fatalf("pass %d at %v cutting %v, want %v and %v", i, now, st.cutoffs[i], want, want.Add(-shop.SessionRetention))
+			}
+		}
+	})
 }
