@@ -164,6 +164,10 @@ type shopInfo struct {
 	cfg Settings
 }
 
+// slugRE is what a store slug looks like (PutSeedShop enforces it; key
+// files are named after slugs).
+var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$`)
+
 func (s *Service) shop(ctx context.Context, slug string) (*shopInfo, error) {
 	sh, err := s.cfg.Store.Shop(ctx, slug)
 	if err != nil {
@@ -211,8 +215,6 @@ func (s *Service) SweepEvery(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
-
-var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$`)
 
 func cmpOr(a, b string) string {
 	if a != "" {
