@@ -57,6 +57,11 @@ func (e *env) advance(d time.Duration) {
 	e.mu.Unlock()
 }
 
+// buyerPasswordHash is Ada's password hash, computed once: each Argon2id
+// run takes 64 MiB and about 0.3 s under the race detector, and every env
+// seeds Ada.
+var buyerPasswordHash = sync.OnceValue(func() string { return oauth.HashPassword(buyerPassword) })
+
 // newEnv serves an authorization server on a random loopback port with a
 // seeded SQLite store. mod may adjust the config.
 func newEnv(t *testing.T, mod func(c *oauth.Config)) *env {
@@ -93,7 +98,7 @@ func newEnvWithStore(t testing.TB, st store.Store, mod func(c *oauth.Config)) *e
 			t.Fatal(err)
 		}
 	}
-	must(st.CreateBuyer(ctx, &store.Buyer{ID: "buyer_ada", Email: buyerEmail, PasswordHash: oauth.HashPassword(buyerPassword), CreatedAt: e.now}))
+	must(st.CreateBuyer(ctx, &store.Buyer{ID: "buyer_ada", Email: buyerEmail, PasswordHash: buyerPasswordHash(), CreatedAt: e.now}))
 	must(st.CreateClient(ctx, &store.Client{ID: agentID, Type: store.ClientInstalled, Name: "Demo Agent",
 		RedirectURIs: []string{"http://127.0.0.1/callback", "https://agent.example/cb"}, CreatedAt: e.now}))
 	must(st.CreateClient(ctx, &store.Client{ID: "other-agent", Type: store.ClientInstalled, Name: "Other",
@@ -192,6 +197,7 @@ func (e *env) approve(b *browser, authURL string, extra map[string]string) url.V
 }
 
 func TestMetadata(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	res, err := http.Get(e.url("/.well-known/oauth-authorization-server"))
 	if err != nil {
@@ -228,6 +234,7 @@ func TestMetadata(t *testing.T) {
 // TestCodeFlowWithXOAuth2: authorization code + PKCE, refresh rotation and
 // token validation, with golang.org/x/oauth2 as the client.
 func TestCodeFlowWithXOAuth2(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	// A loopback redirect with a port the client never registered.
@@ -287,6 +294,7 @@ func TestCodeFlowWithXOAuth2(t *testing.T) {
 }
 
 func TestClientCredentialsWithXOAuth2(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInParams, oauth2.AuthStyleInHeader} {
@@ -348,6 +356,7 @@ func exchangeForm(code, verifier, redirect string) url.Values {
 }
 
 func TestTokenEndpointRefusals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	const redirect = "http://127.0.0.1:8000/callback"
 
@@ -412,6 +421,7 @@ func TestTokenEndpointRefusals(t *testing.T) {
 }
 
 func TestRefreshReuseAndGrace(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	const redirect = "http://127.0.0.1/callback"
 	code, verifier := e.codeFor(redirect, "purchase:complete offline_access")
@@ -473,6 +483,7 @@ func TestRefreshReuseAndGrace(t *testing.T) {
 }
 
 func TestAuthorizeRefusals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	b := newBrowser(t)
 	base := func(mod func(q url.Values)) string {
@@ -518,6 +529,7 @@ func TestAuthorizeRefusals(t *testing.T) {
 }
 
 func TestConsentPage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	conf := e.oauth2Config(agentID, "http://127.0.0.1:7000/callback", "purchase:complete", "offline_access")
 	authURL := conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
@@ -571,6 +583,7 @@ func TestConsentPage(t *testing.T) {
 // TestCIMDClient: a client id that is the URL of its metadata document,
 // served from loopback (allowed by the dev setting).
 func TestCIMDClient(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	var docURL string
 	doc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -610,6 +623,7 @@ func TestCIMDClient(t *testing.T) {
 // pointing at a loopback or private address is refused at the consent
 // page, and the document server is never contacted.
 func TestCIMDPrivateAddressRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *oauth.Config) { c.CIMD = cimd.NewFetcher(nil) })
 	// Count TCP connections, not requests: the guard must stop the dial
 	// itself, not rely on TLS or HTTP failing afterwards.
@@ -635,6 +649,7 @@ func TestCIMDPrivateAddressRefused(t *testing.T) {
 }
 
 func TestPasswordGrantWhenEnabled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *oauth.Config) { c.AllowPasswordGrant = true })
 	form := url.Values{"grant_type": {"password"}, "username": {buyerEmail}, "password": {buyerPassword}, "scope": {"orders:read"},
 		"client_id": {scriptID}, "client_secret": {e.scriptSecret}}
@@ -673,6 +688,7 @@ func TestPasswordGrantWhenEnabled(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *oauth.Config) {
 		c.DisableRateLimits = false
 		c.RateLimits = oauth.RateLimits{PerIP: oauth.RateLimit{Rate: 1, Burst: 3}, PerClient: oauth.RateLimit{Rate: 100, Burst: 100}}
@@ -699,6 +715,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestIntrospection(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	cc := &clientcredentials.Config{ClientID: merchantID, ClientSecret: e.merchantSecret, TokenURL: e.url(oauth.PathToken), Scopes: []string{"orders:read"}}
@@ -751,6 +768,7 @@ func withClient(f url.Values, id string) url.Values {
 // TestSignInThrottle: an account's password cannot be guessed quickly,
 // even when per-IP limits are generous.
 func TestSignInThrottle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *oauth.Config) {
 		c.DisableRateLimits = false
 		c.RateLimits = oauth.RateLimits{PerIP: oauth.RateLimit{Rate: 1000, Burst: 1000}, PerClient: oauth.RateLimit{Rate: 1000, Burst: 1000}}
@@ -779,6 +797,7 @@ func TestSignInThrottle(t *testing.T) {
 // the account's owner out on another. Requests go straight to the handler
 // so they can come from different addresses.
 func TestSignInThrottleIsPerNetwork(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *oauth.Config) {
 		c.DisableRateLimits = false
 		c.RateLimits = oauth.RateLimits{PerIP: oauth.RateLimit{Rate: 1000, Burst: 1000}, PerClient: oauth.RateLimit{Rate: 1000, Burst: 1000}}
@@ -820,6 +839,7 @@ func TestSignInThrottleIsPerNetwork(t *testing.T) {
 // TestClientBucketNotSpoofable: requests that only claim a client id do
 // not use up that client's rate limit.
 func TestClientBucketNotSpoofable(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *oauth.Config) {
 		c.DisableRateLimits = false
 		c.RateLimits = oauth.RateLimits{PerIP: oauth.RateLimit{Rate: 1000, Burst: 1000}, PerClient: oauth.RateLimit{Rate: 0.1, Burst: 3}}
@@ -841,6 +861,7 @@ func TestClientBucketNotSpoofable(t *testing.T) {
 }
 
 func TestMalformedInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	for name, body := range map[string]string{
 		"bad escape": "grant_type=client_credentials&client_id=" + merchantID + "&%zz=1",
@@ -868,6 +889,7 @@ func TestMalformedInput(t *testing.T) {
 // refused (it would otherwise be treated as public), and a document's
 // scope bounds what the client may ask for.
 func TestCIMDDocumentRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	docs := map[string]map[string]any{
 		"/jwt.json":    {"token_endpoint_auth_method": "private_key_jwt"},
@@ -901,6 +923,7 @@ func TestCIMDDocumentRules(t *testing.T) {
 }
 
 func TestConsentHardening(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	// checkout:manage lets the agent complete checkouts, so the page asks
 	// for a spending limit as it does for purchase:complete.
