@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -11,22 +12,39 @@ import (
 	"github.com/ucpbridge/ucpbridge/authserver/store/storetest"
 )
 
+// The SQLite suites run their subtests in parallel: each opens a fresh
+// store in its own directory.
 func TestSQLite(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return sqlstoretest.SQLite(t) })
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		t.Parallel()
+		return sqlstoretest.SQLite(t)
+	})
 }
 
-// TestPostgres runs the suite on PostgreSQL when UCPBRIDGE_TEST_PG holds a
-// DSN; each subtest gets its own schema, dropped afterwards.
+// TestPostgres runs both suites on PostgreSQL when UCPBRIDGE_TEST_PG holds
+// a DSN; each subtest gets its own schema, dropped afterwards. It runs
+// alongside the SQLite tests, but its subtests run one at a time: a store's
+// pool goes up to 32 connections (the concurrency tests use 20 to 30), and
+// the server's max_connections (100 by default) is shared with the other
+// packages' tests, which go test runs at the same time.
 func TestPostgres(t *testing.T) {
-	if sqlstoretest.Postgres(t) == nil {
+	t.Parallel()
+	if os.Getenv(sqlstoretest.EnvPG) == "" {
 		t.Skip(sqlstoretest.EnvPG + " is not set")
 	}
-	storetest.Run(t, func(t *testing.T) store.Store { return sqlstoretest.Postgres(t) })
+	t.Run("Store", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) store.Store { return sqlstoretest.Postgres(t) })
+	})
+	t.Run("Commerce", func(t *testing.T) {
+		storetest.RunCommerce(t, func(t *testing.T) store.Commerce { return sqlstoretest.Postgres(t) })
+	})
 }
 
 // TestRevocationDropsSealedResponses: a revoked family keeps no sealed
 // token responses (they are encrypted, but there is no reason to keep them).
 func TestRevocationDropsSealedResponses(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := sqlstoretest.SQLite(t)
 	now := time.UnixMilli(1_790_000_000_000)
@@ -54,21 +72,17 @@ func TestRevocationDropsSealedResponses(t *testing.T) {
 }
 
 func TestCommerceSQLite(t *testing.T) {
-	storetest.RunCommerce(t, func(t *testing.T) store.Commerce { return sqlstoretest.SQLite(t) })
-}
-
-// TestCommercePostgres runs the commerce suite on PostgreSQL when
-// UCPBRIDGE_TEST_PG holds a DSN.
-func TestCommercePostgres(t *testing.T) {
-	if sqlstoretest.Postgres(t) == nil {
-		t.Skip(sqlstoretest.EnvPG + " is not set")
-	}
-	storetest.RunCommerce(t, func(t *testing.T) store.Commerce { return sqlstoretest.Postgres(t) })
+	t.Parallel()
+	storetest.RunCommerce(t, func(t *testing.T) store.Commerce {
+		t.Parallel()
+		return sqlstoretest.SQLite(t)
+	})
 }
 
 // TestSearchLimits: a zero limit gets a default page and no limit gets
 // more than the cap, so one query never reads a whole catalog.
 func TestSearchLimits(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := sqlstoretest.SQLite(t)
 	tx, err := s.DB().BeginTx(ctx, nil)

@@ -15,7 +15,9 @@ import (
 )
 
 // RunCommerce runs the store.Commerce suite. open returns a new, empty
-// store for each subtest and arranges for it to be closed.
+// store for each subtest and arranges for it to be closed. It is the first
+// thing each subtest does, so it may call t.Parallel when the backend can
+// run subtests side by side.
 func RunCommerce(t *testing.T, open func(t *testing.T) store.Commerce) {
 	tests := []struct {
 		name string

@@ -18,6 +18,8 @@ import (
 )
 
 // Run runs the suite. open returns a new, empty store for each subtest.
+// It is the first thing each subtest does, so it may call t.Parallel when
+// the backend can run subtests side by side.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
