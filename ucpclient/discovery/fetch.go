@@ -15,14 +15,16 @@ import (
 )
 
 const (
-	defaultTimeout     = 5 * time.Second
-	defaultTTL         = 5 * time.Minute
-	minTTL             = 60 * time.Second // the spec's floor
-	maxHonouredMaxAge  = time.Hour
-	defaultNegativeTTL = 10 * time.Second
-	defaultMaxBytes    = 256 << 10
-	defaultMaxEntries  = 1024
-	maxURLLen          = 2048
+	defaultTimeout            = 5 * time.Second
+	defaultTTL                = 5 * time.Minute
+	minTTL                    = 60 * time.Second // the spec's floor
+	maxHonouredMaxAge         = time.Hour
+	defaultNegativeTTL        = 10 * time.Second
+	defaultMaxBytes           = 256 << 10
+	defaultMaxEntries         = 1024
+	defaultMaxInFlightPerHost = 4
+	defaultMaxCacheBytes      = 32 << 20
+	maxURLLen                 = 2048
 )
 
 // Fetcher fetches UCP profiles and caches them. The zero value is ready to
@@ -58,6 +60,12 @@ type Fetcher struct {
 	// beyond it a fetch fails at once, uncached, so callers naming fresh
 	// URLs cannot turn the server into a request amplifier. Default 32.
 	MaxInFlight int
+	// MaxInFlightPerHost bounds concurrent fetches from one host, so one
+	// slow host named by many URLs cannot hold every slot; default 4.
+	MaxInFlightPerHost int
+	// MaxCacheBytes bounds the memory the cached profiles hold (each
+	// counted at twice its body, for the parsed form); default 32 MiB.
+	MaxCacheBytes int64
 	// Now is the clock for cache expiry; default time.Now.
 	Now func() time.Time
 
@@ -82,6 +90,9 @@ func NoRedirects(c *http.Client) *http.Client {
 func (f *Fetcher) init() {
 	f.initOnce.Do(func() {
 		f.cache.MaxEntries, f.cache.MaxInFlight, f.cache.Now = f.maxEntries(), f.maxInFlight(), f.now
+		f.cache.MaxInFlightPerHost = cmpOr(f.MaxInFlightPerHost, defaultMaxInFlightPerHost)
+		f.cache.MaxBytes = cmpOr(f.MaxCacheBytes, defaultMaxCacheBytes)
+		f.cache.Size = func(p *ucp.Profile) int64 { return 2*int64(len(p.Raw)) + 4096 }
 		if f.Client != nil {
 			f.client = NoRedirects(f.Client)
 			return
@@ -286,4 +297,12 @@ func (f *Fetcher) maxInFlight() int {
 		return f.MaxInFlight
 	}
 	return 32
+}
+
+// cmpOr is v when positive, else the default.
+func cmpOr[T int | int64](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }

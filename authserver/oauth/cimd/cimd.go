@@ -103,7 +103,9 @@ func NewFetcher(opts *Options) *Fetcher {
 		now:           o.Now,
 	}
 	// Client ids are attacker-chosen URLs: bound the fetches they start.
-	f.cache.MaxEntries, f.cache.MaxInFlight = defaultMaxCache, 32
+	f.cache.MaxEntries, f.cache.MaxInFlight, f.cache.MaxInFlightPerHost = defaultMaxCache, 32, 4
+	// A document is at most maxBytes; count it twice for the parsed form.
+	f.cache.MaxBytes, f.cache.Size = 16<<20, func(*Client) int64 { return 2 * f.maxBytes }
 	if f.timeout <= 0 {
 		f.timeout = defaultTimeout
 	}
@@ -283,14 +285,17 @@ func parseDocument(clientID string, body []byte) (*Client, *Error) {
 	if len(c.RedirectURIs) == 0 {
 		return nil, &Error{Reason: "client metadata document must list redirect_uris"}
 	}
-	for _, r := range c.RedirectURIs {
+	// Reasons name entries by position, never by content: they are shown
+	// on the platform's own page, and the document's author chose the
+	// text.
+	for i, r := range c.RedirectURIs {
 		if !isAbsoluteURI(r) {
-			return nil, &Error{Reason: fmt.Sprintf("redirect_uris entry %q is not an absolute URI without a fragment", r)}
+			return nil, &Error{Reason: fmt.Sprintf("redirect_uris[%d] is not an absolute URI without a fragment", i)}
 		}
 		// Private-use schemes must be reverse-DNS (OAuth 2.1): that keeps
 		// out javascript:, data: and other schemes browsers act on.
 		if u, err := url.Parse(r); err == nil && u.Scheme != "http" && u.Scheme != "https" && !strings.Contains(u.Scheme, ".") {
-			return nil, &Error{Reason: fmt.Sprintf("redirect_uris entry %q: private-use schemes must be reverse-DNS names", r)}
+			return nil, &Error{Reason: fmt.Sprintf("redirect_uris[%d]: private-use schemes must be reverse-DNS names", i)}
 		}
 	}
 	switch c.TokenEndpointAuthMethod {
@@ -298,9 +303,9 @@ func parseDocument(clientID string, body []byte) (*Client, *Error) {
 		c.TokenEndpointAuthMethod = "none"
 	case "none", "private_key_jwt":
 	case "client_secret_post", "client_secret_basic", "client_secret_jwt":
-		return nil, &Error{Reason: fmt.Sprintf("token_endpoint_auth_method %q uses a shared secret, which URL client ids cannot have", c.TokenEndpointAuthMethod)}
+		return nil, &Error{Reason: fmt.Sprintf("token_endpoint_auth_method %s uses a shared secret, which URL client ids cannot have", c.TokenEndpointAuthMethod)}
 	default:
-		return nil, &Error{Reason: fmt.Sprintf("token_endpoint_auth_method %q is not supported (use none or private_key_jwt)", c.TokenEndpointAuthMethod)}
+		return nil, &Error{Reason: "token_endpoint_auth_method is not supported (use none or private_key_jwt)"}
 	}
 	return &c, nil
 }
