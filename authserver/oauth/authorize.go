@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -46,16 +47,19 @@ func (a *authRequest) params() url.Values {
 
 var challengePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
+// maxParamLen bounds the free-form authorization parameters.
+const maxParamLen = 2048
+
 // parseAuthRequest validates in the order OAuth requires: problems with
 // the client or redirect URI are shown on the page (a redirect could go to
 // an attacker); everything after that is redirected to the client.
-func (s *Server) parseAuthRequest(ctx context.Context, q url.Values) (*authRequest, *oauthError, *oauthError) {
+func (s *Server) parseAuthRequest(ctx context.Context, ip string, q url.Values) (*authRequest, *oauthError, *oauthError) {
 	for _, k := range []string{"client_id", "redirect_uri", "response_type", "state", "scope", "code_challenge", "code_challenge_method", "resource"} {
 		if len(q[k]) > 1 {
 			return nil, errInvalidRequest("parameter " + quoteShort(k) + " is repeated"), nil
 		}
 	}
-	c, err := s.resolveClient(ctx, q.Get("client_id"))
+	c, err := s.resolveClient(ctx, ip, q.Get("client_id"))
 	if err != nil {
 		var oe *oauthError
 		if errors.As(err, &oe) {
@@ -64,6 +68,11 @@ func (s *Server) parseAuthRequest(ctx context.Context, q url.Values) (*authReque
 		return nil, errServer(err), nil
 	}
 	a := &authRequest{client: c, RedirectURI: q.Get("redirect_uri"), State: q.Get("state"), Resource: q.Get("resource")}
+	// state and resource come back in the page and the redirect: bound
+	// them so a request cannot blow either up.
+	if len(a.State) > maxParamLen || len(a.Resource) > maxParamLen {
+		return nil, errInvalidRequest(fmt.Sprintf("state and resource are limited to %d bytes", maxParamLen)), nil
+	}
 	if a.RedirectURI == "" {
 		if len(c.RedirectURIs) != 1 {
 			return nil, errInvalidRequest("redirect_uri is required"), nil
@@ -145,7 +154,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, errInvalidRequest(err.Error()))
 		return
 	}
-	a, pageErr, redirErr := s.parseAuthRequest(r.Context(), r.URL.Query())
+	a, pageErr, redirErr := s.parseAuthRequest(r.Context(), clientIP(r), r.URL.Query())
 	switch {
 	case pageErr != nil:
 		s.renderError(w, r, pageErr)

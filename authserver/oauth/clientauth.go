@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/ucpbridge/ucpbridge/authserver/oauth/cimd"
@@ -68,12 +69,20 @@ func (c *client) allows(grant string) bool {
 	return slices.Contains(c.GrantTypes, grant)
 }
 
-// resolveClient finds a registered client or fetches a CIMD document.
-func (s *Server) resolveClient(ctx context.Context, id string) (*client, error) {
+// resolveClient finds a registered client or fetches a CIMD document for
+// a request from ip.
+func (s *Server) resolveClient(ctx context.Context, ip, id string) (*client, error) {
 	if id == "" {
 		return nil, errInvalidClient("client_id is required")
 	}
 	if s.cfg.CIMD != nil && s.cfg.CIMD.IsClientID(id) {
+		// Fetch slots are shared by everyone: one network naming slow
+		// documents must not hold them all.
+		if !s.cimdSlots.take(ip) {
+			return nil, &oauthError{Code: "temporarily_unavailable", Description: "too many client metadata fetches from your network; retry shortly",
+				Status: http.StatusServiceUnavailable}
+		}
+		defer s.cimdSlots.give(ip)
 		doc, err := s.cfg.CIMD.Fetch(ctx, id)
 		if err != nil {
 			var ce *cimd.Error
@@ -118,7 +127,14 @@ func (s *Server) formClient(w http.ResponseWriter, r *http.Request) (*client, bo
 		s.writeError(w, r, oe)
 		return nil, false
 	}
-	if ok, wait := s.cliLim.allow(c.ID); !ok {
+	// A public client "authenticates" by naming its id, so anyone could
+	// empty its bucket for all its users: public clients are limited per
+	// client and network instead.
+	bucket := c.ID
+	if !c.confidential() {
+		bucket += "|" + clientIP(r)
+	}
+	if ok, wait := s.cliLim.allow(bucket); !ok {
 		s.tooMany(w, r, wait)
 		return nil, false
 	}
@@ -150,7 +166,7 @@ func (s *Server) authenticateClient(r *http.Request) (*client, *oauthError) {
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	c, err := s.resolveClient(r.Context(), id)
+	c, err := s.resolveClient(r.Context(), clientIP(r), id)
 	if err != nil {
 		var oe *oauthError
 		if errors.As(err, &oe) {
@@ -192,4 +208,31 @@ func (s *Server) ValidateAPIKey(ctx context.Context, key string) (string, error)
 		return "", ErrInvalidAPIKey
 	}
 	return c.ID, nil
+}
+
+// slots bounds concurrent work per key (a client network).
+type slots struct {
+	max  int
+	mu   sync.Mutex
+	used map[string]int
+}
+
+func newSlots(max int) *slots { return &slots{max: max, used: map[string]int{}} }
+
+func (s *slots) take(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used[key] >= s.max {
+		return false
+	}
+	s.used[key]++
+	return true
+}
+
+func (s *slots) give(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used[key]--; s.used[key] <= 0 {
+		delete(s.used, key)
+	}
 }

@@ -116,7 +116,9 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authRe
 	}
 	w.WriteHeader(status)
 	if err := consentPage.Execute(w, data); err != nil {
-		s.log.ErrorContext(r.Context(), "consent page", "error", err)
+		// The template is fixed and its data escaped: a failure here is
+		// the connection going away.
+		s.log.DebugContext(r.Context(), "consent page", "error", err)
 	}
 }
 
@@ -215,7 +217,7 @@ func (s *Server) handleAuthorizePost(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, errInvalidRequest("the form expired or was not sent from this site; go back and try again"))
 		return
 	}
-	a, pageErr, redirErr := s.parseAuthRequest(r.Context(), r.PostForm)
+	a, pageErr, redirErr := s.parseAuthRequest(r.Context(), clientIP(r), r.PostForm)
 	switch {
 	case pageErr != nil:
 		s.renderError(w, r, pageErr)

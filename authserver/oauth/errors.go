@@ -1,7 +1,9 @@
 package oauth
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 )
 
@@ -63,9 +65,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // client repeating it cannot flood the error log.
 func (s *Server) logError(r *http.Request, msg string, e *oauthError) {
 	switch {
-	case e.Code == "server_error":
+	case e.Code == "server_error" && r.Context().Err() == nil && !errors.Is(e.cause, context.Canceled):
+		// A caller that hangs up cancels the request's context and so
+		// fails the store call in flight: that is not the server failing.
 		s.log.ErrorContext(r.Context(), msg, "path", r.URL.Path, "error", e.Code, "cause", e.cause)
-	case e.cause != nil:
+	case e.cause != nil || e.Code == "server_error":
 		s.log.DebugContext(r.Context(), msg, "path", r.URL.Path, "error", e.Code, "cause", e.cause)
 	}
 }

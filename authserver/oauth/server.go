@@ -89,6 +89,8 @@ type Server struct {
 	mux     *http.ServeMux
 	ipLim   *limiter
 	cliLim  *limiter
+	// cimdSlots bounds CIMD fetches in flight per client network.
+	cimdSlots *slots
 	// loginLim counts failed sign-ins per account and network, so a
 	// password cannot be guessed quickly, while a stranger failing against
 	// an account cannot lock its owner out from another network.
@@ -140,6 +142,7 @@ func New(cfg Config) (*Server, error) {
 	if s.sealer, err = newSealer(cfg.SealKey); err != nil {
 		return nil, err
 	}
+	s.cimdSlots = newSlots(4)
 	s.cookies = newCookieCodec(cfg.SealKey, u.Scheme == "https", u.Path+"/oauth")
 	if !cfg.DisableRateLimits {
 		s.ipLim = newLimiter(cfg.RateLimits.PerIP, s.now)
