@@ -166,15 +166,36 @@ stores (UCP %[11]s; REST at the store URL, MCP at <store>/mcp):
 }
 
 // loadOrCreateKey keeps the seal key across restarts, so refresh retries
-// and sign-in sessions survive a restart.
+// and sign-in sessions survive a restart. A missing file is created (mode
+// 0600, never over another instance's); an existing file that cannot be
+// read or is not 32 bytes stops the start: replacing it would silently
+// split instances that share it.
 func loadOrCreateKey(path string) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil && len(b) == 32 {
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil && len(b) == 32:
 		return b, nil
+	case err == nil:
+		return nil, fmt.Errorf("seal key %s holds %d bytes, want 32 raw bytes (e.g. head -c 32 /dev/urandom)", path, len(b))
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("seal key: %w", err)
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
-	if err := os.WriteFile(path, key, 0o600); err != nil {
-		return nil, err
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return loadOrCreateKey(path) // another instance created it first
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	if _, err := f.Write(key); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
 	}
 	return key, nil
 }
