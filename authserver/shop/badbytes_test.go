@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
@@ -162,5 +164,43 @@ func TestBadBytesRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHangupIsNotAnError: a caller that goes away cancels its request's
+// context, failing the store call in flight; that is logged at debug, so
+// hanging up cannot fill the error log.
+func TestHangupIsNotAnError(t *testing.T) {
+	t.Parallel()
+	logs := &logRecorder{}
+	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Logger = slog.New(logs) }})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, req := range []*shop.Request{
+		{Op: shop.OpCreateCheckout, Shop: "flower-shop", Body: []byte(`{"line_items":[{"item":{"id":"bouquet_roses"},"quantity":1}]}`), Agent: e.agent.URL()},
+		{Op: shop.OpGetOrder, Shop: "flower-shop", ID: "ord_x", Agent: e.agent.URL()},
+		{Op: shop.OpSearchCatalog, Shop: "flower-shop", Body: []byte(`{"query":"roses"}`)},
+	} {
+		if rep := e.svc.Do(ctx, req); rep.Err == nil {
+			t.Fatalf("%s ran on a canceled context: %d", req.Op, rep.Status)
+		}
+	}
+	if errs := logs.above(slog.LevelError); len(errs) > 0 {
+		t.Fatalf("a hang-up was logged as an error: %v", errs)
+	}
+	if len(logs.above(slog.LevelDebug)) == 0 {
+		t.Fatal("nothing logged: the calls did not fail as the test expects")
+	}
+}
+
+// TestUnknownRailRefused: a store cannot offer a rail this build cannot
+// charge through (it would fail at completion, after the mandate).
+func TestUnknownRailRefused(t *testing.T) {
+	t.Parallel()
+	st := sqlstoretest.SQLite(t)
+	err := shop.PutSeedShop(t.Context(), st, shop.SeedShop{Slug: "odd", Name: "Odd", Currency: "EUR",
+		Config: shop.Settings{Rails: []string{shop.HandlerCardID, "artos.barter"}}}, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "artos.barter") {
+		t.Fatalf("%v", err)
 	}
 }

@@ -168,7 +168,7 @@ func (cp *completion) checkMandate(ctx context.Context, c *ucp.Checkout, railID 
 			Content: me.Reason, Severity: ucp.SeverityRecoverable})
 		return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusError)
 	default:
-		s.log.ErrorContext(ctx, "shop: mandate verification", "err", err)
+		s.failure(ctx, "shop: mandate verification", err)
 		return unavailable("mandate verification is unavailable")
 	}
 }

@@ -78,7 +78,7 @@ func (s *Service) idempotent(ctx context.Context, oc *opCtx) *Reply {
 			}
 			wait = min(wait*2, 50*time.Millisecond)
 		default:
-			s.log.ErrorContext(ctx, "shop: claim idempotency key", "err", err)
+			s.failure(ctx, "shop: claim idempotency key", err)
 			return unavailable("idempotency storage is unavailable")
 		}
 	}

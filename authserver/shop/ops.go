@@ -164,7 +164,7 @@ func (s *Service) do(ctx context.Context, req *Request) *Reply {
 		if sh, err = s.shop(ctx, req.Shop); errors.Is(err, store.ErrNotFound) {
 			return protoErr(http.StatusNotFound, rpcInvalid, "store_not_found", "no store "+req.Shop)
 		} else if err != nil {
-			s.log.ErrorContext(ctx, "shop: load store", "store", req.Shop, "err", err)
+			s.failure(ctx, "shop: load store", err, "store", req.Shop)
 			return unavailable("the store is unavailable")
 		}
 	}
@@ -247,6 +247,18 @@ func notFound(what string) ucp.Message {
 }
 
 func (s *Service) storeFailure(ctx context.Context, err error) *Reply {
-	s.log.ErrorContext(ctx, "shop: storage", "err", err)
+	s.failure(ctx, "shop: storage", err)
 	return unavailable("the store is temporarily unavailable")
+}
+
+// failure logs a failure on a request's path. A caller that hangs up
+// cancels its context, which fails whatever call was in flight: that is
+// logged at debug, so nobody can fill the error log by hanging up.
+func (s *Service) failure(ctx context.Context, msg string, err error, args ...any) {
+	args = append(args, "err", err)
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		s.log.DebugContext(ctx, msg, args...)
+		return
+	}
+	s.log.ErrorContext(ctx, msg, args...)
 }

@@ -164,7 +164,7 @@ func (n *negotiation) envelope(names ...string) *ucp.Envelope {
 func (s *Service) negotiate(ctx context.Context, sh *shopInfo, req *Request, info opInfo) (*negotiation, *Reply) {
 	bp, err := s.businessProfile(ctx, sh)
 	if err != nil {
-		s.log.ErrorContext(ctx, "shop: build profile", "err", err)
+		s.failure(ctx, "shop: build profile", err)
 		return nil, unavailable("the store is unavailable")
 	}
 	own := func() *negotiation {
@@ -182,7 +182,7 @@ func (s *Service) negotiate(ctx context.Context, sh *shopInfo, req *Request, inf
 	if err != nil {
 		var de *discovery.Error
 		if !errors.As(err, &de) {
-			s.log.ErrorContext(ctx, "shop: fetch platform profile", "err", err)
+			s.failure(ctx, "shop: fetch platform profile", err)
 			return nil, unavailable("platform profile resolution failed")
 		}
 		if s.cfg.Dev && de.Code != discovery.CodeInvalidProfileURL {

@@ -58,13 +58,14 @@ func (s *Service) serveProfile(w http.ResponseWriter, r *http.Request) {
 			writeProtocolError(w, &ProtocolError{Status: http.StatusNotFound, Code: "store_not_found", Content: "no store " + slug})
 			return
 		} else if err != nil {
+			s.failure(r.Context(), "shop: load store", err, "store", slug)
 			writeProtocolError(w, unavailable("the store is unavailable").Err)
 			return
 		}
 	}
 	bp, err := s.businessProfile(r.Context(), sh)
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "shop: profile", "err", err)
+		s.failure(r.Context(), "shop: profile", err)
 		writeProtocolError(w, unavailable("the store is unavailable").Err)
 		return
 	}

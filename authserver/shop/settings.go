@@ -50,6 +50,13 @@ func parseShopConfig(raw json.RawMessage) (Settings, error) {
 	if len(c.Rails) == 0 {
 		return c, errors.New("store configuration: no payment rails")
 	}
+	// A rail this build cannot charge through would be offered, then
+	// fail at completion after the mandate was spent.
+	for _, id := range c.Rails {
+		if _, ok := railByID(id); !ok {
+			return c, fmt.Errorf("store configuration: unknown payment rail %q", id)
+		}
+	}
 	if c.TaxBP < 0 || c.TaxBP > 10_000 {
 		return c, errors.New("store configuration: tax_bp out of range")
 	}

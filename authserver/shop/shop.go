@@ -204,9 +204,9 @@ func (s *Service) SweepEvery(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for {
 		if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "shop: sweep idempotency records", "err", err)
+			s.log.ErrorContext(ctx, "shop: sweep", "err", err)
 		} else if n > 0 {
-			s.log.InfoContext(ctx, "shop: swept idempotency records", "n", n)
+			s.log.InfoContext(ctx, "shop: swept expired idempotency records and sessions", "n", n)
 		}
 		select {
 		case <-ctx.Done():
