@@ -3,6 +3,7 @@ package discovery
 import "testing"
 
 func TestParseUCPAgent(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		header           string
 		profile, version string

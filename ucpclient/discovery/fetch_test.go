@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
@@ -80,25 +81,40 @@ func releaseOnCleanup(t *testing.T, ch chan struct{}) func() {
 	return release
 }
 
-// fakeClock is a settable Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+// inProcess is a profile host served in process: its Client runs handler
+// inside RoundTrip, with no connection. Cache and singleflight
+// tests use it inside a synctest bubble, where a real connection does not
+// fit (a goroutine waiting on the network is not durably blocked, so the
+// bubble's clock would not move and synctest.Wait would not return).
+type inProcess struct {
+	handler http.HandlerFunc
+	mu      sync.Mutex
+	hits    map[string]int
 }
 
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 4, 8, 12, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
+func newInProcess(handler http.HandlerFunc) *inProcess {
+	return &inProcess{handler: handler, hits: make(map[string]int)}
 }
 
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+func (s *inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	s.mu.Lock()
+	s.hits[r.URL.Path]++
+	s.mu.Unlock()
+	w := httptest.NewRecorder()
+	s.handler(w, r)
+	return w.Result(), nil
 }
+
+func (s *inProcess) Client() *http.Client { return &http.Client{Transport: s} }
+
+func (s *inProcess) count(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits[path]
+}
+
+// inProcessURL is any https URL: inProcess never dials.
+const inProcessURL = "https://shop.example"
 
 func wantCode(t *testing.T, err error, code string) *Error {
 	t.Helper()
@@ -113,6 +129,7 @@ func wantCode(t *testing.T, err error, code string) *Error {
 }
 
 func TestFetchHTTPS(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, true, serveProfile)
 	f := &Fetcher{Client: NoRedirects(ts.Client())}
 	p, err := f.Fetch(context.Background(), ts.URL+"/.well-known/ucp")
@@ -125,6 +142,7 @@ func TestFetchHTTPS(t *testing.T) {
 }
 
 func TestFetchRefusesRedirect(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, true, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/moved" {
 			http.Redirect(w, r, "/real", http.StatusFound)
@@ -145,6 +163,7 @@ func TestFetchRefusesRedirect(t *testing.T) {
 }
 
 func TestFetchFailures(t *testing.T) {
+	t.Parallel()
 	big := `{"ucp":{"version":"2026-04-08"},"pad":"` + strings.Repeat("x", 200) + `"}`
 	for _, tc := range []struct {
 		name    string
@@ -180,6 +199,7 @@ func TestFetchFailures(t *testing.T) {
 		}, CodeProfileMalformed, "duplicate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			ts := newServer(t, true, tc.handler)
 			f := &Fetcher{Client: ts.Client(), MaxBytes: 200}
 			_, err := f.Fetch(context.Background(), ts.URL+"/p")
@@ -198,6 +218,7 @@ func TestFetchFailures(t *testing.T) {
 }
 
 func TestFetchTimeout(t *testing.T) {
+	t.Parallel()
 	// The handler ignores the client going away: answering then can race
 	// the client's own cancellation and hand it an empty 200.
 	gate := make(chan struct{})
@@ -217,6 +238,7 @@ func TestFetchTimeout(t *testing.T) {
 }
 
 func TestFetchHonoursContext(t *testing.T) {
+	t.Parallel()
 	gate := make(chan struct{})
 	ts := newServer(t, true, func(w http.ResponseWriter, r *http.Request) {
 		<-gate
@@ -260,7 +282,10 @@ func TestFetchHonoursContext(t *testing.T) {
 	}
 }
 
+// TestFetchCaches runs in synctest bubbles: the Fetcher's clock is the
+// bubble's (time.Now), and time.Sleep moves it.
 func TestFetchCaches(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name         string
 		ttl          time.Duration
@@ -276,75 +301,79 @@ func TestFetchCaches(t *testing.T) {
 		{"TTL above an hour kept", 2 * time.Hour, "max-age=60", 119 * time.Minute, 121 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := newServer(t, true, func(w http.ResponseWriter, r *http.Request) {
-				if tc.cacheControl != "" {
-					w.Header().Set("Cache-Control", tc.cacheControl)
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				ts := newInProcess(func(w http.ResponseWriter, r *http.Request) {
+					if tc.cacheControl != "" {
+						w.Header().Set("Cache-Control", tc.cacheControl)
+					}
+					io.WriteString(w, testProfile)
+				})
+				f := &Fetcher{Client: ts.Client(), TTL: tc.ttl}
+				url := inProcessURL + "/p"
+				fetch := func(wantHits int) {
+					t.Helper()
+					if _, err := f.Fetch(context.Background(), url); err != nil {
+						t.Fatal(err)
+					}
+					if n := ts.count("/p"); n != wantHits {
+						t.Fatalf("server saw %d requests, want %d", n, wantHits)
+					}
 				}
-				io.WriteString(w, testProfile)
+				fetch(1)
+				time.Sleep(tc.fresh)
+				fetch(1)
+				time.Sleep(tc.stale - tc.fresh)
+				fetch(2)
 			})
-			clock := newClock()
-			f := &Fetcher{Client: ts.Client(), TTL: tc.ttl, Now: clock.Now}
-			url := ts.URL + "/p"
-			fetch := func(wantHits int) {
-				t.Helper()
-				if _, err := f.Fetch(context.Background(), url); err != nil {
-					t.Fatal(err)
-				}
-				if n := ts.count("/p"); n != wantHits {
-					t.Fatalf("server saw %d requests, want %d", n, wantHits)
-				}
-			}
-			fetch(1)
-			clock.Advance(tc.fresh)
-			fetch(1)
-			clock.Advance(tc.stale - tc.fresh)
-			fetch(2)
 		})
 	}
 }
 
 func TestFetchNegativeCache(t *testing.T) {
-	var fail atomic.Bool
-	fail.Store(true)
-	ts := newServer(t, true, func(w http.ResponseWriter, r *http.Request) {
-		if fail.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var fail atomic.Bool
+		fail.Store(true)
+		ts := newInProcess(func(w http.ResponseWriter, r *http.Request) {
+			if fail.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			serveProfile(w, r)
+		})
+		f := &Fetcher{Client: ts.Client()}
+		url := inProcessURL + "/p"
+
+		_, err := f.Fetch(context.Background(), url)
+		wantCode(t, err, CodeProfileUnreachable)
+		fail.Store(false)
+		time.Sleep(9 * time.Second)
+		_, err = f.Fetch(context.Background(), url)
+		e := wantCode(t, err, CodeProfileUnreachable)
+		if n := ts.count("/p"); n != 1 {
+			t.Fatalf("failure not remembered: server saw %d requests", n)
 		}
-		serveProfile(w, r)
+		e.Content = "edited by a caller"
+		_, err = f.Fetch(context.Background(), url)
+		if e2 := wantCode(t, err, CodeProfileUnreachable); e2.Content == e.Content {
+			t.Error("callers share one *Error")
+		}
+		time.Sleep(2 * time.Second)
+		if _, err := f.Fetch(context.Background(), url); err != nil {
+			t.Fatalf("after NegativeTTL: %v", err)
+		}
+
+		// NegativeTTL < 0 turns it off.
+		fail.Store(true)
+		f = &Fetcher{Client: ts.Client(), NegativeTTL: -1}
+		before := ts.count("/p")
+		f.Fetch(context.Background(), url)
+		f.Fetch(context.Background(), url)
+		if n := ts.count("/p") - before; n != 2 {
+			t.Errorf("with NegativeTTL < 0 the server saw %d requests, want 2", n)
+		}
 	})
-	clock := newClock()
-	f := &Fetcher{Client: ts.Client(), Now: clock.Now}
-	url := ts.URL + "/p"
-
-	_, err := f.Fetch(context.Background(), url)
-	wantCode(t, err, CodeProfileUnreachable)
-	fail.Store(false)
-	clock.Advance(9 * time.Second)
-	_, err = f.Fetch(context.Background(), url)
-	e := wantCode(t, err, CodeProfileUnreachable)
-	if n := ts.count("/p"); n != 1 {
-		t.Fatalf("failure not remembered: server saw %d requests", n)
-	}
-	e.Content = "edited by a caller"
-	_, err = f.Fetch(context.Background(), url)
-	if e2 := wantCode(t, err, CodeProfileUnreachable); e2.Content == e.Content {
-		t.Error("callers share one *Error")
-	}
-	clock.Advance(2 * time.Second)
-	if _, err := f.Fetch(context.Background(), url); err != nil {
-		t.Fatalf("after NegativeTTL: %v", err)
-	}
-
-	// NegativeTTL < 0 turns it off.
-	fail.Store(true)
-	f = &Fetcher{Client: ts.Client(), Now: clock.Now, NegativeTTL: -1}
-	before := ts.count("/p")
-	f.Fetch(context.Background(), url)
-	f.Fetch(context.Background(), url)
-	if n := ts.count("/p") - before; n != 2 {
-		t.Errorf("with NegativeTTL < 0 the server saw %d requests, want 2", n)
-	}
 }
 
 // joined reports how many Fetch calls wait on the in-flight fetch of url.
@@ -353,89 +382,94 @@ func (f *Fetcher) joined(url string) int {
 	return f.cache.Joined(url)
 }
 
+// TestFetchSharesOneRequest: concurrent fetches of one URL wait on one
+// request. In a synctest bubble, Wait returns once every caller is blocked,
+// joined to the fetch or (if they did not share it) in a handler of its own.
 func TestFetchSharesOneRequest(t *testing.T) {
-	gate := make(chan struct{})
-	ts := newServer(t, true, func(w http.ResponseWriter, r *http.Request) {
-		<-gate
-		serveProfile(w, r)
-	})
-	// Registered after newServer so it runs before the server's Close,
-	// which would otherwise wait forever on a handler if the test fails
-	// early.
-	release := releaseOnCleanup(t, gate)
-	f := &Fetcher{Client: ts.Client()}
-	url := ts.URL + "/p"
-	const n = 20
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Go(func() {
-			p, err := f.Fetch(context.Background(), url)
-			if err == nil && p.UCP.Version != "2026-04-08" {
-				err = errors.New("wrong profile")
-			}
-			errs <- err
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		ts := newInProcess(func(w http.ResponseWriter, r *http.Request) {
+			<-gate
+			serveProfile(w, r)
 		})
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.joined(url) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d fetches joined", f.joined(url), n)
+		release := releaseOnCleanup(t, gate)
+		f := &Fetcher{Client: ts.Client()}
+		url := inProcessURL + "/p"
+		const n = 20
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for range n {
+			wg.Go(func() {
+				p, err := f.Fetch(context.Background(), url)
+				if err == nil && p.UCP.Version != "2026-04-08" {
+					err = errors.New("wrong profile")
+				}
+				errs <- err
+			})
 		}
-		time.Sleep(time.Millisecond)
-	}
-	release()
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
+		synctest.Wait()
+		if got, joined := ts.count("/p"), f.joined(url); got != 1 || joined != n {
+			t.Errorf("%d fetches: %d requests, %d joined; want 1 request, %d joined", n, got, joined, n)
 		}
-	}
-	if got := ts.count("/p"); got != 1 {
-		t.Errorf("server saw %d requests, want 1", got)
-	}
+		release()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		if got := ts.count("/p"); got != 1 {
+			t.Errorf("server saw %d requests, want 1", got)
+		}
+	})
 }
 
 // TestFetchInFlightBound: fetches of distinct URLs beyond MaxInFlight
 // fail at once without reaching the network, and are not cached.
 func TestFetchInFlightBound(t *testing.T) {
-	gate := make(chan struct{})
-	ts := newServer(t, true, func(w http.ResponseWriter, r *http.Request) {
-		<-gate
-		serveProfile(w, r)
-	})
-	release := releaseOnCleanup(t, gate)
-	f := &Fetcher{Client: ts.Client(), MaxInFlight: 2}
-	var wg sync.WaitGroup
-	for i := range 2 {
-		wg.Go(func() { f.Fetch(context.Background(), fmt.Sprintf("%s/p%d", ts.URL, i)) })
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.joined(ts.URL+"/p0") < 1 || f.joined(ts.URL+"/p1") < 1 {
-		if time.Now().After(deadline) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		ts := newInProcess(func(w http.ResponseWriter, r *http.Request) {
+			<-gate
+			serveProfile(w, r)
+		})
+		release := releaseOnCleanup(t, gate)
+		f := &Fetcher{Client: ts.Client(), MaxInFlight: 2}
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() { f.Fetch(context.Background(), fmt.Sprintf("%s/p%d", inProcessURL, i)) })
+		}
+		synctest.Wait()
+		if f.joined(inProcessURL+"/p0") != 1 || f.joined(inProcessURL+"/p1") != 1 {
 			t.Fatal("fetches did not start")
 		}
-		time.Sleep(time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_, err := f.Fetch(ctx, ts.URL+"/p2")
-	wantCode(t, err, CodeProfileUnreachable)
-	if got := ts.count("/p2"); got != 0 {
-		t.Fatalf("the refused fetch reached the server (%d)", got)
-	}
-	release()
-	wg.Wait()
-	if _, err := f.Fetch(context.Background(), ts.URL+"/p2"); err != nil {
-		t.Fatalf("refusal was cached: %v", err)
-	}
-	if got := ts.count("/p2"); got != 1 {
-		t.Fatalf("server saw %d requests for p2, want 1", got)
-	}
+		// Bounded, so a missing bound fails here instead of deadlocking
+		// the bubble.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := f.Fetch(ctx, inProcessURL+"/p2")
+		if e := wantCode(t, err, CodeProfileUnreachable); !strings.Contains(e.Content, "too many") {
+			t.Errorf("content %q, want too many fetches", e.Content)
+		}
+		if got := ts.count("/p2"); got != 0 {
+			t.Fatalf("the refused fetch reached the server (%d)", got)
+		}
+		release()
+		wg.Wait()
+		if _, err := f.Fetch(context.Background(), inProcessURL+"/p2"); err != nil {
+			t.Fatalf("refusal was cached: %v", err)
+		}
+		if got := ts.count("/p2"); got != 1 {
+			t.Fatalf("server saw %d requests for p2, want 1", got)
+		}
+	})
 }
 
 func TestFetchLRUBound(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, true, serveProfile)
 	f := &Fetcher{Client: ts.Client(), MaxEntries: 2}
 	fetch := func(path string) {
@@ -463,6 +497,7 @@ func TestFetchLRUBound(t *testing.T) {
 }
 
 func TestFetchURLRules(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, false, serveProfile)
 	port := ts.Listener.Addr().(*net.TCPAddr).Port
 	loop := "http://127.0.0.1:" + strconv.Itoa(port) + "/.well-known/ucp"
@@ -511,6 +546,7 @@ func TestFetchURLRules(t *testing.T) {
 }
 
 func TestDefaultClientRefusesNonPublic(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, true, serveProfile)
 	port := strconv.Itoa(ts.Listener.Addr().(*net.TCPAddr).Port)
 	for _, host := range []string{"127.0.0.1", "localhost"} {
@@ -541,6 +577,7 @@ func TestDefaultClientRefusesNonPublic(t *testing.T) {
 }
 
 func TestNoRedirects(t *testing.T) {
+	t.Parallel()
 	ts := newServer(t, true, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/elsewhere", http.StatusMovedPermanently)
 	})
@@ -563,6 +600,7 @@ func TestNoRedirects(t *testing.T) {
 }
 
 func TestErrorStatus(t *testing.T) {
+	t.Parallel()
 	for code, want := range map[string]int{
 		CodeInvalidProfileURL:        400,
 		CodeProfileUnreachable:       424,

@@ -51,6 +51,7 @@ const (
 )
 
 func TestNegotiate(t *testing.T) {
+	t.Parallel()
 	shop := caps{
 		checkout:    {v0408},
 		cart:        {v0408},
@@ -224,6 +225,7 @@ func TestNegotiate(t *testing.T) {
 }
 
 func TestNegotiateVersionMessage(t *testing.T) {
+	t.Parallel()
 	_, err := Negotiate(profile(v0408, caps{checkout: {v0408}}), profile(v0111, caps{checkout: {v0408}}), NegotiateOptions{})
 	e := wantCode(t, err, CodeVersionUnsupported)
 	if !strings.Contains(e.Content, v0111) || !strings.Contains(e.Content, v0408) {
@@ -235,6 +237,7 @@ func TestNegotiateVersionMessage(t *testing.T) {
 }
 
 func TestNegotiateParsedProfiles(t *testing.T) {
+	t.Parallel()
 	business, err := ucp.ParseProfile([]byte(`{"ucp":{"version":"2026-04-08","capabilities":{
 	  "dev.ucp.shopping.checkout":[{"version":"2026-04-08"}],
 	  "dev.ucp.shopping.discount":[{"version":"2026-04-08","extends":["dev.ucp.shopping.checkout","dev.ucp.shopping.cart"]}]}}}`))
@@ -258,6 +261,7 @@ func TestNegotiateParsedProfiles(t *testing.T) {
 }
 
 func TestOwn(t *testing.T) {
+	t.Parallel()
 	n := Own(profile(v0408, caps{
 		checkout:    {v0123, v0408, v0111},
 		fulfillment: {v0408 + ">" + checkout},
