@@ -14,31 +14,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
 )
-
-type cimdTestClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newCIMDTestClock() *cimdTestClock {
-	return &cimdTestClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *cimdTestClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *cimdTestClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // cimdRequestID rebuilds the client id a request was made for, so handlers can
 // serve a document whose client_id matches without knowing the port up front.
@@ -105,6 +85,30 @@ func newLoopbackFetcher(opts *Options) *Fetcher {
 	return NewFetcher(&o)
 }
 
+// cimdInProcess returns a fetcher whose requests h serves in process (no
+// connection, no dial guard), and a counter of the requests h received. Cache and singleflight tests use it inside a synctest bubble,
+// where a real connection does not fit: a goroutine waiting on the network
+// is not durably blocked, so the bubble's clock would not move and
+// synctest.Wait would not return.
+func cimdInProcess(opts *Options, h cimdHandler) (*Fetcher, *atomic.Int32) {
+	hits := new(atomic.Int32)
+	f := newLoopbackFetcher(opts)
+	f.client.Transport = roundTripper(func(r *http.Request) (*http.Response, error) {
+		hits.Add(1)
+		w := httptest.NewRecorder()
+		h(w, r, r.URL.String())
+		return w.Result(), nil
+	})
+	return f, hits
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// cimdInProcessID is a client id for cimdInProcess: any https URL will do.
+const cimdInProcessID = "https://agent.example/oauth/client.json"
+
 // wantError asserts err is a *Error whose Reason contains want.
 func wantError(t *testing.T, err error, want string) *Error {
 	t.Helper()
@@ -122,6 +126,7 @@ func wantError(t *testing.T, err error, want string) *Error {
 }
 
 func TestCIMDDefaults(t *testing.T) {
+	t.Parallel()
 	f := NewFetcher(nil)
 	if f.timeout != 5*time.Second || f.maxBytes != 5120 || f.ttl != 600*time.Second || f.now == nil || f.allowLoopback {
 		t.Fatalf("defaults: timeout %v maxBytes %d ttl %v allowLoopback %v", f.timeout, f.maxBytes, f.ttl, f.allowLoopback)
@@ -136,6 +141,7 @@ func TestCIMDDefaults(t *testing.T) {
 }
 
 func TestCIMDFetchValid(t *testing.T) {
+	t.Parallel()
 	var gotAccept, gotMethod atomic.Value
 	id, hits := cimdServe(t, func(w http.ResponseWriter, r *http.Request, id string) {
 		gotAccept.Store(r.Header.Get("Accept"))
@@ -184,37 +190,44 @@ func TestCIMDFetchValid(t *testing.T) {
 	}
 }
 
+// TestCIMDCacheHitAndTTLExpiry runs in a synctest bubble: the fetcher's
+// clock is the bubble's (time.Now), and time.Sleep moves it.
 func TestCIMDCacheHitAndTTLExpiry(t *testing.T) {
-	id, hits := cimdServeDoc(t)
-	clock := newCIMDTestClock()
-	f := newLoopbackFetcher(&Options{TTL: time.Minute, Now: clock.Now})
-	ctx := context.Background()
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f, hits := cimdInProcess(&Options{TTL: time.Minute}, func(w http.ResponseWriter, r *http.Request, id string) {
+			w.Write(cimdDoc(t, id))
+		})
+		id := cimdInProcessID
+		ctx := context.Background()
 
-	for range 3 {
+		for range 3 {
+			if _, err := f.Fetch(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := hits.Load(); n != 1 {
+			t.Fatalf("after 3 fetches server saw %d requests, want 1 (cache hit)", n)
+		}
+		time.Sleep(59 * time.Second)
 		if _, err := f.Fetch(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if n := hits.Load(); n != 1 {
-		t.Fatalf("after 3 fetches server saw %d requests, want 1 (cache hit)", n)
-	}
-	clock.Advance(59 * time.Second)
-	if _, err := f.Fetch(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	if n := hits.Load(); n != 1 {
-		t.Fatalf("within TTL server saw %d requests, want 1", n)
-	}
-	clock.Advance(time.Second)
-	if _, err := f.Fetch(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	if n := hits.Load(); n != 2 {
-		t.Fatalf("after TTL server saw %d requests, want 2 (refetch)", n)
-	}
+		if n := hits.Load(); n != 1 {
+			t.Fatalf("within TTL server saw %d requests, want 1", n)
+		}
+		time.Sleep(time.Second)
+		if _, err := f.Fetch(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if n := hits.Load(); n != 2 {
+			t.Fatalf("after TTL server saw %d requests, want 2 (refetch)", n)
+		}
+	})
 }
 
 func TestErrorsNotCached(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	id, hits := cimdServe(t, func(w http.ResponseWriter, r *http.Request, id string) {
 		switch n.Add(1) {
@@ -243,6 +256,7 @@ func TestErrorsNotCached(t *testing.T) {
 }
 
 func TestCIMDRedirectRefused(t *testing.T) {
+	t.Parallel()
 	var targetHits atomic.Int32
 	id, _ := cimdServe(t, func(w http.ResponseWriter, r *http.Request, id string) {
 		if r.URL.Path == "/moved.json" {
@@ -262,8 +276,10 @@ func TestCIMDRedirectRefused(t *testing.T) {
 }
 
 func TestCIMDNon200Refused(t *testing.T) {
+	t.Parallel()
 	for _, status := range []int{201, 203, 204, 304, 400, 404, 500} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
+			t.Parallel()
 			id, _ := cimdServe(t, func(w http.ResponseWriter, r *http.Request, id string) {
 				w.WriteHeader(status)
 				w.Write(cimdDoc(t, id)) // a valid body must not rescue a wrong status
@@ -275,6 +291,7 @@ func TestCIMDNon200Refused(t *testing.T) {
 }
 
 func TestCIMDBodySizeCap(t *testing.T) {
+	t.Parallel()
 	const limit = 5120 // the default
 	for _, tc := range []struct {
 		name          string
@@ -288,6 +305,7 @@ func TestCIMDBodySizeCap(t *testing.T) {
 		{"limit+1, content-length", limit + 1, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			id, _ := cimdServe(t, func(w http.ResponseWriter, r *http.Request, id string) {
 				doc := cimdDoc(t, id)
 				// Trailing whitespace keeps the JSON valid at any size.
@@ -314,6 +332,7 @@ func TestCIMDBodySizeCap(t *testing.T) {
 }
 
 func TestCIMDEndlessBodyStopsAtCap(t *testing.T) {
+	t.Parallel()
 	// If the reader were not capped, this would run until the timeout and
 	// report a timeout instead.
 	id, _ := cimdServe(t, func(w http.ResponseWriter, r *http.Request, id string) {
@@ -334,6 +353,7 @@ func TestCIMDEndlessBodyStopsAtCap(t *testing.T) {
 }
 
 func TestCIMDTimeout(t *testing.T) {
+	t.Parallel()
 	id, _ := cimdServe(t, func(w http.ResponseWriter, r *http.Request, id string) {
 		<-r.Context().Done()
 	})
@@ -347,6 +367,7 @@ func TestCIMDTimeout(t *testing.T) {
 }
 
 func TestClientIDMismatch(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		edit func(id string) any
@@ -361,12 +382,14 @@ func TestClientIDMismatch(t *testing.T) {
 		{"null", func(string) any { return nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			id, _ := cimdServeDoc(t, func(m map[string]any) { m["client_id"] = tc.edit(m["client_id"].(string)) })
 			_, err := newLoopbackFetcher(nil).Fetch(context.Background(), id)
 			wantError(t, err, "does not match")
 		})
 	}
 	t.Run("absent", func(t *testing.T) {
+		t.Parallel()
 		id, _ := cimdServeDoc(t, func(m map[string]any) { delete(m, "client_id") })
 		_, err := newLoopbackFetcher(nil).Fetch(context.Background(), id)
 		wantError(t, err, "does not match")
@@ -374,6 +397,7 @@ func TestClientIDMismatch(t *testing.T) {
 }
 
 func TestCIMDRedirectURIsRequired(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		edit func(m map[string]any)
@@ -389,12 +413,14 @@ func TestCIMDRedirectURIsRequired(t *testing.T) {
 		{"https without host", func(m map[string]any) { m["redirect_uris"] = []string{"https:///cb"} }, "not an absolute URI"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			id, _ := cimdServeDoc(t, tc.edit)
 			_, err := newLoopbackFetcher(nil).Fetch(context.Background(), id)
 			wantError(t, err, tc.want)
 		})
 	}
 	t.Run("private-use scheme accepted", func(t *testing.T) {
+		t.Parallel()
 		id, _ := cimdServeDoc(t, func(m map[string]any) { m["redirect_uris"] = []string{"com.example.app:/oauth/cb"} })
 		if _, err := newLoopbackFetcher(nil).Fetch(context.Background(), id); err != nil {
 			t.Fatal(err)
@@ -403,6 +429,7 @@ func TestCIMDRedirectURIsRequired(t *testing.T) {
 }
 
 func TestCIMDSharedSecretsRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		edit func(m map[string]any)
@@ -419,6 +446,7 @@ func TestCIMDSharedSecretsRefused(t *testing.T) {
 		{"private_key_jwt", func(m map[string]any) { m["token_endpoint_auth_method"] = "private_key_jwt" }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			id, _ := cimdServeDoc(t, tc.edit)
 			c, err := newLoopbackFetcher(nil).Fetch(context.Background(), id)
 			if tc.want == "" {
@@ -436,6 +464,7 @@ func TestCIMDSharedSecretsRefused(t *testing.T) {
 }
 
 func TestCIMDDocumentMustBeOneJSONObject(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		body func(id string) string
@@ -454,6 +483,7 @@ func TestCIMDDocumentMustBeOneJSONObject(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			id, _ := cimdServe(t, func(w http.ResponseWriter, r *http.Request, id string) {
 				w.Write([]byte(tc.body(id)))
 			})
@@ -465,6 +495,7 @@ func TestCIMDDocumentMustBeOneJSONObject(t *testing.T) {
 	// encoding/json matches struct fields case-insensitively; member names
 	// must match exactly so a look-alike member cannot override client_id.
 	t.Run("case-variant member ignored", func(t *testing.T) {
+		t.Parallel()
 		id, _ := cimdServeDoc(t, func(m map[string]any) {
 			m["Client_ID"] = "https://evil.example/c.json"
 			m["Redirect_URIs"] = []string{"https://evil.example/cb"}
@@ -480,6 +511,7 @@ func TestCIMDDocumentMustBeOneJSONObject(t *testing.T) {
 }
 
 func TestCIMDURLShapes(t *testing.T) {
+	t.Parallel()
 	long := "https://app.example/" + strings.Repeat("a", maxURLLen-len("https://app.example/"))
 	for _, tc := range []struct {
 		name          string
@@ -536,6 +568,7 @@ func TestCIMDURLShapes(t *testing.T) {
 }
 
 func TestCIMDLoopbackRefusedWithoutAllowLoopback(t *testing.T) {
+	t.Parallel()
 	t.Run("http refused by URL rule", func(t *testing.T) {
 		id, hits := cimdServeDoc(t)
 		_, err := NewFetcher(nil).Fetch(context.Background(), id)
@@ -596,134 +629,139 @@ func TestCIMDLoopbackRefusedWithoutAllowLoopback(t *testing.T) {
 // of id.
 func (f *Fetcher) cimdJoined(id string) int { return f.cache.Joined(id) }
 
-// waitCIMD polls cond for up to 5s; tests use it instead of fixed sleeps.
-func waitCIMD(cond func() bool) bool {
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
-}
-
-// cimdServeHeld serves valid documents, each held until release is called.
-// The release also runs at cleanup, before the server closes, so a failing
-// test does not hang on a blocked handler.
-func cimdServeHeld(t *testing.T) (id string, hits *atomic.Int32, release func()) {
+// cimdInProcessHeld is cimdInProcess serving valid documents, each held
+// until release is called. The release also runs at cleanup, so a failing
+// test does not leave the bubble deadlocked on a blocked handler.
+func cimdInProcessHeld(t *testing.T, opts *Options) (f *Fetcher, hits *atomic.Int32, release func()) {
 	t.Helper()
 	ch := make(chan struct{})
 	release = sync.OnceFunc(func() { close(ch) })
-	id, hits = cimdServe(t, func(w http.ResponseWriter, r *http.Request, id string) {
+	f, hits = cimdInProcess(opts, func(w http.ResponseWriter, r *http.Request, id string) {
 		<-ch
 		w.Write(cimdDoc(t, id))
 	})
 	t.Cleanup(release)
-	return id, hits, release
+	return f, hits, release
 }
 
+// TestCIMDConcurrentFetchSharesOneRequest: in a synctest bubble, Wait
+// returns once every caller is blocked, joined to the one fetch or (if
+// they did not share it) in a request of its own.
 func TestCIMDConcurrentFetchSharesOneRequest(t *testing.T) {
-	id, hits, release := cimdServeHeld(t)
-	f := newLoopbackFetcher(nil)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f, hits, release := cimdInProcessHeld(t, nil)
+		id := cimdInProcessID
 
-	const n = 8
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Go(func() {
-			c, err := f.Fetch(context.Background(), id)
-			if err == nil && c.ClientID != id {
-				err = errors.New("wrong document")
-			}
-			errs <- err
-		})
-	}
-	// Hold the response until every caller has joined the in-flight fetch,
-	// or until a second request shows they did not share it.
-	waitCIMD(func() bool { return f.cimdJoined(id) == n || hits.Load() > 1 })
-	release()
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
+		const n = 8
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for range n {
+			wg.Go(func() {
+				c, err := f.Fetch(context.Background(), id)
+				if err == nil && c.ClientID != id {
+					err = errors.New("wrong document")
+				}
+				errs <- err
+			})
 		}
-	}
-	if got := hits.Load(); got != 1 {
-		t.Fatalf("%d concurrent fetches made %d requests, want 1", n, got)
-	}
+		synctest.Wait()
+		if got, joined := hits.Load(), f.cimdJoined(id); got != 1 || joined != n {
+			t.Errorf("%d fetches: %d requests, %d joined; want 1 request, %d joined", n, got, joined, n)
+		}
+		release()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		if got := hits.Load(); got != 1 {
+			t.Fatalf("%d concurrent fetches made %d requests, want 1", n, got)
+		}
+	})
 }
 
 func TestCIMDCanceledWaiterDoesNotFailOthers(t *testing.T) {
-	id, hits, release := cimdServeHeld(t)
-	f := newLoopbackFetcher(nil)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f, hits, release := cimdInProcessHeld(t, nil)
+		id := cimdInProcessID
 
-	ctx, cancel := context.WithCancel(context.Background())
-	first := make(chan error, 1)
-	go func() {
-		_, err := f.Fetch(ctx, id)
-		first <- err
-	}()
-	if !waitCIMD(func() bool { return hits.Load() == 1 }) {
-		t.Fatal("request never reached the server")
-	}
-	second := make(chan error, 1)
-	go func() {
-		_, err := f.Fetch(context.Background(), id)
-		second <- err
-	}()
-	if !waitCIMD(func() bool { return f.cimdJoined(id) == 2 }) {
-		t.Fatal("second Fetch did not join the in-flight fetch")
-	}
-	cancel()
-	wantError(t, <-first, "canceled")
-	release()
-	if err := <-second; err != nil {
-		t.Fatalf("second caller failed after the first canceled: %v", err)
-	}
-	if got := hits.Load(); got != 1 {
-		t.Fatalf("server saw %d requests, want 1", got)
-	}
+		ctx, cancel := context.WithCancel(context.Background())
+		first := make(chan error, 1)
+		go func() {
+			_, err := f.Fetch(ctx, id)
+			first <- err
+		}()
+		synctest.Wait()
+		if hits.Load() != 1 {
+			t.Fatal("request never reached the server")
+		}
+		second := make(chan error, 1)
+		go func() {
+			_, err := f.Fetch(context.Background(), id)
+			second <- err
+		}()
+		synctest.Wait()
+		if f.cimdJoined(id) != 2 {
+			t.Fatal("second Fetch did not join the in-flight fetch")
+		}
+		cancel()
+		select {
+		case err := <-first:
+			wantError(t, err, "canceled")
+		case <-time.After(time.Minute): // fake time: fires once all else blocks
+			t.Fatal("the canceled caller is still waiting")
+		}
+		release()
+		if err := <-second; err != nil {
+			t.Fatalf("second caller failed after the first canceled: %v", err)
+		}
+		if got := hits.Load(); got != 1 {
+			t.Fatalf("server saw %d requests, want 1", got)
+		}
+	})
 }
 
 func TestCIMDCacheBounded(t *testing.T) {
-	var hits atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		w.Write(cimdDoc(t, cimdRequestID(r)))
-	}))
-	t.Cleanup(srv.Close)
-	clock := newCIMDTestClock()
-	f := newLoopbackFetcher(&Options{TTL: 10 * time.Second, Now: clock.Now})
-	f.cache.MaxEntries = 3
-	fetch := func(name string) {
-		t.Helper()
-		if _, err := f.Fetch(context.Background(), srv.URL+"/"+name+".json"); err != nil {
-			t.Fatal(err)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f, hits := cimdInProcess(&Options{TTL: 10 * time.Second}, func(w http.ResponseWriter, r *http.Request, id string) {
+			w.Write(cimdDoc(t, id))
+		})
+		f.cache.MaxEntries = 3
+		const base = "https://agent.example/"
+		fetch := func(name string) {
+			t.Helper()
+			if _, err := f.Fetch(context.Background(), base+name+".json"); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	cached := func(name string) bool { return f.cache.Cached(srv.URL + "/" + name + ".json") }
+		cached := func(name string) bool { return f.cache.Cached(base + name + ".json") }
 
-	for _, name := range []string{"a", "b", "c"} {
-		fetch(name)
-		clock.Advance(time.Second)
-	}
-	fetch("d") // full: evicts the oldest, a
-	if cached("a") || !cached("b") || !cached("c") || !cached("d") {
-		t.Fatalf("after d: a=%v b=%v c=%v d=%v, want only a evicted", cached("a"), cached("b"), cached("c"), cached("d"))
-	}
-	clock.Advance(9 * time.Second) // b and c expire; d does not
-	fetch("e")
-	if cached("b") || cached("c") || !cached("d") || !cached("e") {
-		t.Fatalf("after e: b=%v c=%v d=%v e=%v, want expired b and c swept", cached("b"), cached("c"), cached("d"), cached("e"))
-	}
-	if hits.Load() != 5 {
-		t.Fatalf("server saw %d requests, want 5", hits.Load())
-	}
+		for _, name := range []string{"a", "b", "c"} {
+			fetch(name)
+			time.Sleep(time.Second)
+		}
+		fetch("d") // full: evicts the oldest, a
+		if cached("a") || !cached("b") || !cached("c") || !cached("d") {
+			t.Fatalf("after d: a=%v b=%v c=%v d=%v, want only a evicted", cached("a"), cached("b"), cached("c"), cached("d"))
+		}
+		time.Sleep(9 * time.Second) // b and c expire; d does not
+		fetch("e")
+		if cached("b") || cached("c") || !cached("d") || !cached("e") {
+			t.Fatalf("after e: b=%v c=%v d=%v e=%v, want expired b and c swept", cached("b"), cached("c"), cached("d"), cached("e"))
+		}
+		if hits.Load() != 5 {
+			t.Fatalf("server saw %d requests, want 5", hits.Load())
+		}
+	})
 }
 
 func TestErrorWrapping(t *testing.T) {
+	t.Parallel()
 	inner := errors.New("inner")
 	e := &Error{Reason: "refused", Err: inner}
 	if !errors.Is(e, inner) || e.Error() != "refused: inner" {
@@ -737,25 +775,33 @@ func TestErrorWrapping(t *testing.T) {
 // TestCIMDFetchesInFlightBounded: beyond the in-flight bound a fetch of
 // another client id fails at once, without a request.
 func TestCIMDFetchesInFlightBounded(t *testing.T) {
-	id, hits, release := cimdServeHeld(t)
-	f := newLoopbackFetcher(nil)
-	f.cache.MaxInFlight = 1
-	done := make(chan error, 1)
-	go func() { _, err := f.Fetch(context.Background(), id); done <- err }()
-	if !waitCIMD(func() bool { return f.cimdJoined(id) == 1 }) {
-		t.Fatal("first fetch did not start")
-	}
-	other := strings.Replace(id, ".json", "-other.json", 1)
-	_, err := f.Fetch(context.Background(), other)
-	var ce *Error
-	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "too many") {
-		t.Fatalf("%v", err)
-	}
-	release()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if got := hits.Load(); got != 1 {
-		t.Fatalf("server saw %d requests, want 1", got)
-	}
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f, hits, release := cimdInProcessHeld(t, nil)
+		f.cache.MaxInFlight = 1
+		id := cimdInProcessID
+		done := make(chan error, 1)
+		go func() { _, err := f.Fetch(context.Background(), id); done <- err }()
+		synctest.Wait()
+		if f.cimdJoined(id) != 1 {
+			t.Fatal("first fetch did not start")
+		}
+		// Bounded, so a missing bound fails here instead of deadlocking
+		// the bubble.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		other := strings.Replace(id, ".json", "-other.json", 1)
+		_, err := f.Fetch(ctx, other)
+		var ce *Error
+		if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "too many") {
+			t.Fatalf("%v", err)
+		}
+		release()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := hits.Load(); got != 1 {
+			t.Fatalf("server saw %d requests, want 1", got)
+		}
+	})
 }
