@@ -43,6 +43,7 @@ func nodeJose(t *testing.T, cmd string, in, out any) {
 }
 
 func TestInteropNodeJose(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	jwks := func(k *mandate.SigningKey) any { return k.JWKS() }
 

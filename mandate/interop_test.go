@@ -14,6 +14,7 @@ import (
 // that shares no code with go-jose.
 
 func TestInteropJWXVerifiesOurMandates(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	for name, mint := range map[string]func(*mandate.SigningKey, *mandate.Params) (string, error){
 		"checkout": mandate.MintCheckoutMandate, "payment": mandate.MintPaymentMandate,
@@ -33,6 +34,7 @@ func TestInteropJWXVerifiesOurMandates(t *testing.T) {
 }
 
 func TestInteropJWXVerifiesOurMerchantAuthorization(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	payload, _ := mandate.Canonicalize([]byte(checkoutJSON))
 	det := merchantAuth(t, f.checkout)
@@ -42,6 +44,7 @@ func TestInteropJWXVerifiesOurMerchantAuthorization(t *testing.T) {
 }
 
 func TestInteropWeVerifyJWXMerchantAuthorization(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	payload, _ := mandate.Canonicalize([]byte(checkoutJSON))
 	hdr := jws.NewHeaders()

@@ -48,6 +48,7 @@ var appendixB = []struct {
 }
 
 func TestCanonicalizeNumbersRFC8785AppendixB(t *testing.T) {
+	t.Parallel()
 	for _, tc := range appendixB {
 		f := math.Float64frombits(tc.bits)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
@@ -77,6 +78,7 @@ const rfcSortIn = "{\n  \"\\u20ac\": \"Euro Sign\",\n  \"\\r\": \"Carriage Retur
 const rfcSortOut = "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\u0080\":\"Control\",\"\u00f6\":\"Latin Small Letter O With Diaeresis\",\"\u20ac\":\"Euro Sign\",\"\U0001f600\":\"Emoji: Grinning Face\",\"\ufb33\":\"Hebrew Letter Dalet With Dagesh\"}"
 
 func TestCanonicalizeRFC8785Examples(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, in, want string }{
 		{"3.2.2 main", rfcExampleIn, rfcExampleOut},
 		{"3.2.3 utf16 sort", rfcSortIn, rfcSortOut},
@@ -94,6 +96,7 @@ func TestCanonicalizeRFC8785Examples(t *testing.T) {
 // TestCanonicalizeReferenceData runs the cyberphone reference files that
 // the jcs module ships, read in place from the module cache.
 func TestCanonicalizeReferenceData(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/gowebpki/jcs").Output()
 	if err != nil {
 		t.Skipf("cannot locate the jcs module: %v", err)
@@ -124,6 +127,7 @@ func TestCanonicalizeReferenceData(t *testing.T) {
 }
 
 func TestCanonicalizeTricky(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, in, want string }{
 		// encoding/json would escape these three as \u003c \u003e \u0026.
 		{"html chars stay raw", `{"a":"<b>&"}`, `{"a":"<b>&"}`},
@@ -152,6 +156,7 @@ func TestCanonicalizeTricky(t *testing.T) {
 }
 
 func TestCanonicalizeRejects(t *testing.T) {
+	t.Parallel()
 	for name, in := range map[string]string{
 		"duplicate key":    `{"a":1,"a":2}`,
 		"nested duplicate": `{"x":{"a":1,"a":1}}`,
@@ -172,6 +177,7 @@ func TestCanonicalizeRejects(t *testing.T) {
 }
 
 func TestCanonicalizeValueMatchesCanonicalize(t *testing.T) {
+	t.Parallel()
 	v := map[string]any{"b": "<&>", "a": []int{3, 1}, "c": json.Number("1.50")}
 	got, err := CanonicalizeValue(v)
 	if err != nil {
@@ -183,6 +189,7 @@ func TestCanonicalizeValueMatchesCanonicalize(t *testing.T) {
 }
 
 func TestCanonicalMembers(t *testing.T) {
+	t.Parallel()
 	in := `{"ap2":{"merchant_authorization":"x"},"id":"c1","z":[1,{"ap2":2}],"a":"s,t"}`
 	got, err := canonicalMembers([]byte(in), func(n string) bool { return n != "ap2" })
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 const rfcP256 = `{"kty":"EC","crv":"P-256","x":"qIVYZVLCrPZHGHjP17CTW0_-D9Lfw0EkjqF7xB4FivA","y":"Mc4nN9LTDOBhfoUeg8Ye9WedFRhnZXZJA12Qp0zZ6F0","d":"UpuF81l-kOxbjf7T4mNSv0r5tN67Gim7rnf6EFpcYDs"}`
 
 func TestThumbprintKid(t *testing.T) {
+	t.Parallel()
 	k, err := mandate.ParseSigningKey([]byte(strings.Replace(rfcP256, `"kty"`, `"kid":"","kty"`, 1)))
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +33,7 @@ func TestThumbprintKid(t *testing.T) {
 }
 
 func TestKeysNeverLeakPrivatePart(t *testing.T) {
+	t.Parallel()
 	k, _ := mandate.GenerateSigningKey()
 	pubJSON, _ := json.Marshal(k)
 	jwks, _ := json.Marshal(k.JWKS())
@@ -55,6 +57,7 @@ func TestKeysNeverLeakPrivatePart(t *testing.T) {
 }
 
 func TestSaveLoadSigningKey(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	k, _ := mandate.GenerateSigningKey()
 	for _, name := range []string{"agent.json", "agent.pem"} {
@@ -97,6 +100,7 @@ func TestSaveLoadSigningKey(t *testing.T) {
 }
 
 func TestParseKeySet(t *testing.T) {
+	t.Parallel()
 	a, _ := mandate.GenerateSigningKey()
 	b, _ := mandate.GenerateSigningKey()
 	aj, _ := json.Marshal(a.PublicJWK())

@@ -17,6 +17,7 @@ import (
 )
 
 func TestMintCheckoutMandateShape(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	tok, err := mandate.MintCheckoutMandate(f.agent, f.params())
 	if err != nil {
@@ -61,6 +62,7 @@ func TestMintCheckoutMandateShape(t *testing.T) {
 }
 
 func TestMintPaymentMandateShape(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	tok, err := mandate.MintPaymentMandate(f.agent, f.params())
 	if err != nil {
@@ -83,6 +85,7 @@ func TestMintPaymentMandateShape(t *testing.T) {
 }
 
 func TestMintRejectsBadParams(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	for name, p := range map[string]*mandate.Params{
 		"nil":              nil,
@@ -102,6 +105,7 @@ func TestMintRejectsBadParams(t *testing.T) {
 }
 
 func TestVerifyCheckoutMandate(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	tok, err := mandate.MintCheckoutMandate(f.agent, f.params())
@@ -129,6 +133,7 @@ func TestVerifyCheckoutMandate(t *testing.T) {
 // TestVerifyMandateRefusals has one case per check; each fails if its check
 // is removed.
 func TestVerifyMandateRefusals(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	mint := func(mod func(p *mandate.Params)) string {
@@ -226,6 +231,7 @@ func TestVerifyMandateRefusals(t *testing.T) {
 }
 
 func TestVerifyPaymentMandate(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	p := f.params()
@@ -267,6 +273,7 @@ func TestVerifyPaymentMandate(t *testing.T) {
 }
 
 func TestReplayIsRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	o := f.opts()
@@ -297,6 +304,7 @@ type brokenStore struct{}
 func (brokenStore) Use(context.Context, string, time.Time) error { return errors.New("db down") }
 
 func TestReplayStoreFailureFailsClosed(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	o := f.opts()
 	o.Replay = brokenStore{}
@@ -309,6 +317,7 @@ func TestReplayStoreFailureFailsClosed(t *testing.T) {
 }
 
 func TestMemoryReplayCacheBounds(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1000, 0)
 	c := mandate.NewMemoryReplayCache(2, func() time.Time { return now })
 	ctx := context.Background()
@@ -327,6 +336,7 @@ func TestMemoryReplayCacheBounds(t *testing.T) {
 }
 
 func TestVerifyOptionsRequired(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	tok, _ := mandate.MintCheckoutMandate(f.agent, f.params())
 	for name, o := range map[string]*mandate.VerifyOptions{
@@ -345,6 +355,7 @@ func TestVerifyOptionsRequired(t *testing.T) {
 // merchant, jti, exp (and payment_mandate_id) in insertion order, with no
 // iat/aud/binding claims. Those mandates must verify.
 func TestVerifyArtosShapedMandate(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	claims := `{"checkout":` + string(f.checkout) + `,"merchant":"flower-shop","jti":"m_0d9c6e52-4b8e-4f4e-9a38-1f0e9c7d3a21","exp":` +
 		jsonInt(f.now.Add(300*time.Second).Unix()) + `,"payment_mandate_id":"5b0e5a3e-8f7a-4c53-9d3b-2f1f6a0e7c11"}`

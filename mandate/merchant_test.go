@@ -45,6 +45,7 @@ func setMerchantAuth(t *testing.T, checkout []byte, v any) []byte {
 }
 
 func TestMerchantAuthorizationShape(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	tok := merchantAuth(t, f.checkout)
 	seg := segments(tok)
@@ -74,6 +75,7 @@ func TestMerchantAuthorizationShape(t *testing.T) {
 }
 
 func TestVerifyMerchantAuthorization(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	if err := mandate.VerifyMerchantAuthorization(ctx, f.checkout, f.storeKeys); err != nil {
@@ -173,6 +175,7 @@ func forge(t *testing.T, header string, sig []byte) string {
 // TestVerifyMerchantAuthorizationES384 covers a store that signs with a
 // P-384 key: UCP allows ES256, ES384 and ES512 for merchant_authorization.
 func TestVerifyMerchantAuthorizationES384(t *testing.T) {
+	t.Parallel()
 	priv, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES384, Key: jose.JSONWebKey{Key: priv, KeyID: "p384"}}, nil)
 	if err != nil {
@@ -189,6 +192,7 @@ func TestVerifyMerchantAuthorizationES384(t *testing.T) {
 }
 
 func TestAttachKeepsOtherMembers(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	in := []byte(strings.Replace(checkoutJSON, `"status"`, `"ap2": {"other": "keep"}, "status"`, 1))
 	out, err := mandate.AttachMerchantAuthorization(in, f.store)
@@ -218,6 +222,7 @@ func noKidSigned(t *testing.T, f *fixture) string {
 // twice (or over REST and MCP) byte-identical, and a different checkout
 // gets a different signature that still verifies.
 func TestSignaturesAreDeterministic(t *testing.T) {
+	t.Parallel()
 	k, err := mandate.GenerateSigningKey()
 	if err != nil {
 		t.Fatal(err)

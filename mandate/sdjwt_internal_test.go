@@ -21,6 +21,7 @@ func golden(t *testing.T, name string) string {
 // TestAP2GoldenCheckoutMandate verifies the AP2 v0.2 example chain with
 // every check except the two signatures whose keys AP2 does not publish.
 func TestAP2GoldenCheckoutMandate(t *testing.T) {
+	t.Parallel()
 	chain := golden(t, "ap2-v0.2-checkout-mandate.txt")
 	opts := &SDJWTVerifyOptions{
 		Audience: "merchant", Nonce: "b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4",
@@ -87,6 +88,7 @@ func TestAP2GoldenCheckoutMandate(t *testing.T) {
 // TestAP2GoldenHashes checks the documented hash values of both examples
 // and the cross-links between them.
 func TestAP2GoldenHashes(t *testing.T) {
+	t.Parallel()
 	checkout := golden(t, "ap2-v0.2-checkout-mandate.txt")
 	payment := golden(t, "ap2-v0.2-payment-mandate.txt")
 	split := func(chain string) (*SDJWT, *SDJWT) {

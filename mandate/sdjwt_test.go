@@ -177,6 +177,7 @@ func (f *sdFixture) opts() *mandate.SDJWTVerifyOptions {
 }
 
 func TestVerifySDJWTCheckoutMandate(t *testing.T) {
+	t.Parallel()
 	f := newSDFixture(t)
 	ctx := context.Background()
 	m, err := mandate.VerifySDJWTCheckoutMandate(ctx, f.spec().build(t, f.now), f.opts())
@@ -216,6 +217,7 @@ func TestVerifySDJWTCheckoutMandate(t *testing.T) {
 }
 
 func TestVerifySDJWTRefusals(t *testing.T) {
+	t.Parallel()
 	f := newSDFixture(t)
 	ctx := context.Background()
 	cases := []struct {
@@ -290,6 +292,7 @@ func TestVerifySDJWTRefusals(t *testing.T) {
 }
 
 func TestSDJWTReplay(t *testing.T) {
+	t.Parallel()
 	f := newSDFixture(t)
 	o := f.opts()
 	o.Replay = mandate.NewMemoryReplayCache(0, o.Now)
@@ -304,6 +307,7 @@ func TestSDJWTReplay(t *testing.T) {
 
 // TestAnyVerifier: a store accepts both forms through one interface.
 func TestAnyVerifier(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	sf := newSDFixture(t)
 	ctx := context.Background()
@@ -335,6 +339,7 @@ func TestAnyVerifier(t *testing.T) {
 }
 
 func TestResolveDisclosures(t *testing.T) {
+	t.Parallel()
 	sd := func(payload string, discs ...string) (map[string]any, error) {
 		compact := "e30.e30.sig~"
 		for _, d := range discs {
