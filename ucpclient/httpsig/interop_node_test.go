@@ -72,6 +72,7 @@ func headerMap(h http.Header) map[string]string {
 }
 
 func TestInteropNodeVerifiesOurRequest(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	body := []byte(`{"line_items":[{"item":{"id":"bouquet_roses"},"quantity":2}]}`)
 	req := ucpRequest(t, http.MethodPost, "https://API.Example.com:443/s/flower-shop/checkout-sessions?lang=fr", body)
@@ -98,6 +99,7 @@ func TestInteropNodeVerifiesOurRequest(t *testing.T) {
 }
 
 func TestInteropWeVerifyNodeRequest(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	body := `{"payment":{"instruments":[{"handler_id":"artos.card","selected":true}]}}`
 	url := "https://api.example.com/s/flower-shop/checkout-sessions/chk_1/complete?x=1"
@@ -128,6 +130,7 @@ func TestInteropWeVerifyNodeRequest(t *testing.T) {
 }
 
 func TestInteropResponses(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	body := []byte(`{"id":"chk_1","status":"completed"}`)
 	h := http.Header{"Content-Type": {"application/json"}}

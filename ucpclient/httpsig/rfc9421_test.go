@@ -95,6 +95,7 @@ func atRFCTime() time.Time { return time.Unix(rfcCreated, 0) }
 // deterministic). httpsign stamps created from the wall clock, so the test
 // runs in a synctest bubble whose fake clock is moved to the RFC's time.
 func TestRFC9421B26Reproduced(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		time.Sleep(time.Until(atRFCTime()))
 		req, body := readRequest(t, testRequest)
@@ -121,6 +122,7 @@ func TestRFC9421B26Reproduced(t *testing.T) {
 }
 
 func TestRFC9421VectorsVerify(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// B.2.6 as published.
 	req, body := readRequest(t, testRequest)
@@ -167,6 +169,7 @@ func TestRFC9421VectorsVerify(t *testing.T) {
 }
 
 func TestRFCKeyTypes(t *testing.T) {
+	t.Parallel()
 	if _, ok := parseJWK(t, rfcP256JWK).Key.(*ecdsa.PrivateKey); !ok {
 		t.Fatal("P-256 test key did not parse as a private key")
 	}

@@ -64,6 +64,7 @@ func ucpRequest(t testing.TB, method, url string, body []byte) *http.Request {
 // real server, so Go's transport and server handling of Host, path and
 // headers are in the loop.
 func TestSignedRequestOverHTTP(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	var got *httpsig.Result
 	var verr error
@@ -119,6 +120,7 @@ func TestSignedRequestOverHTTP(t *testing.T) {
 // TestVerifyRefusals: each case breaks one thing and must fail with its
 // code.
 func TestVerifyRefusals(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	ctx := context.Background()
 	body := []byte(`{"payment":{"instruments":[{"handler_id":"artos.card"}]}}`)
@@ -218,6 +220,7 @@ func TestVerifyRefusals(t *testing.T) {
 }
 
 func TestExpiresAndAlgParameter(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	ctx := context.Background()
 	now := time.Now()
@@ -255,6 +258,7 @@ func TestExpiresAndAlgParameter(t *testing.T) {
 // TestSecondLabelAccepted: with several signatures, one that covers the
 // required set and verifies is enough (UCP: try each).
 func TestSecondLabelAccepted(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	req := ucpRequest(t, http.MethodGet, "https://api.example.com/orders/1", nil)
 	if err := a.signer.SignRequest(req, nil); err != nil {
@@ -270,6 +274,7 @@ func TestSecondLabelAccepted(t *testing.T) {
 }
 
 func TestNonceHookSeesVerifiedNoncesOnly(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	seen := map[string]bool{}
 	var mu sync.Mutex
@@ -308,6 +313,7 @@ func TestNonceHookSeesVerifiedNoncesOnly(t *testing.T) {
 }
 
 func TestSignedResponse(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	body := []byte(`{"status":"completed"}`)
 	rec := httptest.NewRecorder()
@@ -332,6 +338,7 @@ func TestSignedResponse(t *testing.T) {
 }
 
 func TestSignerRefusals(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	req := ucpRequest(t, http.MethodPost, "https://api.example.com/carts", []byte(`{}`))
 	req.Header.Del("Content-Type")
@@ -355,6 +362,7 @@ func TestSignerRefusals(t *testing.T) {
 }
 
 func TestNormalizeAuthority(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ in, scheme, want string }{
 		{"Example.COM", "https", "example.com"},
 		{"example.com:443", "https", "example.com"},
@@ -377,6 +385,7 @@ func TestNormalizeAuthority(t *testing.T) {
 // normalised authority verifies even when the Host header arrives with
 // upper case and a default port.
 func TestVerifierNormalisesReceivedAuthority(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	req := ucpRequest(t, http.MethodGet, "https://api.example.com/orders/1", nil)
 	if err := a.signer.SignRequest(req, nil); err != nil {
@@ -417,6 +426,7 @@ type anyKid struct{ k *jose.JSONWebKey }
 func (a anyKid) Key(context.Context, string) (*jose.JSONWebKey, error) { return a.k, nil }
 
 func TestMissingParameters(t *testing.T) {
+	t.Parallel()
 	a := newAgent(t)
 	ctx := context.Background()
 	noCreated, _ := httpsig.NewSigner(a.priv, "agent-2026", &httpsig.SignerOptions{OmitCreated: true})

@@ -11,6 +11,7 @@ import (
 )
 
 func TestClass(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		addr string
 		want string // "" public; "*" any refusal; else a substring of the class
@@ -80,6 +81,7 @@ func TestClass(t *testing.T) {
 }
 
 func TestControl(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		network, address string
 		strictOK         bool
@@ -114,6 +116,7 @@ func TestControl(t *testing.T) {
 // The guard must hold for a real dial, where Control sees the resolved
 // address rather than the name.
 func TestControlRefusesRealDial(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Skip("no IPv4 loopback:", err)
@@ -147,6 +150,7 @@ func TestControlRefusesRealDial(t *testing.T) {
 }
 
 func TestIsLoopbackHost(t *testing.T) {
+	t.Parallel()
 	for host, want := range map[string]bool{
 		"localhost":        true,
 		"LocalHost":        true,
@@ -170,6 +174,7 @@ func TestIsLoopbackHost(t *testing.T) {
 }
 
 func TestCheckURL(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		raw      string
 		loopback bool

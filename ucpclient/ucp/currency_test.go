@@ -12,6 +12,7 @@ import (
 )
 
 func TestCurrencyExponent(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		code string
 		want int
@@ -41,6 +42,7 @@ func TestCurrencyExponent(t *testing.T) {
 }
 
 func TestCurrencyExponentUnknown(t *testing.T) {
+	t.Parallel()
 	for _, code := range []string{
 		"", "usd", "Usd", "eur", "jpy", "XYZ", "US", "USDD", " USD", "USD ", "U$D", "ÉUR",
 		// No minor unit in ISO 4217.
@@ -58,6 +60,7 @@ func TestCurrencyExponentUnknown(t *testing.T) {
 // List One (2026-01-01): 178 codes, by minor unit 17×0, 139×2, 7×3, 2×4 and
 // 13×N.A.
 func TestISO4217Table(t *testing.T) {
+	t.Parallel()
 	seen := make(map[string]bool, len(iso4217))
 	count := map[int]int{}
 	for i, e := range iso4217 {
@@ -95,6 +98,7 @@ func TestISO4217Table(t *testing.T) {
 }
 
 func TestParseMinor(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		amount, currency string
 		want             int64
@@ -134,6 +138,7 @@ func TestParseMinor(t *testing.T) {
 }
 
 func TestParseMinorRefuses(t *testing.T) {
+	t.Parallel()
 	const (
 		eurHint = "enter an amount like 125 or 125.50"
 		jpyHint = "enter a whole amount like 125"
@@ -217,6 +222,7 @@ func TestParseMinorRefuses(t *testing.T) {
 }
 
 func TestAmountErrorMessage(t *testing.T) {
+	t.Parallel()
 	_, err := ParseMinor("12.345", "EUR")
 	if want := "ucp: EUR amount: EUR amounts have at most 2 decimal places: enter an amount like 125 or 125.50"; err == nil || err.Error() != want {
 		t.Errorf("error = %v; want %q", err, want)
@@ -228,6 +234,7 @@ func TestAmountErrorMessage(t *testing.T) {
 }
 
 func TestFormatMinor(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		amount   int64
 		currency string
@@ -274,6 +281,7 @@ func TestFormatMinor(t *testing.T) {
 }
 
 func TestParseFormatRoundTrip(t *testing.T) {
+	t.Parallel()
 	// Typed amounts and their canonical display.
 	for _, tc := range []struct{ amount, currency, want string }{
 		{"125", "EUR", "125.00"},

@@ -60,6 +60,7 @@ func profileTestFlat(extra string) string {
 }
 
 func TestParseProfileShapes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		doc  string
@@ -111,6 +112,7 @@ func profileTestJSONEqual(a, b []byte) bool {
 }
 
 func TestParseProfileMergesKeySets(t *testing.T) {
+	t.Parallel()
 	k2 := strings.Replace(profileTestKey, `"k1"`, `"k2"`, 1)
 	k3 := strings.Replace(profileTestKey, `"k1"`, `"k3"`, 1)
 	doc := `{"ucp":` + profileTestFlat(`"keys":[`+k3+`]`) + `,"signing_keys":[` + profileTestKey + `],"keys":[` + k2 + `, ` + profileTestKey + `]}`
@@ -130,6 +132,7 @@ func TestParseProfileMergesKeySets(t *testing.T) {
 }
 
 func TestParseProfile20260111(t *testing.T) {
+	t.Parallel()
 	doc := `{
 	  "ucp": {
 	    "version": "2026-01-11",
@@ -172,6 +175,7 @@ func TestParseProfile20260111(t *testing.T) {
 }
 
 func TestExtendsJSON(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want Extends
@@ -214,6 +218,7 @@ func TestExtendsJSON(t *testing.T) {
 }
 
 func TestProfileMarshalStrictShape(t *testing.T) {
+	t.Parallel()
 	// Flat, draft keys, no payment handlers: the least strict input.
 	doc := `{"version":"2026-04-08","capabilities":{"dev.ucp.shopping.checkout":[{"version":"2026-04-08","config":null}]},"keys":[` + profileTestKey + `]}`
 	p, err := ParseProfile([]byte(doc))
@@ -261,6 +266,7 @@ func TestProfileMarshalStrictShape(t *testing.T) {
 }
 
 func TestProfileUnmarshalJSONIsTolerant(t *testing.T) {
+	t.Parallel()
 	var wrapper struct {
 		Profile *Profile `json:"profile"`
 		Missing *Profile `json:"missing"`
@@ -289,6 +295,7 @@ func TestProfileUnmarshalJSONIsTolerant(t *testing.T) {
 }
 
 func TestParseProfileRefuses(t *testing.T) {
+	t.Parallel()
 	ok := `{"ucp":{"version":"2026-04-08"}}`
 	if _, err := ParseProfile([]byte(ok)); err != nil {
 		t.Fatalf("control document refused: %v", err)
@@ -334,6 +341,7 @@ func TestParseProfileRefuses(t *testing.T) {
 }
 
 func TestParseProfileDoesNotKeepNullRegistries(t *testing.T) {
+	t.Parallel()
 	p, err := ParseProfile([]byte(`{"ucp":{"version":"2026-04-08","services":null,"capabilities":{"a.b":null},"payment_handlers":null}}`))
 	if err != nil {
 		t.Fatal(err)
