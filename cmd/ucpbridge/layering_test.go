@@ -306,6 +306,7 @@ func layeringTopLevel(t *testing.T, root string) []string {
 }
 
 func TestLayering(t *testing.T) {
+	t.Parallel()
 	goCmd := layeringGoCommand(t)
 	root := layeringModuleRoot(t)
 
@@ -322,6 +323,7 @@ func TestLayering(t *testing.T) {
 }
 
 func TestLayeringCatchesForbiddenImports(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		graph map[string][]string

@@ -20,6 +20,7 @@ import (
 // merchant, restarts on the same data dir (seeding again must not fail),
 // and shuts down cleanly on cancel.
 func TestDev(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var orderPath string
 	for round := range 2 {
@@ -102,6 +103,7 @@ func TestDev(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
+	t.Parallel()
 	if err := run(context.Background(), nil, io.Discard, io.Discard); err == nil {
 		t.Fatal("no command accepted")
 	}
@@ -113,6 +115,7 @@ func TestUsage(t *testing.T) {
 // TestServe: serve runs without the dev allowances: a plain-http platform
 // profile is refused instead of tolerated.
 func TestServe(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, bad := range [][]string{
 		{"serve"},
