@@ -2,6 +2,8 @@ package shop
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -68,7 +70,12 @@ func (c *StoreReplayCache) Use(ctx context.Context, id string, expires time.Time
 	// verifier's leeway: a claim that lapses can only be re-claimed by a
 	// mandate the verifier already refuses as expired.
 	life := max(expires.Sub(now), 0) + time.Minute
-	rec, err := c.Store.ClaimIdempotency(ctx, store.IdemKey{Scope: "ap2-mandate", Key: id}, []byte("used"), now, life, life)
+	// The id is the mandate's kid|jti, both chosen by whoever signs the
+	// mandate: store a fixed-length digest, never their text (a NUL or an
+	// 8 KB jti would fail the insert, or the index).
+	sum := sha256.Sum256([]byte(id))
+	key := store.IdemKey{Scope: "ap2-mandate", Key: hex.EncodeToString(sum[:])}
+	rec, err := c.Store.ClaimIdempotency(ctx, key, []byte("used"), now, life, life)
 	switch {
 	case err == nil && rec == nil:
 		return nil

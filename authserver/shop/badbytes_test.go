@@ -2,6 +2,8 @@ package shop_test
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
+	"github.com/ucpbridge/ucpbridge/mandate"
 )
 
 // logRecorder is a slog handler that keeps every record, so a test can
@@ -202,5 +205,83 @@ func TestUnknownRailRefused(t *testing.T) {
 		Config: shop.Settings{Rails: []string{shop.HandlerCardID, "artos.barter"}}}, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "artos.barter") {
 		t.Fatalf("%v", err)
+	}
+}
+
+// backends are SQLite and, with UCPBRIDGE_TEST_PG, PostgreSQL.
+func backends(t *testing.T) map[string]func(t *testing.T) store.Commerce {
+	return map[string]func(t *testing.T) store.Commerce{
+		"sqlite": func(t *testing.T) store.Commerce { return sqlstoretest.SQLite(t) },
+		"postgres": func(t *testing.T) store.Commerce {
+			s := sqlstoretest.Postgres(t)
+			if s == nil {
+				t.Skip(sqlstoretest.EnvPG + " is not set")
+			}
+			return s
+		},
+	}
+}
+
+// TestReviewForgedCursor: the pagination cursor is base64 JSON the
+// caller can forge; what it carries is checked before the store sees it.
+func TestReviewForgedCursor(t *testing.T) {
+	t.Parallel()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			logs := &logRecorder{}
+			e := newEnv(t, &envOptions{store: open(t), cfg: func(c *shop.Config) { c.Logger = slog.New(logs) }})
+			for _, raw := range []string{`{"s":"\u0000"}`, `{"i":"\u0000"}`, `{"s":"a\u0000b","i":"x"}`, `{"i":"` + strings.Repeat("x", 300) + `"}`} {
+				cur := base64.RawURLEncoding.EncodeToString([]byte(raw))
+				for _, path := range []string{"/catalog/search", "/s/flower-shop/catalog/search"} {
+					res, b := e.req("POST", path, map[string]any{"query": "roses", "pagination": map[string]any{"cursor": cur}})
+					if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "invalid_request") {
+						t.Errorf("%s cursor %q: %d %s", path, raw, res.StatusCode, b)
+					}
+				}
+			}
+			if errs := logs.above(slog.LevelWarn); len(errs) > 0 {
+				t.Errorf("logged: %v", errs)
+			}
+		})
+	}
+}
+
+// TestReviewMandateIDsStoredAsDigests: a mandate's kid and jti are chosen
+// by its signer; the replay record keeps a digest, so a NUL or an 8 KB jti
+// is a mandate like any other, not a storage failure.
+func TestReviewMandateIDsStoredAsDigests(t *testing.T) {
+	t.Parallel()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rc := &shop.StoreReplayCache{Store: open(t)}
+			exp := time.Now().Add(5 * time.Minute)
+			for _, id := range []string{"kid|m_\x00", "kid|" + strings.Repeat("j", 8<<10), "\xff|m_1"} {
+				if err := rc.Use(t.Context(), id, exp); err != nil {
+					t.Errorf("first use of %.20q: %v", id, err)
+				}
+				if err := rc.Use(t.Context(), id, exp); !errors.Is(err, mandate.ErrReplayed) {
+					t.Errorf("second use of %.20q: %v", id, err)
+				}
+			}
+		})
+	}
+}
+
+// TestUnknownRailInSavedSettings: a store whose saved settings name a rail
+// this build lacks keeps serving with the rails it has (it used to fail at
+// completion; refusing the whole store would take its catalog down too).
+func TestUnknownRailInSavedSettings(t *testing.T) {
+	t.Parallel()
+	st := sqlstoretest.SQLite(t)
+	if err := st.PutShop(t.Context(), &store.Shop{Slug: "odd", Name: "Odd", Currency: "EUR",
+		Config: []byte(`{"rails":["artos.card","artos.barter"]}`), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, &envOptions{store: st})
+	res, b := e.req("GET", "/s/odd/.well-known/ucp", nil)
+	if res.StatusCode != 200 || strings.Contains(string(b), "barter") || !strings.Contains(string(b), "artos.card") {
+		t.Fatalf("%d %s", res.StatusCode, b)
 	}
 }

@@ -43,7 +43,10 @@ func (c cursor) encode() string {
 func decodeCursor(s string) (cursor, bool) {
 	var c cursor
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || json.Unmarshal(b, &c) != nil || c.Offset < 0 || c.Offset > maxOffset {
+	// The cursor is ours only by convention: it is unsigned, so what it
+	// carries is checked like any other input before it reaches the store.
+	if err != nil || json.Unmarshal(b, &c) != nil || c.Offset < 0 || c.Offset > maxOffset || !cleanText(c.Shop) || !cleanText(c.ID) ||
+		len(c.Shop) > 64 || len(c.ID) > 255 {
 		return c, false
 	}
 	return c, true

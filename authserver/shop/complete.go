@@ -31,6 +31,20 @@ type completion struct {
 	// mandate. A retry re-checks its binding to the re-priced checkout
 	// but must not count it as a replay.
 	mandateConsumed bool
+	// charged is what an earlier attempt charged: a retry after a lost
+	// race must not charge again for the same terms.
+	charged *charge
+	// shown is the terms hash (mandate.CheckoutHash) of the checkout the
+	// hosted page showed the buyer; the buyer pays for exactly that.
+	shown string
+}
+
+// charge is one successful charge through a rail, under the payment
+// reference ref.
+type charge struct {
+	rail, ref string
+	amount    int64
+	terms     string
 }
 
 // completeCheckout runs the completion steps on the session, in order:
@@ -40,7 +54,13 @@ type completion struct {
 // with messages and ucp.status "error" and changes nothing; a lost race
 // runs the steps again on the reloaded session.
 func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
-	cp := &completion{s: s, oc: oc}
+	return s.complete(ctx, oc, "")
+}
+
+// complete runs the completion; shown is the terms hash the hosted page
+// showed the buyer ("" for the API).
+func (s *Service) complete(ctx context.Context, oc *opCtx, shown string) *Reply {
+	cp := &completion{s: s, oc: oc, shown: shown}
 	if len(oc.Body) > 0 {
 		if rep := decodeBody(oc.Body, &cp.in); rep != nil {
 			return rep
@@ -50,9 +70,18 @@ func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
 		if terminal(ses.st.Checkout.Status) {
 			return oc.notModifiable(&ses.st.Checkout), nil
 		}
+		// The hosted page pays only a checkout still waiting for the
+		// buyer, checked on every attempt: the platform may have changed
+		// it since the page read it.
+		if oc.ownerOverride != "" && ses.st.Checkout.Status != ucp.CheckoutRequiresEscalation {
+			return notPayable(), nil
+		}
 		c, inst, rep := cp.reprice(ctx, ses.st)
 		if rep != nil {
 			return rep, nil
+		}
+		if rep, err := cp.confirmShown(ctx, ses, c); rep != nil || err != nil {
+			return rep, err
 		}
 		railID, rep := cp.chooseRail(ctx, c, inst)
 		if rep != nil {
@@ -66,6 +95,54 @@ func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
 		}
 		return s.placeOrder(ctx, oc, ses, c)
 	})
+}
+
+// notPayable: the hosted page's checkout stopped waiting for the buyer.
+func notPayable() *Reply {
+	return protoErr(http.StatusConflict, rpcAuth, "checkout_not_payable", "the checkout is no longer waiting for the buyer's payment")
+}
+
+// termsChanged: repricing changed what the hosted page showed the buyer.
+func termsChanged() *Reply {
+	return protoErr(http.StatusConflict, rpcAuth, "terms_changed", "the price changed; review the new total and pay again")
+}
+
+// confirmShown holds the hosted page to what the buyer saw: when the
+// repriced checkout differs (a price or stock change since the page was
+// drawn), nothing is charged and the repriced checkout is saved, still
+// waiting for the buyer, so the page shows the new total.
+func (cp *completion) confirmShown(ctx context.Context, ses *session[checkoutState], c *ucp.Checkout) (*Reply, error) {
+	if cp.oc.ownerOverride == "" {
+		return nil, nil
+	}
+	if cp.shown == "" {
+		return termsChanged(), nil // not a form the page drew
+	}
+	h, err := termsHash(c)
+	if err != nil {
+		return internalError(), nil
+	}
+	if h == cp.shown {
+		return nil, nil
+	}
+	c.Status = ucp.CheckoutRequiresEscalation
+	c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: "buyer_review_required", Severity: ucp.SeverityRequiresBuyerInput,
+		Content: "the price changed; the buyer reviews the new total at continue_url"})
+	ses.st.Checkout = *c
+	if err := ses.save(ctx, cp.s, c.Status); err != nil {
+		return nil, err
+	}
+	return termsChanged(), nil
+}
+
+// termsHash is mandate.CheckoutHash of a checkout: what is bought, at
+// what price.
+func termsHash(c *ucp.Checkout) (string, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	return mandate.CheckoutHash(b)
 }
 
 func concurrentModification() *Reply {
@@ -181,13 +258,31 @@ func (cp *completion) pay(ctx context.Context, ses *session[checkoutState], c *u
 	if railID == "" {
 		return nil, nil
 	}
-	r, ok := railByID(railID)
+	r, ok := cp.s.rails[railID]
 	if !ok {
 		return internalError(), nil // the store offers a rail this build lacks
 	}
-	out := r.pay(ctx, &payment{checkout: c, instrument: inst})
+	terms, err := termsHash(c)
+	if err != nil {
+		return internalError(), nil
+	}
+	total := c.Totals[len(c.Totals)-1].Amount
+	p := &payment{checkout: c, instrument: inst, reference: c.ID + "|" + terms}
+	if prev := cp.charged; prev != nil {
+		if prev.rail == railID && prev.amount == total && prev.terms == terms {
+			return nil, nil // charged on an earlier attempt of this request
+		}
+		// The retry sells something else: give the first charge back
+		// before charging for what is sold now.
+		if err := cp.s.rails[prev.rail].void(ctx, prev.ref); err != nil {
+			return nil, err
+		}
+		cp.charged = nil
+	}
+	out := r.pay(ctx, p)
 	switch out.result {
 	case payPaid:
+		cp.charged = &charge{rail: railID, ref: p.reference, amount: total, terms: terms}
 		return nil, nil
 	case payEscalated:
 		c.Status = ucp.CheckoutRequiresEscalation

@@ -3,7 +3,6 @@ package shop
 import (
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -27,7 +26,7 @@ var continuePage = template.Must(template.New("continue").Funcs(template.FuncMap
 <table>{{range .C.LineItems}}<tr><td>{{.Quantity}} × {{.Item.Title}}</td><td>{{money (index .Totals 0).Amount $.C.Currency}}</td></tr>{{end}}
 {{range .C.Totals}}<tr{{if eq .Type "total"}} class="total"{{end}}><td>{{if .DisplayText}}{{.DisplayText}}{{else}}{{.Type}}{{end}}</td><td>{{money .Amount $.C.Currency}}</td></tr>{{end}}</table>
 {{range .C.Messages}}<p>{{.Content}}</p>{{end}}
-{{if .Payable}}<form method="post"><input type="hidden" name="token" value="{{.Token}}">
+{{if .Payable}}<form method="post"><input type="hidden" name="token" value="{{.Token}}"><input type="hidden" name="terms" value="{{.Terms}}">
 <p>Sandbox: no real card is charged.</p><button type="submit">Pay {{money .Total .C.Currency}} with the test card</button></form>{{end}}
 {{if .C.Order}}<p>Order placed: <code>{{.C.Order.ID}}</code></p>{{end}}
 </body></html>`))
@@ -77,18 +76,26 @@ func (s *Service) serveContinue(w http.ResponseWriter, r *http.Request) {
 	// merely ready for completion is the platform's to complete.
 	payable := st.Checkout.Status == ucp.CheckoutRequiresEscalation
 	if r.Method == http.MethodPost && payable {
-		if err := s.payHosted(r, sh, sess); err != nil {
-			s.log.ErrorContext(ctx, "shop: hosted payment", "err", err)
+		if err := s.payHosted(r, sh, sess, r.PostFormValue("terms")); err != nil {
+			s.failure(ctx, "shop: hosted payment", err)
 			http.Error(w, "the payment could not be completed; reload and try again", http.StatusServiceUnavailable)
 			return
 		}
+		// Paid, or not (the terms changed, a second click, the platform
+		// moved on): the page shows where the checkout stands.
 		http.Redirect(w, r, s.continueURL(sh.Slug, sess.ID, st.Token), http.StatusSeeOther)
 		return
 	}
 	c := st.Checkout
 	total := c.Totals[len(c.Totals)-1].Amount
+	terms, err := termsHash(&c)
+	if err != nil {
+		s.failure(ctx, "shop: hosted page", err)
+		http.Error(w, "the checkout cannot be shown", http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	continuePage.Execute(w, map[string]any{"Shop": sh.Name, "C": c, "Token": st.Token, "Total": total,
+	continuePage.Execute(w, map[string]any{"Shop": sh.Name, "C": c, "Token": st.Token, "Total": total, "Terms": terms,
 		"Payable": payable && !hasBlockingError(c.Messages)})
 }
 
@@ -103,8 +110,11 @@ func hasBlockingError(msgs []ucp.Message) bool {
 }
 
 // payHosted completes the checkout as the human buyer with the sandbox
-// card, through the same path as the API (re-pricing, stock, order).
-func (s *Service) payHosted(r *http.Request, sh *shopInfo, sess *store.Session) error {
+// card, through the same path as the API (re-pricing, stock, order), for
+// exactly the terms the page showed (shown). Only a failure of the
+// platform is an error: a checkout that did not complete for the buyer's
+// or the platform's reasons is shown by the page.
+func (s *Service) payHosted(r *http.Request, sh *shopInfo, sess *store.Session, shown string) error {
 	body, _ := json.Marshal(map[string]any{"payment": map[string]any{"instruments": []any{map[string]any{
 		"handler_id": HandlerCardID, "selected": true, "credential": map[string]any{"type": "token", "token": TokenSuccess}}}}})
 	bp, err := s.businessProfile(r.Context(), sh)
@@ -116,15 +126,9 @@ func (s *Service) payHosted(r *http.Request, sh *shopInfo, sess *store.Session) 
 	own := &negotiation{version: bp.profile.UCP.Version, caps: map[string]string{ucp.CapCheckout: ucp.Version}, business: bp}
 	req := &Request{Op: OpCompleteCheckout, Shop: sh.Slug, ID: sess.ID, Body: body, BuyerType: "human"}
 	oc := &opCtx{Request: req, info: ops[OpCompleteCheckout], shop: sh, neg: own, ownerOverride: sess.Owner}
-	rep := s.completeCheckout(r.Context(), oc)
-	if rep.Err != nil {
+	rep := s.complete(r.Context(), oc, shown)
+	if rep.Err != nil && rep.Err.Status >= 500 {
 		return rep.Err
-	}
-	var out struct {
-		Status string `json:"status"`
-	}
-	if json.Unmarshal(rep.Body, &out) != nil || out.Status != ucp.CheckoutCompleted {
-		return errors.New("checkout did not complete")
 	}
 	return nil
 }

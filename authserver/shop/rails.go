@@ -30,8 +30,13 @@ type rail interface {
 	// handler name.
 	handler() (name string, h ucp.PaymentHandler)
 	// pay charges the checkout, or decides the buyer must step in, or
-	// fails; a rail that does not charge has no side effects.
+	// fails; a rail that does not charge has no side effects. A rail
+	// must treat p.reference as an idempotency key: the same reference
+	// charged twice is one charge (a client retry after a lost response).
 	pay(ctx context.Context, p *payment) payOutcome
+	// void gives back a charge made under reference and not yet turned
+	// into an order (completion lost a race and now sells other terms).
+	void(ctx context.Context, reference string) error
 }
 
 // payment is one charge a completion asks of a rail.
@@ -40,6 +45,8 @@ type payment struct {
 	// instrument is the selected one; nil when the platform sent none
 	// and the store's only rail was chosen for it.
 	instrument *ucp.PaymentInstrument
+	// reference identifies what is charged: the checkout and its terms.
+	reference string
 }
 
 // token is the instrument's credential token, "" when there is none.
@@ -70,11 +77,12 @@ func failed(content string) payOutcome {
 	return payOutcome{result: payFailed, content: content}
 }
 
-// rails are the payment handlers this build has, whichever stores offer them.
-var rails = []rail{cardRail{}, cryptoRail{}}
+// defaultRails are the payment handlers this build has, whichever stores
+// offer them.
+var defaultRails = []rail{cardRail{}, cryptoRail{}}
 
 func railByID(id string) (rail, bool) {
-	for _, r := range rails {
+	for _, r := range defaultRails {
 		if r.id() == id {
 			return r, true
 		}
@@ -110,6 +118,9 @@ func (cardRail) pay(_ context.Context, p *payment) payOutcome {
 	}
 }
 
+// void: the sandbox moves no money, so there is nothing to give back.
+func (cardRail) void(context.Context, string) error { return nil }
+
 // cryptoRail is advertised but cannot settle yet.
 type cryptoRail struct{}
 
@@ -122,6 +133,8 @@ func (cryptoRail) handler() (string, ucp.PaymentHandler) {
 		AvailableInstruments: []json.RawMessage{json.RawMessage(`{"type":"crypto"}`)},
 	}
 }
+
+func (cryptoRail) void(context.Context, string) error { return nil }
 
 func (cryptoRail) pay(context.Context, *payment) payOutcome {
 	return failed("crypto settlement needs the buyer's own authorization, which this platform does not offer yet; pay with artos.card")

@@ -133,7 +133,7 @@ func PutSeedShop(ctx context.Context, st store.Commerce, sh SeedShop, now time.T
 	if err != nil {
 		return err
 	}
-	if _, err := parseShopConfig(cfg); err != nil {
+	if err := checkShopConfig(cfg); err != nil {
 		return err
 	}
 	if err := st.PutShop(ctx, &store.Shop{Slug: sh.Slug, Name: sh.Name, Currency: sh.Currency, Config: cfg, CreatedAt: now}); err != nil {

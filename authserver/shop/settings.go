@@ -39,7 +39,45 @@ type DiscountRule struct {
 	Amount    int64  `json:"amount,omitempty"`     // fixed, capped at what is left
 }
 
-func parseShopConfig(raw json.RawMessage) (Settings, error) {
+// parseShopConfig reads a store's settings. Rails this build does not
+// have are dropped (logged by the caller through dropped): a store keeps
+// serving with the rails it can charge through. checkShopConfig refuses
+// them when settings are written.
+func parseShopConfig(raw json.RawMessage) (c Settings, dropped []string, err error) {
+	c, err = decodeShopConfig(raw)
+	if err != nil {
+		return c, nil, err
+	}
+	known := c.Rails[:0:0]
+	for _, id := range c.Rails {
+		if _, ok := railByID(id); ok {
+			known = append(known, id)
+		} else {
+			dropped = append(dropped, id)
+		}
+	}
+	if c.Rails = known; len(known) == 0 {
+		return c, dropped, errors.New("store configuration: no payment rail this build can charge through")
+	}
+	return c, dropped, nil
+}
+
+// checkShopConfig validates settings about to be written: a rail this
+// build cannot charge through would be offered, then fail at completion.
+func checkShopConfig(raw json.RawMessage) error {
+	c, err := decodeShopConfig(raw)
+	if err != nil {
+		return err
+	}
+	for _, id := range c.Rails {
+		if _, ok := railByID(id); !ok {
+			return fmt.Errorf("store configuration: unknown payment rail %q", id)
+		}
+	}
+	return nil
+}
+
+func decodeShopConfig(raw json.RawMessage) (Settings, error) {
 	var c Settings
 	if len(raw) == 0 {
 		return c, errors.New("store has no configuration")
@@ -49,13 +87,6 @@ func parseShopConfig(raw json.RawMessage) (Settings, error) {
 	}
 	if len(c.Rails) == 0 {
 		return c, errors.New("store configuration: no payment rails")
-	}
-	// A rail this build cannot charge through would be offered, then
-	// fail at completion after the mandate was spent.
-	for _, id := range c.Rails {
-		if _, ok := railByID(id); !ok {
-			return c, fmt.Errorf("store configuration: unknown payment rail %q", id)
-		}
 	}
 	if c.TaxBP < 0 || c.TaxBP > 10_000 {
 		return c, errors.New("store configuration: tax_bp out of range")

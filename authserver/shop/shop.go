@@ -112,6 +112,9 @@ type Service struct {
 	mu       sync.Mutex
 	profiles map[string]*businessProfile // by slug; "" is the platform apex
 	hooks    *http.Client                // webhook deliveries, built on first use
+	// rails charge completions, by handler id (defaultRails; tests
+	// replace one to watch what is charged).
+	rails map[string]rail
 }
 
 // New validates cfg and builds the service.
@@ -140,7 +143,10 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 1 << 20
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, now: cfg.Now, profiles: map[string]*businessProfile{}}
+	s := &Service{cfg: cfg, log: cfg.Logger, now: cfg.Now, profiles: map[string]*businessProfile{}, rails: map[string]rail{}}
+	for _, r := range defaultRails {
+		s.rails[r.id()] = r
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -173,9 +179,12 @@ func (s *Service) shop(ctx context.Context, slug string) (*shopInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := parseShopConfig(sh.Config)
+	cfg, dropped, err := parseShopConfig(sh.Config)
 	if err != nil {
 		return nil, fmt.Errorf("shop %s: %w", slug, err)
+	}
+	if len(dropped) > 0 {
+		s.log.WarnContext(ctx, "shop: store settings name payment rails this build lacks; not offered", "store", slug, "rails", dropped)
 	}
 	return &shopInfo{Shop: sh, cfg: cfg}, nil
 }

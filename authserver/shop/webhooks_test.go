@@ -186,8 +186,7 @@ func TestOrderWebhookAfterHostedPayment(t *testing.T) {
 	c := e.createCheckout("flower-shop", lines(line("tulip_bunch", 1)))
 	_, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("escalate_token"))
 	esc := decode[ucp.Checkout](t, b)
-	u, _ := url.Parse(esc.ContinueURL)
-	r, err := e.srv.Client().PostForm(esc.ContinueURL, url.Values{"token": {u.Query().Get("token")}})
+	r, err := e.srv.Client().PostForm(esc.ContinueURL, e.hostedForm(esc.ContinueURL))
 	if err != nil {
 		t.Fatal(err)
 	}
