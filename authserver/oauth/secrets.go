@@ -96,10 +96,20 @@ const (
 func HashPassword(password string) string {
 	salt := make([]byte, 16)
 	rand.Read(salt)
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+	return hashPassword(password, salt, hashCost.time, hashCost.memory)
+}
+
+func hashPassword(password string, salt []byte, t, m uint32) string {
+	key := argon2.IDKey([]byte(password), salt, t, m, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, m, t, argonThreads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
+
+// hashCost is what HashPassword spends: the parameters above. Only this
+// package's tests lower it (export_test.go), once, before any test runs:
+// hundreds of sign-ins at 64 MiB each would dominate the suite, and
+// CheckPassword reads the cost from each stored hash anyway.
+var hashCost = struct{ time, memory uint32 }{argonTime, argonMemory}
 
 // argonSlots bounds concurrent Argon2 runs: each takes argonMemory
 // (64 MiB), so an unbounded burst of sign-ins could exhaust memory.
