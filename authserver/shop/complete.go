@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
@@ -40,11 +41,19 @@ type completion struct {
 }
 
 // charge is one successful charge through a rail, under the payment
-// reference ref.
+// reference ref, for the terms of checkout.
 type charge struct {
 	rail, ref string
 	amount    int64
-	terms     string
+	checkout  *ucp.Checkout
+}
+
+// cloneTerms copies what termsHash reads, so later steps editing the
+// checkout (its status, its order) cannot change the record of what was
+// charged.
+func cloneTerms(c *ucp.Checkout) *ucp.Checkout {
+	return &ucp.Checkout{ID: c.ID, Currency: c.Currency, LineItems: slices.Clone(c.LineItems), Totals: slices.Clone(c.Totals),
+		Fulfillment: c.Fulfillment, Discounts: c.Discounts}
 }
 
 // completeCheckout runs the completion steps on the session, in order:
@@ -262,14 +271,22 @@ func (cp *completion) pay(ctx context.Context, ses *session[checkoutState], c *u
 	if !ok {
 		return internalError(), nil // the store offers a rail this build lacks
 	}
-	terms, err := termsHash(c)
-	if err != nil {
-		return internalError(), nil
-	}
 	total := c.Totals[len(c.Totals)-1].Amount
-	p := &payment{checkout: c, instrument: inst, reference: c.ID + "|" + terms}
+	// The reference a rail dedupes on: this checkout, at this amount.
+	p := &payment{checkout: c, instrument: inst, reference: c.ID + "/" + c.Currency + "/" + strconv.FormatInt(total, 10)}
 	if prev := cp.charged; prev != nil {
-		if prev.rail == railID && prev.amount == total && prev.terms == terms {
+		// Terms are compared only on a retry: hashing them costs a
+		// canonical encoding the first attempt need not pay.
+		same := prev.rail == railID && prev.amount == total
+		if same {
+			was, err1 := termsHash(prev.checkout)
+			now, err2 := termsHash(c)
+			if err1 != nil || err2 != nil {
+				return internalError(), nil
+			}
+			same = was == now
+		}
+		if same {
 			return nil, nil // charged on an earlier attempt of this request
 		}
 		// The retry sells something else: give the first charge back
@@ -282,7 +299,7 @@ func (cp *completion) pay(ctx context.Context, ses *session[checkoutState], c *u
 	out := r.pay(ctx, p)
 	switch out.result {
 	case payPaid:
-		cp.charged = &charge{rail: railID, ref: p.reference, amount: total, terms: terms}
+		cp.charged = &charge{rail: railID, ref: p.reference, amount: total, checkout: cloneTerms(c)}
 		return nil, nil
 	case payEscalated:
 		c.Status = ucp.CheckoutRequiresEscalation
