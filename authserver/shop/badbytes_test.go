@@ -56,23 +56,11 @@ func (l *logRecorder) above(min slog.Level) []string {
 // and the profile endpoint answer 404.
 func TestBadBytesRefused(t *testing.T) {
 	t.Parallel()
-	for _, backend := range []struct {
-		name string
-		open func(t *testing.T) store.Commerce
-	}{
-		{"sqlite", func(t *testing.T) store.Commerce { return sqlstoretest.SQLite(t) }},
-		{"postgres", func(t *testing.T) store.Commerce {
-			s := sqlstoretest.Postgres(t)
-			if s == nil {
-				t.Skip(sqlstoretest.EnvPG + " is not set")
-			}
-			return s
-		}},
-	} {
-		t.Run(backend.name, func(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			logs := &logRecorder{}
-			e := newEnv(t, &envOptions{store: backend.open(t), cfg: func(c *shop.Config) { c.Logger = slog.New(logs) }})
+			e := newEnv(t, &envOptions{store: open(t), cfg: func(c *shop.Config) { c.Logger = slog.New(logs) }})
 			checkLogs := func(t *testing.T, what string) {
 				t.Helper()
 				if got := logs.above(slog.LevelInfo); len(got) > 0 {
@@ -205,20 +193,6 @@ func TestUnknownRailRefused(t *testing.T) {
 		Config: shop.Settings{Rails: []string{shop.HandlerCardID, "artos.barter"}}}, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "artos.barter") {
 		t.Fatalf("%v", err)
-	}
-}
-
-// backends are SQLite and, with UCPBRIDGE_TEST_PG, PostgreSQL.
-func backends(t *testing.T) map[string]func(t *testing.T) store.Commerce {
-	return map[string]func(t *testing.T) store.Commerce{
-		"sqlite": func(t *testing.T) store.Commerce { return sqlstoretest.SQLite(t) },
-		"postgres": func(t *testing.T) store.Commerce {
-			s := sqlstoretest.Postgres(t)
-			if s == nil {
-				t.Skip(sqlstoretest.EnvPG + " is not set")
-			}
-			return s
-		},
 	}
 }
 

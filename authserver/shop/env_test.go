@@ -368,3 +368,17 @@ func (e *env) payOnHostedPage(continueURL string) {
 	}
 	r.Body.Close()
 }
+
+// backends are SQLite and, with UCPBRIDGE_TEST_PG, PostgreSQL.
+func backends(t *testing.T) map[string]func(t *testing.T) store.Commerce {
+	return map[string]func(t *testing.T) store.Commerce{
+		"sqlite": func(t *testing.T) store.Commerce { return sqlstoretest.SQLite(t) },
+		"postgres": func(t *testing.T) store.Commerce {
+			s := sqlstoretest.Postgres(t)
+			if s == nil {
+				t.Skip(sqlstoretest.EnvPG + " is not set")
+			}
+			return s
+		},
+	}
+}

@@ -59,21 +59,9 @@ func TestIdempotentReplay(t *testing.T) {
 // one order, and every caller gets the same response.
 func TestConcurrentCompleteOneKey(t *testing.T) {
 	t.Parallel()
-	for _, backend := range []struct {
-		name string
-		open func(t *testing.T) store.Commerce
-	}{
-		{"sqlite", func(t *testing.T) store.Commerce { return sqlstoretest.SQLite(t) }},
-		{"postgres", func(t *testing.T) store.Commerce {
-			s := sqlstoretest.Postgres(t)
-			if s == nil {
-				t.Skip(sqlstoretest.EnvPG + " is not set")
-			}
-			return s
-		}},
-	} {
-		t.Run(backend.name, func(t *testing.T) {
-			e := newEnv(t, &envOptions{store: backend.open(t)})
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, &envOptions{store: open(t)})
 			c := e.createCheckout("flower-shop", lines(line("orchid_pot", 2)))
 			key := uuid()
 			const n = 20
