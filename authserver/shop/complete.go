@@ -33,8 +33,10 @@ type completion struct {
 	// but must not count it as a replay.
 	mandateConsumed bool
 	// charged is what an earlier attempt charged: a retry after a lost
-	// race must not charge again for the same terms.
+	// race must not charge again for the same terms. placed: the order
+	// was placed; a charge without an order is voided.
 	charged *charge
+	placed  bool
 	// shown is the terms hash (mandate.CheckoutHash) of the checkout the
 	// hosted page showed the buyer; the buyer pays for exactly that.
 	shown string
@@ -75,7 +77,7 @@ func (s *Service) complete(ctx context.Context, oc *opCtx, shown string) *Reply 
 			return rep
 		}
 	}
-	return checkouts.update(ctx, s, oc, concurrentModification, func(ses *session[checkoutState]) (*Reply, error) {
+	rep := checkouts.update(ctx, s, oc, concurrentModification, func(ses *session[checkoutState]) (*Reply, error) {
 		if terminal(ses.st.Checkout.Status) {
 			return oc.notModifiable(&ses.st.Checkout), nil
 		}
@@ -102,8 +104,19 @@ func (s *Service) complete(ctx context.Context, oc *opCtx, shown string) *Reply 
 		if rep, err := cp.pay(ctx, ses, c, railID, inst); rep != nil || err != nil {
 			return rep, err
 		}
-		return s.placeOrder(ctx, oc, ses, c)
+		rep, err := s.placeOrder(ctx, oc, ses, c)
+		cp.placed = err == nil
+		return rep, err
 	})
+	// A charge made before a lost race whose retry ended without an
+	// order (the stock went, the checkout changed, storage failed) is
+	// given back: the buyer pays for orders only.
+	if cp.charged != nil && !cp.placed {
+		if err := s.rails[cp.charged.rail].void(context.WithoutCancel(ctx), cp.charged.ref); err != nil {
+			s.log.ErrorContext(ctx, "shop: void a charge that placed no order", "rail", cp.charged.rail, "ref", cp.charged.ref, "err", err)
+		}
+	}
+	return rep
 }
 
 // notPayable: the hosted page's checkout stopped waiting for the buyer.

@@ -118,3 +118,44 @@ func lostRace(t *testing.T, repriced bool) (charges, voids int32, total int64) {
 	}
 	return card.charges.Load(), card.voids.Load(), done.Totals[len(done.Totals)-1].Amount
 }
+
+// TestChargeWithoutOrderVoided: a completion charges, loses the race for
+// the last units, and its retry ends out of stock: no order, so the charge
+// is voided.
+func TestChargeWithoutOrderVoided(t *testing.T) {
+	t.Parallel()
+	st := &staleOnce{Commerce: sqlstoretest.SQLite(t)}
+	st.during = func(ctx context.Context) {
+		if err := st.PutProduct(ctx, &store.Product{ShopSlug: "flower-shop", ID: "bouquet_roses", Title: "Roses", Text: "roses",
+			MinPrice: 3500, MaxPrice: 3500, Currency: "EUR", Doc: []byte(`{"id":"bouquet_roses"}`), UpdatedAt: time.Now()},
+			[]*store.Variant{{ShopSlug: "flower-shop", ID: "bouquet_roses", ProductID: "bouquet_roses", Title: "Roses", Price: 3500, Stock: 0}}); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := Seed(t.Context(), st, DemoShops(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(Config{BaseURL: "http://127.0.0.1:1", Store: st, Keys: &MemoryKeys{}, Dev: true,
+		Profiles: &discovery.Fetcher{AllowInsecureLoopback: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := &countingRail{}
+	svc.rails[HandlerCardID] = card
+	p := &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "p"}
+	agent := "http://127.0.0.1:1/.well-known/ucp"
+	rep := svc.Do(t.Context(), &Request{Op: OpCreateCheckout, Shop: "flower-shop", Agent: agent, Principal: p, IdempotencyKey: "create-0000000002",
+		Body: []byte(`{"line_items":[{"item":{"id":"bouquet_roses"},"quantity":1}]}`)})
+	var c struct{ ID, Status string }
+	if rep.Err != nil || json.Unmarshal(rep.Body, &c) != nil {
+		t.Fatalf("create: %+v %s", rep.Err, rep.Body)
+	}
+	rep = svc.Do(t.Context(), &Request{Op: OpCompleteCheckout, Shop: "flower-shop", ID: c.ID, Agent: agent, Principal: p, IdempotencyKey: "complete-00000002",
+		Body: []byte(`{"payment":{"instruments":[{"handler_id":"artos.card","selected":true,"credential":{"type":"token","token":"success_token"}}]}}`)})
+	if rep.Err != nil || json.Unmarshal(rep.Body, &c) != nil || c.Status == "completed" {
+		t.Fatalf("complete: %+v %s", rep.Err, rep.Body)
+	}
+	if card.charges.Load() != 1 || card.voids.Load() != 1 {
+		t.Fatalf("%d charges, %d voids, no order", card.charges.Load(), card.voids.Load())
+	}
+}
