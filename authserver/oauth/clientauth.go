@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/ucpbridge/ucpbridge/authserver/oauth/cimd"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
@@ -33,17 +32,13 @@ func parseForm(r *http.Request) error {
 func cleanValues(v url.Values) error {
 	for k, vals := range v {
 		for _, s := range append(vals, k) {
-			if !cleanString(s) {
+			if !store.ValidText(s) {
 				return errors.New("parameters must be UTF-8 without NUL")
 			}
 		}
 	}
 	return nil
 }
-
-// cleanString reports whether s is valid UTF-8 without NUL, as every
-// value the store keeps as text must be.
-func cleanString(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 // client is a resolved client, registered or CIMD.
 type client struct {
@@ -157,7 +152,7 @@ func (s *Server) authenticateClient(r *http.Request) (*client, *oauthError) {
 			return nil, errInvalidClient("malformed Basic credentials")
 		}
 		// The form was checked by parseForm; the header was not.
-		if !cleanString(id) || !cleanString(secret) {
+		if !store.ValidText(id) || !store.ValidText(secret) {
 			return nil, errInvalidRequest("parameters must be UTF-8 without NUL")
 		}
 		if f := r.PostForm.Get("client_id"); f != "" && f != id {
@@ -192,7 +187,7 @@ var ErrInvalidAPIKey = errors.New("oauth: invalid API key")
 // hash. It returns the client id.
 func (s *Server) ValidateAPIKey(ctx context.Context, key string) (string, error) {
 	i := strings.LastIndexByte(key, '.')
-	if i <= 0 || i == len(key)-1 || len(key) > 512 || !cleanString(key) {
+	if i <= 0 || i == len(key)-1 || len(key) > 512 || !store.ValidText(key) {
 		return "", ErrInvalidAPIKey
 	}
 	id, secret := key[:i], key[i+1:]

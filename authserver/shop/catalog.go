@@ -45,7 +45,7 @@ func decodeCursor(s string) (cursor, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	// The cursor is ours only by convention: it is unsigned, so what it
 	// carries is checked like any other input before it reaches the store.
-	if err != nil || json.Unmarshal(b, &c) != nil || c.Offset < 0 || c.Offset > maxOffset || !cleanText(c.Shop) || !cleanText(c.ID) ||
+	if err != nil || json.Unmarshal(b, &c) != nil || c.Offset < 0 || c.Offset > maxOffset || !store.ValidText(c.Shop) || !store.ValidText(c.ID) ||
 		len(c.Shop) > 64 || len(c.ID) > 255 {
 		return c, false
 	}

@@ -48,7 +48,7 @@ func (s *Service) serveContinue(w http.ResponseWriter, r *http.Request) {
 		token = r.PostFormValue("token")
 	}
 	slug, id := r.PathValue("slug"), r.PathValue("id")
-	if !cleanText(slug) || !cleanText(id) {
+	if !store.ValidText(slug) || !store.ValidText(id) {
 		http.NotFound(w, r)
 		return
 	}

@@ -6,17 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"unicode/utf8"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
 )
 
 // PostgreSQL text refuses NUL and bytes that are not UTF-8 (SQLSTATE
 // 22021): such a request would fail as a storage error (503, logged as
 // one) instead of the malformed request it is. Do refuses it up front,
 // so no operation, on any store, ever sees such text.
-
-// cleanText reports whether s can be stored as text.
-func cleanText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
 
 // cleanJSON reports whether a JSON body can only decode to storable text:
 // it is UTF-8 (encoding/json would silently turn other bytes into U+FFFD;
@@ -50,11 +48,11 @@ func cleanJSON(b []byte) bool {
 func (s *Service) refuseBadBytes(ctx context.Context, req *Request) *Reply {
 	var what string
 	switch {
-	case !cleanText(req.Shop):
+	case !store.ValidText(req.Shop):
 		what = "the store slug"
-	case !cleanText(req.ID):
+	case !store.ValidText(req.ID):
 		what = "the id"
-	case !cleanText(req.Agent):
+	case !store.ValidText(req.Agent):
 		what = "the platform profile URL"
 	case !cleanJSON(req.Body):
 		what = "the request body"

@@ -49,7 +49,7 @@ func (s *Service) serveProfile(w http.ResponseWriter, r *http.Request) {
 	var sh *shopInfo
 	if slug := r.PathValue("slug"); slug != "" {
 		var err error
-		if !cleanText(slug) {
+		if !store.ValidText(slug) {
 			err = store.ErrNotFound
 		} else {
 			sh, err = s.shop(r.Context(), slug)

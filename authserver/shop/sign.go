@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
 )
@@ -57,7 +58,7 @@ func (s *Service) signResponses(next http.Handler) http.Handler {
 	var signers sync.Map // slug -> *httpsig.Signer
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slug, ok := storeSlug(r.URL.Path)
-		if !ok || !cleanText(slug) || !wantsSignature(r) || r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/mcp") {
+		if !ok || !store.ValidText(slug) || !wantsSignature(r) || r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/mcp") {
 			next.ServeHTTP(w, r)
 			return
 		}

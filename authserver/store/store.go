@@ -13,8 +13,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
+
+// ValidText reports whether s may be stored as text: valid UTF-8 without
+// NUL. PostgreSQL refuses anything else (SQLSTATE 22021), so callers
+// check what they got from outside before passing it to a store, and
+// answer a bad request instead of a storage failure.
+func ValidText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
 
 // Errors. Methods wrap them; match with errors.Is.
 var (
