@@ -29,7 +29,10 @@ const (
 	defaultMaxBytes = 5120 // the draft recommends 5 KB
 	defaultTTL      = 600 * time.Second
 	maxURLLen       = 2048
-	defaultMaxCache = 10000
+	// Documents are small (at most MaxBytes, 5 KB by default), so the
+	// entry count bounds the cache's memory: about 10 MB at the defaults,
+	// parsed form included.
+	defaultMaxCache = 1024
 )
 
 // Options configures a Fetcher. Zero values mean the defaults.
@@ -104,8 +107,6 @@ func NewFetcher(opts *Options) *Fetcher {
 	}
 	// Client ids are attacker-chosen URLs: bound the fetches they start.
 	f.cache.MaxEntries, f.cache.MaxInFlight, f.cache.MaxInFlightPerHost = defaultMaxCache, 32, 4
-	// A document is at most maxBytes; count it twice for the parsed form.
-	f.cache.MaxBytes, f.cache.Size = 16<<20, func(*Client) int64 { return 2 * f.maxBytes }
 	if f.timeout <= 0 {
 		f.timeout = defaultTimeout
 	}
