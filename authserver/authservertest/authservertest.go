@@ -72,11 +72,12 @@ func Start(t testing.TB, opts *Options) *Platform {
 	if opts == nil {
 		opts = &Options{}
 	}
-	st, backend := authserver.Store(nil), "sqlite"
+	var st authserver.Store
+	backend := "postgres"
 	if os.Getenv(sqlstoretest.EnvPG) != "" && !opts.SQLiteOnly {
-		st, backend = sqlstoretest.Postgres(t), "postgres"
+		st = sqlstoretest.Postgres(t)
 	} else {
-		st = sqlstoretest.SQLite(t)
+		st, backend = sqlstoretest.SQLite(t), "sqlite"
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
