@@ -14,6 +14,10 @@ var (
 	ErrStale = errors.New("store: stale version")
 	// ErrInProgress: an idempotency key is held by a request still running.
 	ErrInProgress = errors.New("store: idempotent request in progress")
+	// ErrHoldLapsed: CompleteSession was given a spend hold that is no
+	// longer held (released, consumed, or past its ExpiresAt). Nothing
+	// was changed.
+	ErrHoldLapsed = errors.New("store: spend hold lapsed")
 )
 
 // Shop is one merchant store on the platform (a UCP business).
@@ -124,6 +128,58 @@ type Order struct {
 	// created" delivery to it in the same transaction (an outbox: no
 	// order without its event, no event without its order).
 	WebhookURL string
+	// HoldID, when set, names the spend hold CompleteSession consumes in
+	// the same transaction: the order and the spending it counts against
+	// happen together or not at all.
+	HoldID string
+}
+
+// OrderCursor is where a page of a buyer's orders ends: the last order's
+// CreatedAt, ShopSlug and ID (newest first).
+type OrderCursor struct {
+	CreatedAt time.Time
+	ShopSlug  string
+	ID        string
+}
+
+// SpendHold reserves part of a buyer's spend allowance for one payment in
+// flight. It counts against the daily cap from the moment it is taken:
+// while held (until ExpiresAt), and for good once consumed by the order.
+type SpendHold struct {
+	ID       string
+	BuyerID  string
+	ClientID string // the agent client the allowance was granted to
+	// Ref names what it pays for ("<store>/<checkout id>").
+	Ref       string
+	Amount    int64 // minor units of Currency
+	Currency  string
+	CreatedAt time.Time
+	// ExpiresAt ends a hold never consumed (its payment died with its
+	// instance); a consumed hold counts whatever its ExpiresAt.
+	ExpiresAt time.Time
+}
+
+// SpendCheck decides whether a hold may be taken: allowance is the
+// consent's stored allowance (nil when there is none), spent what the
+// window already counts. Its error refuses the hold and is returned to
+// HoldSpend's caller unchanged.
+type SpendCheck func(allowance json.RawMessage, spent int64) error
+
+// Spending stores spend holds against buyers' allowances.
+type Spending interface {
+	// HoldSpend takes h atomically with check: in one transaction that
+	// serialises with every other HoldSpend of the same (buyer, client),
+	// across processes, it reads the consent's allowance, sums the holds
+	// of that pair created in [from, to) that are consumed or still held
+	// at now, runs check, and stores h only if check returned nil.
+	HoldSpend(ctx context.Context, h *SpendHold, from, to, now time.Time, check SpendCheck) error
+	// ReleaseHold gives a held hold back (its payment failed). Consumed
+	// or unknown holds are left alone; it is not an error.
+	ReleaseHold(ctx context.Context, id string) error
+	// Spent is what the pair's holds created in [from, to) count at now.
+	Spent(ctx context.Context, buyerID, clientID string, from, to, now time.Time) (int64, error)
+	// SweepHolds deletes holds created before before and returns how many.
+	SweepHolds(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Webhook is a queued order event delivery.
@@ -233,6 +289,10 @@ type Sessions interface {
 // Orders reads placed orders.
 type Orders interface {
 	Order(ctx context.Context, shop, id string) (*Order, error)
+	// BuyerOrders lists a buyer's orders across every store, newest
+	// first (ties by store and id), strictly after the cursor when one is
+	// given, at most limit.
+	BuyerOrders(ctx context.Context, buyerID string, after *OrderCursor, limit int) ([]*Order, error)
 }
 
 // Idempotency stores idempotent requests and their responses.
@@ -262,4 +322,5 @@ type Commerce interface {
 	Orders
 	Idempotency
 	Webhooks
+	Spending
 }

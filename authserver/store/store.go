@@ -51,8 +51,26 @@ const (
 	ClientScript    ClientType = "script"    // confidential, the developer's own account
 )
 
+// ClientRole is what a registered client is on the platform, which
+// decides the credentials it may use (guard).
+type ClientRole string
+
+// Client roles.
+const (
+	// RoleApp is an app buyers sign in through (an agent, a CLI): its
+	// tokens act for a buyer, never as a platform.
+	RoleApp ClientRole = ""
+	// RolePlatform is a platform application: "<id>.<secret>" is its
+	// X-API-Key, and it owns the OAuth clients that name it as Platform
+	// and the CIMD client ids it declares.
+	RolePlatform ClientRole = "platform"
+	// RoleMerchant is a merchant's app (client_credentials), bound to
+	// Store: its tokens are useless at any other store.
+	RoleMerchant ClientRole = "merchant"
+)
+
 // Client is a registered OAuth client. CIMD clients are not stored; their
-// metadata comes from their URL.
+// metadata comes from their URL (a platform may declare them, CIMD).
 type Client struct {
 	ID           string
 	SecretHash   []byte // SHA-256 of the secret; nil for public clients
@@ -62,7 +80,20 @@ type Client struct {
 	GrantTypes   []string
 	Scopes       []string // what the client may ask for
 	Developers   []string // buyer ids that may use the password grant (script apps)
-	CreatedAt    time.Time
+	Role         ClientRole
+	// Store is the store slug a merchant client is bound to.
+	Store string
+	// Platform is the platform application that owns this client; a
+	// platform application owns itself. Empty: no platform.
+	Platform string
+	// CIMD lists the client-id metadata document URLs a platform
+	// application declares as its own (RolePlatform only). A URL belongs
+	// to at most one platform.
+	CIMD []string
+	// Profile is a platform application's registered UCP profile URL:
+	// the verified destination of its order webhooks.
+	Profile   string
+	CreatedAt time.Time
 }
 
 // Buyer is a local buyer account.
@@ -70,7 +101,10 @@ type Buyer struct {
 	ID           string
 	Email        string // unique, compared case-insensitively
 	PasswordHash string // PHC string of a memory-hard KDF
-	CreatedAt    time.Time
+	// Account is the buyer's account document (name, phone, address
+	// book, saved sandbox card), owned by the caller.
+	Account   json.RawMessage
+	CreatedAt time.Time
 }
 
 // Code is an authorization code awaiting redemption.
@@ -110,12 +144,18 @@ type RefreshToken struct {
 // AccessToken is an opaque access token. GrantID is empty for
 // client_credentials tokens.
 type AccessToken struct {
-	Hash      []byte
-	GrantID   string
-	ClientID  string
-	BuyerID   string
-	Scope     string
-	Resource  string
+	Hash     []byte
+	GrantID  string
+	ClientID string
+	BuyerID  string
+	Scope    string
+	Resource string
+	// Store is the store a merchant token is bound to, recorded when it
+	// is issued.
+	Store string
+	// Platform is the platform application owning ClientID, as the
+	// registrations say when the token is read (not stored).
+	Platform  string
 	ExpiresAt time.Time
 }
 
@@ -151,9 +191,14 @@ type Consent struct {
 
 // Clients stores registered clients.
 type Clients interface {
-	// CreateClient fails with ErrConflict if the id exists.
+	// CreateClient fails with ErrConflict if the id exists, or if a CIMD
+	// URL it declares belongs to another platform.
 	CreateClient(ctx context.Context, c *Client) error
 	Client(ctx context.Context, id string) (*Client, error)
+	// ClientPlatform returns the platform application owning a client id
+	// (a registered client's Platform, or the platform declaring a CIMD
+	// URL), or "" when none does.
+	ClientPlatform(ctx context.Context, clientID string) (string, error)
 }
 
 // Buyers stores buyer accounts.
@@ -162,6 +207,8 @@ type Buyers interface {
 	CreateBuyer(ctx context.Context, b *Buyer) error
 	Buyer(ctx context.Context, id string) (*Buyer, error)
 	BuyerByEmail(ctx context.Context, email string) (*Buyer, error)
+	// SetBuyerAccount replaces a buyer's account document.
+	SetBuyerAccount(ctx context.Context, id string, account json.RawMessage) error
 }
 
 // Codes stores authorization codes.
@@ -220,6 +267,15 @@ type Consents interface {
 	// SaveConsent inserts or replaces the consent for (buyer, client).
 	SaveConsent(ctx context.Context, c *Consent) error
 	Consent(ctx context.Context, buyerID, clientID string) (*Consent, error)
+	// BuyerConsents lists a buyer's consents, by client id.
+	BuyerConsents(ctx context.Context, buyerID string) ([]*Consent, error)
+	// UpdateConsent changes a consent under a row lock: fn gets the
+	// stored consent and edits it in place; its error aborts, unchanged.
+	// ErrNotFound when there is none.
+	UpdateConsent(ctx context.Context, buyerID, clientID string, fn func(c *Consent) error) error
+	// RevokeClientGrants revokes every grant (with its tokens) a buyer
+	// gave a client, and returns how many were live.
+	RevokeClientGrants(ctx context.Context, buyerID, clientID string, now time.Time) (int64, error)
 }
 
 // Store is everything the authorization server persists.

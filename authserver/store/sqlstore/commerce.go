@@ -455,6 +455,11 @@ func (s *Store) CompleteSession(ctx context.Context, sess *store.Session, o *sto
 		if err := s.insertOrder(ctx, tx, o); err != nil {
 			return err
 		}
+		if o.HoldID != "" {
+			if err := s.consumeHold(ctx, tx, o.HoldID, o.CreatedAt); err != nil {
+				return err
+			}
+		}
 		if o.WebhookURL == "" {
 			return nil
 		}
@@ -517,15 +522,17 @@ func (s *Store) insertOrder(ctx context.Context, tx *sql.Tx, o *store.Order) err
 
 // Order implements store.Orders.
 func (s *Store) Order(ctx context.Context, shop, id string) (*store.Order, error) {
+	return scanOrder(s.rdb.QueryRowContext(ctx, s.q(`SELECT shop_slug, id, checkout_id, owner, client_id, buyer_id, buyer_type, doc, created_at
+		FROM orders WHERE shop_slug = ? AND id = ?`), shop, id))
+}
+
+func scanOrder(r scanner) (*store.Order, error) {
 	var (
 		o       store.Order
 		doc     sql.NullString
 		created int64
 	)
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT shop_slug, id, checkout_id, owner, client_id, buyer_id, buyer_type, doc, created_at
-		FROM orders WHERE shop_slug = ? AND id = ?`), shop, id).
-		Scan(&o.ShopSlug, &o.ID, &o.CheckoutID, &o.Owner, &o.ClientID, &o.BuyerID, &o.BuyerType, &doc, &created)
-	if err != nil {
+	if err := r.Scan(&o.ShopSlug, &o.ID, &o.CheckoutID, &o.Owner, &o.ClientID, &o.BuyerID, &o.BuyerType, &doc, &created); err != nil {
 		return nil, notFound(err, "order")
 	}
 	o.Doc, o.CreatedAt = rawJSON(doc), time.UnixMilli(created)

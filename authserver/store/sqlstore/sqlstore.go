@@ -131,7 +131,69 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("sqlstore: migrate: %w", err)
 		}
 	}
-	return nil
+	return s.upgrade(ctx)
+}
+
+// migrations change the schema of databases created by earlier builds,
+// in order; schema_version counts how many ran. Never edit or reorder one
+// that shipped: append.
+var migrations = []string{
+	// 1: client roles (platform keys, store-bound merchants), platform
+	// ownership of OAuth clients, tokens bound to a store, buyer accounts,
+	// spend holds, buyer order history.
+	`ALTER TABLE clients ADD COLUMN role TEXT NOT NULL DEFAULT '';
+	ALTER TABLE clients ADD COLUMN store TEXT NOT NULL DEFAULT '';
+	ALTER TABLE clients ADD COLUMN platform TEXT NOT NULL DEFAULT '';
+	ALTER TABLE clients ADD COLUMN profile TEXT NOT NULL DEFAULT '';
+	CREATE TABLE platform_clients (client_id TEXT PRIMARY KEY, platform_id TEXT NOT NULL);
+	ALTER TABLE access_tokens ADD COLUMN store TEXT NOT NULL DEFAULT '';
+	ALTER TABLE buyers ADD COLUMN account TEXT;
+	CREATE TABLE spend_holds (
+		id TEXT PRIMARY KEY, buyer_id TEXT NOT NULL, client_id TEXT NOT NULL, ref TEXT NOT NULL,
+		amount BIGINT NOT NULL, currency TEXT NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL);
+	CREATE INDEX spend_holds_pair ON spend_holds(buyer_id, client_id, created_at);
+	CREATE INDEX spend_holds_created ON spend_holds(created_at);
+	CREATE INDEX orders_buyer ON orders(buyer_id, created_at, shop_slug, id)`,
+}
+
+// upgrade runs the migrations a database lacks, in one transaction that
+// concurrent openers (two instances starting on one PostgreSQL) queue on.
+func (s *Store) upgrade(ctx context.Context) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.d.postgres {
+			// Serialises openers; released at commit.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(8021550417)`); err != nil {
+				return fmt.Errorf("sqlstore: migrate: lock: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+			return fmt.Errorf("sqlstore: migrate: %w", err)
+		}
+		var v sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_version`).Scan(&v); err != nil {
+			return fmt.Errorf("sqlstore: migrate: %w", err)
+		}
+		for i := int(v.Int64); i < len(migrations); i++ {
+			for _, stmt := range strings.Split(migrations[i], ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("sqlstore: migration %d: %w", i+1, err)
+				}
+			}
+		}
+		if int(v.Int64) < len(migrations) {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM schema_version`); err != nil {
+				return fmt.Errorf("sqlstore: migrate: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_version (version) VALUES (?)`), len(migrations)); err != nil {
+				return fmt.Errorf("sqlstore: migrate: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // schema uses BIGINT Unix milliseconds for times and JSON text for lists,

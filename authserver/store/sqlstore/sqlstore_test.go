@@ -39,6 +39,17 @@ func TestPostgres(t *testing.T) {
 	t.Run("Commerce", func(t *testing.T) {
 		storetest.RunCommerce(t, func(t *testing.T) store.Commerce { return sqlstoretest.Postgres(t) })
 	})
+	t.Run("Platform", func(t *testing.T) {
+		storetest.RunPlatform(t, func(t *testing.T) storetest.Platform { return sqlstoretest.Postgres(t) })
+	})
+}
+
+func TestSQLitePlatform(t *testing.T) {
+	t.Parallel()
+	storetest.RunPlatform(t, func(t *testing.T) storetest.Platform {
+		t.Parallel()
+		return sqlstoretest.SQLite(t)
+	})
 }
 
 // TestRevocationDropsSealedResponses: a revoked family keeps no sealed

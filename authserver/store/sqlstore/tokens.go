@@ -132,8 +132,8 @@ func (s *Store) insertAccess(ctx context.Context, q queryer, a *store.AccessToke
 	if a.GrantID != "" {
 		grant = a.GrantID
 	}
-	_, err := q.ExecContext(ctx, s.q(`INSERT INTO access_tokens (hash, grant_id, client_id, buyer_id, scope, resource, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`), a.Hash, grant, a.ClientID, a.BuyerID, a.Scope, a.Resource, ms(a.ExpiresAt))
+	_, err := q.ExecContext(ctx, s.q(`INSERT INTO access_tokens (hash, grant_id, client_id, buyer_id, scope, resource, store, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), a.Hash, grant, a.ClientID, a.BuyerID, a.Scope, a.Resource, a.Store, ms(a.ExpiresAt))
 	if isUnique(err) {
 		return fmt.Errorf("sqlstore: access token: %w", store.ErrConflict)
 	}
@@ -316,18 +316,21 @@ func (s *Store) SaveAccessToken(ctx context.Context, t *store.AccessToken) error
 // AccessToken implements store.AccessTokens.
 func (s *Store) AccessToken(ctx context.Context, hash []byte, now time.Time) (*store.AccessToken, error) {
 	var (
-		a       store.AccessToken
-		grant   sql.NullString
-		expires int64
-		revoked sql.NullInt64
+		a               store.AccessToken
+		grant, platform sql.NullString
+		expires         int64
+		revoked         sql.NullInt64
 	)
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT hash, grant_id, client_id, buyer_id, scope, resource, expires_at, revoked_at
-		FROM access_tokens WHERE hash = ?`), hash).
-		Scan(&a.Hash, &grant, &a.ClientID, &a.BuyerID, &a.Scope, &a.Resource, &expires, &revoked)
+	// The owning platform comes along in the same indexed read: every
+	// request needs it, and a second query would double the cost.
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT t.hash, t.grant_id, t.client_id, t.buyer_id, t.scope, t.resource, t.store,
+		t.expires_at, t.revoked_at, p.platform_id
+		FROM access_tokens t LEFT JOIN platform_clients p ON p.client_id = t.client_id WHERE t.hash = ?`), hash).
+		Scan(&a.Hash, &grant, &a.ClientID, &a.BuyerID, &a.Scope, &a.Resource, &a.Store, &expires, &revoked, &platform)
 	if err != nil {
 		return nil, notFound(err, "access token")
 	}
-	a.GrantID, a.ExpiresAt = grant.String, time.UnixMilli(expires)
+	a.GrantID, a.Platform, a.ExpiresAt = grant.String, platform.String, time.UnixMilli(expires)
 	if revoked.Valid {
 		return nil, fmt.Errorf("sqlstore: access token: %w", store.ErrRevoked)
 	}

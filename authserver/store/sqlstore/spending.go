@@ -1,0 +1,141 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ucpbridge/ucpbridge/authserver/store"
+)
+
+// Hold states.
+const (
+	holdHeld     = "held"
+	holdConsumed = "consumed"
+	holdReleased = "released"
+)
+
+// HoldSpend implements store.Spending. The consent row is the lock every
+// hold of a (buyer, client) pair takes first (FOR UPDATE on PostgreSQL,
+// the one write transaction on SQLite), so the sum read here cannot be
+// stale by the time the hold is stored: two instances sharing one
+// database queue on the row.
+func (s *Store) HoldSpend(ctx context.Context, h *store.SpendHold, from, to, now time.Time, check store.SpendCheck) error {
+	if h.Amount < 0 {
+		return fmt.Errorf("sqlstore: hold spend: negative amount %d", h.Amount)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		c, err := s.consent(ctx, tx, h.BuyerID, h.ClientID, s.d.forUpdate)
+		var allowance []byte
+		switch {
+		case err == nil:
+			allowance = c.Allowance
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		spent, err := s.spent(ctx, tx, h.BuyerID, h.ClientID, from, to, now)
+		if err != nil {
+			return err
+		}
+		if err := check(allowance, spent); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO spend_holds (id, buyer_id, client_id, ref, amount, currency, state, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), h.ID, h.BuyerID, h.ClientID, h.Ref, h.Amount, h.Currency, holdHeld,
+			ms(h.CreatedAt), ms(h.ExpiresAt))
+		if isUnique(err) {
+			return fmt.Errorf("sqlstore: hold %q: %w", h.ID, store.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlstore: hold spend: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) spent(ctx context.Context, q queryer, buyerID, clientID string, from, to, now time.Time) (int64, error) {
+	var n sql.NullInt64
+	err := q.QueryRowContext(ctx, s.q(`SELECT SUM(amount) FROM spend_holds
+		WHERE buyer_id = ? AND client_id = ? AND created_at >= ? AND created_at < ?
+		AND (state = ? OR (state = ? AND expires_at > ?))`),
+		buyerID, clientID, ms(from), ms(to), holdConsumed, holdHeld, ms(now)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: spent: %w", err)
+	}
+	return n.Int64, nil
+}
+
+// Spent implements store.Spending.
+func (s *Store) Spent(ctx context.Context, buyerID, clientID string, from, to, now time.Time) (int64, error) {
+	return s.spent(ctx, s.rdb, buyerID, clientID, from, to, now)
+}
+
+// ReleaseHold implements store.Spending.
+func (s *Store) ReleaseHold(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE spend_holds SET state = ? WHERE id = ? AND state = ?`), holdReleased, id, holdHeld); err != nil {
+		return fmt.Errorf("sqlstore: release hold: %w", err)
+	}
+	return nil
+}
+
+// SweepHolds implements store.Spending.
+func (s *Store) SweepHolds(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM spend_holds WHERE created_at < ?`), ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: sweep holds: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// consumeHold marks a live hold consumed inside CompleteSession's
+// transaction; anything else is store.ErrHoldLapsed, which rolls the
+// order back.
+func (s *Store) consumeHold(ctx context.Context, tx *sql.Tx, id string, now time.Time) error {
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE spend_holds SET state = ? WHERE id = ? AND state = ? AND expires_at > ?`),
+		holdConsumed, id, holdHeld, ms(now))
+	if err != nil {
+		return fmt.Errorf("sqlstore: consume hold: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlstore: consume hold: %w", err)
+	} else if n != 1 {
+		return fmt.Errorf("sqlstore: hold %q: %w", id, store.ErrHoldLapsed)
+	}
+	return nil
+}
+
+// BuyerOrders implements store.Orders, on the (buyer_id, created_at,
+// shop_slug, id) index: a keyset page, newest first.
+func (s *Store) BuyerOrders(ctx context.Context, buyerID string, after *store.OrderCursor, limit int) ([]*store.Order, error) {
+	if buyerID == "" {
+		return nil, errors.New("sqlstore: buyer orders: empty buyer id")
+	}
+	where, args := []string{"buyer_id = ?"}, []any{buyerID}
+	if after != nil {
+		c := ms(after.CreatedAt)
+		where = append(where, `(created_at < ? OR (created_at = ? AND (shop_slug < ? OR (shop_slug = ? AND id < ?))))`)
+		args = append(args, c, c, after.ShopSlug, after.ShopSlug, after.ID)
+	}
+	args = append(args, limit)
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT shop_slug, id, checkout_id, owner, client_id, buyer_id, buyer_type, doc, created_at
+		FROM orders WHERE `+strings.Join(where, " AND ")+` ORDER BY created_at DESC, shop_slug DESC, id DESC LIMIT ?`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: buyer orders: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Order
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: buyer orders: %w", err)
+	}
+	return out, nil
+}
