@@ -154,7 +154,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, errInvalidRequest(err.Error()))
 		return
 	}
-	a, pageErr, redirErr := s.parseAuthRequest(r.Context(), clientIP(r), r.URL.Query())
+	a, pageErr, redirErr := s.parseAuthRequest(r.Context(), s.clientKey(r), r.URL.Query())
 	switch {
 	case pageErr != nil:
 		s.renderError(w, r, pageErr)

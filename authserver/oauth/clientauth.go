@@ -122,18 +122,30 @@ func (s *Server) formClient(w http.ResponseWriter, r *http.Request) (*client, bo
 		s.writeError(w, r, oe)
 		return nil, false
 	}
-	// A public client "authenticates" by naming its id, so anyone could
-	// empty its bucket for all its users: public clients are limited per
-	// client and network instead.
-	bucket := c.ID
-	if !c.confidential() {
-		bucket += "|" + clientIP(r)
-	}
-	if ok, wait := s.cliLim.allow(bucket); !ok {
-		s.tooMany(w, r, wait)
-		return nil, false
+	// A public client "authenticates" by naming its id, which anyone can
+	// do: charging its bucket now would let a stranger empty it and deny
+	// the real client its tokens. Its grants charge it once the caller
+	// has proved something (chargeClient); until then only the per-IP
+	// limit applies.
+	if c.confidential() {
+		if oe := s.chargeClient(c); oe != nil {
+			s.writeError(w, r, oe)
+			return nil, false
+		}
 	}
 	return c, true
+}
+
+// chargeClient takes a token from c's own bucket: for a confidential
+// client once its secret checked out (formClient), for a public client
+// once the caller proved it acts for the client with a valid code and
+// verifier (grantCode) or a valid refresh token (grantRefresh). Charged
+// before the code or token is used, so a refused caller can retry with it.
+func (s *Server) chargeClient(c *client) *oauthError {
+	if ok, wait := s.cliLim.allow(c.ID); !ok {
+		return errSlowDown(wait)
+	}
+	return nil
 }
 
 // authenticateClient applies the token-endpoint client authentication:
@@ -161,7 +173,7 @@ func (s *Server) authenticateClient(r *http.Request) (*client, *oauthError) {
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	c, err := s.resolveClient(r.Context(), clientIP(r), id)
+	c, err := s.resolveClient(r.Context(), s.clientKey(r), id)
 	if err != nil {
 		var oe *oauthError
 		if errors.As(err, &oe) {

@@ -217,7 +217,7 @@ func (s *Server) handleAuthorizePost(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, errInvalidRequest("the form expired or was not sent from this site; go back and try again"))
 		return
 	}
-	a, pageErr, redirErr := s.parseAuthRequest(r.Context(), clientIP(r), r.PostForm)
+	a, pageErr, redirErr := s.parseAuthRequest(r.Context(), s.clientKey(r), r.PostForm)
 	switch {
 	case pageErr != nil:
 		s.renderError(w, r, pageErr)
@@ -234,20 +234,18 @@ func (s *Server) handleAuthorizePost(w http.ResponseWriter, r *http.Request) {
 	}
 	if buyer == nil {
 		email := strings.ToLower(strings.TrimSpace(r.PostForm.Get("email")))
-		throttle := email + "|" + clientIP(r)
-		if blocked, wait := s.loginLim.blocked(throttle); blocked {
-			secs := int(wait/time.Second) + 1
+		b, err := s.signIn(r, email, r.PostForm.Get("password"), nil)
+		var te *throttledError
+		switch {
+		case errors.As(err, &te):
+			secs := retrySeconds(te.Wait)
 			w.Header().Set("Retry-After", fmt.Sprint(secs))
 			s.renderConsent(w, r, a, fmt.Sprintf("Too many failed sign-ins; try again in %d seconds.", secs), r.PostForm)
 			return
-		}
-		b, err := s.checkBuyer(ctx, email, r.PostForm.Get("password"))
-		if err != nil {
+		case err != nil:
 			s.renderError(w, r, errServer(err))
 			return
-		}
-		if b == nil {
-			s.loginLim.fail(throttle)
+		case b == nil:
 			s.renderConsent(w, r, a, "Wrong email or password.", nil)
 			return
 		}
@@ -295,7 +293,7 @@ func (s *Server) checkBuyer(ctx context.Context, email, password string) (*store
 	if b != nil {
 		hash = b.PasswordHash
 	}
-	if !CheckPassword(hash, password) || b == nil {
+	if !s.checkPassword(hash, password) || b == nil {
 		return nil, nil
 	}
 	return b, nil

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"time"
 )
 
 // oauthError is an RFC 6749 error. Description goes to the client; the
@@ -13,7 +15,10 @@ type oauthError struct {
 	Code        string
 	Description string
 	Status      int
-	cause       error
+	// RetryAfter, when set, is sent as Retry-After (whole seconds, rounded
+	// up) so a throttled caller knows when to come back.
+	RetryAfter time.Duration
+	cause      error
 }
 
 func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
@@ -42,6 +47,18 @@ func errUnsupportedGrant(desc string) *oauthError {
 
 func errInvalidScope(desc string) *oauthError {
 	return &oauthError{Code: "invalid_scope", Description: desc, Status: http.StatusBadRequest}
+}
+
+// errSlowDown is a rate limit's refusal: 429, and when to retry.
+func errSlowDown(wait time.Duration) *oauthError {
+	return &oauthError{Code: "slow_down", Description: fmt.Sprintf("too many requests; retry in %d s", retrySeconds(wait)),
+		Status: http.StatusTooManyRequests, RetryAfter: max(wait, time.Nanosecond)}
+}
+
+// retrySeconds rounds a wait up to whole seconds, at least one: a
+// Retry-After of 0 would invite an immediate retry that is refused again.
+func retrySeconds(wait time.Duration) int {
+	return int(max(wait, 0)/time.Second) + 1
 }
 
 func errServer(cause error) *oauthError {
@@ -78,6 +95,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *oauthErro
 	s.logError(r, "oauth request failed", e)
 	if e.Code == "invalid_client" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.cfg.Issuer+`", charset="UTF-8"`)
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(e.RetryAfter)))
 	}
 	writeJSON(w, e.Status, map[string]string{"error": e.Code, "error_description": e.Description})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,12 +57,15 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info, err := s.ValidateAccessToken(r.Context(), r.PostForm.Get("token"))
-	if errors.Is(err, ErrInvalidToken) {
-		writeJSON(w, http.StatusOK, map[string]any{"active": false})
+	if err != nil && !errors.Is(err, ErrInvalidToken) {
+		s.writeError(w, r, errServer(err))
 		return
 	}
-	if err != nil {
-		s.writeError(w, r, errServer(err))
+	if err != nil || !s.mayIntrospect(c.ID, info) {
+		// Another client's token looks exactly like an unknown one, so
+		// introspection is no oracle for which tokens exist (RFC 7662
+		// §2.2 lets the server answer inactive).
+		writeJSON(w, http.StatusOK, map[string]any{"active": false})
 		return
 	}
 	resp := map[string]any{"active": true, "client_id": info.ClientID, "scope": info.Scope, "token_type": "Bearer",
@@ -73,4 +77,16 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		resp["aud"] = info.Resource
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// mayIntrospect reports whether clientID may learn about a token: one
+// issued to it, or one issued for a resource it serves
+// (Config.ResourceClients). Any confidential client may call the
+// endpoint, so without this rule every client could read every other
+// client's tokens: their buyer, scope and lifetime.
+func (s *Server) mayIntrospect(clientID string, info *TokenInfo) bool {
+	if info.ClientID == clientID {
+		return true
+	}
+	return info.Resource != "" && slices.Contains(s.resourceClients[info.Resource], clientID)
 }

@@ -77,21 +77,15 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 	return false, l.wait(b)
 }
 
-// blocked reports, without taking a token, whether key is out of tokens.
-// With fail it is how failures are counted: check blocked first, call
-// fail only when the attempt failed.
-func (l *limiter) blocked(key string) (bool, time.Duration) {
+// give returns a token taken by allow: a reservation that turned out not
+// to count (a sign-in that succeeded). It never fills a bucket past Burst,
+// and a bucket swept since is already full.
+func (l *limiter) give(key string) {
 	if l == nil || l.rl.Rate <= 0 {
-		return false, 0
+		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.refill(key)
-	if b.tokens >= 1 {
-		return false, 0
-	}
-	return true, l.wait(b)
+	b.tokens = math.Min(float64(l.rl.Burst), b.tokens+1)
 }
-
-// fail takes a token for a failed attempt.
-func (l *limiter) fail(key string) { l.allow(key) }

@@ -20,13 +20,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/clientip"
 	"github.com/ucpbridge/ucpbridge/authserver/oauth/cimd"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 )
@@ -57,26 +59,63 @@ type Config struct {
 	AllowPasswordGrant bool
 
 	// RateLimits per client id and per IP on the token, revocation and
-	// authorization endpoints. Zero means DefaultRateLimits; set
-	// DisableRateLimits to turn them off.
+	// authorization endpoints, and the sign-in throttle. A zero field
+	// takes its value from DefaultRateLimits; set DisableRateLimits to
+	// turn them all off.
 	RateLimits        RateLimits
 	DisableRateLimits bool
 
+	// TrustedProxies are the reverse proxies whose Forwarded and
+	// X-Forwarded-For headers name the client. Rate limits and sign-in
+	// throttles are kept per client network, and behind a proxy every
+	// request comes from the proxy; nobody else may say who the client
+	// is. Empty: the socket peer is the client.
+	TrustedProxies []netip.Prefix
+
+	// ResourceClients maps a protected resource (an RFC 8707 resource
+	// indicator, compared as an exact string) to the confidential clients
+	// that serve it. Introspection tells a client about the tokens issued
+	// to it and about tokens issued for a resource it is listed under;
+	// any other token is reported inactive (RFC 7662 §2.2), so one
+	// client cannot read another's tokens.
+	ResourceClients map[string][]string
+
 	Logger *slog.Logger // nil: discard
 	Now    func() time.Time
+
+	// checkPassword replaces CheckPassword; only this package's tests
+	// set it (export_test.go), to count the checks that reach it.
+	checkPassword func(hash, password string) bool
 }
 
 // RateLimits holds the per-key limits.
 type RateLimits struct {
+	// PerClient is charged once a client has proved itself: a confidential
+	// client by its secret, a public client by a valid code and verifier
+	// or a valid refresh token.
 	PerClient RateLimit
-	PerIP     RateLimit
+	// PerIP is charged on every request, per client network.
+	PerIP RateLimit
+	// SignInPerAccount bounds failed sign-ins to one account from one
+	// client network. Keyed by network, a stranger's failures lock only
+	// the stranger's network out of the account, never its owner
+	// elsewhere.
+	SignInPerAccount RateLimit
+	// SignInPerNetwork bounds failed sign-ins from one client network
+	// across all accounts, so a password tried against many accounts
+	// (spraying) is throttled as one guess per account would not be.
+	SignInPerNetwork RateLimit
 }
 
 // DefaultRateLimits are generous: a busy agent platform or a NAT full of
-// buyers must not notice them; a credential-stuffing loop does.
+// buyers must not notice them; a credential-stuffing loop does. Sign-ins
+// count failures only: 10 wrong passwords per account and network, then
+// 5 a minute; 50 per network across accounts, then 10 a minute.
 var DefaultRateLimits = RateLimits{
-	PerClient: RateLimit{Rate: 200, Burst: 400},
-	PerIP:     RateLimit{Rate: 50, Burst: 100},
+	PerClient:        RateLimit{Rate: 200, Burst: 400},
+	PerIP:            RateLimit{Rate: 50, Burst: 100},
+	SignInPerAccount: RateLimit{Rate: 5.0 / 60, Burst: 10},
+	SignInPerNetwork: RateLimit{Rate: 10.0 / 60, Burst: 50},
 }
 
 // Server is the authorization server; it is an http.Handler.
@@ -87,14 +126,20 @@ type Server struct {
 	sealer  *sealer
 	cookies *cookieCodec
 	mux     *http.ServeMux
+	ips     *clientip.Resolver
 	ipLim   *limiter
 	cliLim  *limiter
 	// cimdSlots bounds CIMD fetches in flight per client network.
 	cimdSlots *slots
 	// loginLim counts failed sign-ins per account and network, so a
 	// password cannot be guessed quickly, while a stranger failing against
-	// an account cannot lock its owner out from another network.
-	loginLim *limiter
+	// an account cannot lock its owner out from another network;
+	// loginNetLim counts them per network across accounts (signin.go).
+	loginLim    *limiter
+	loginNetLim *limiter
+	// resourceClients is Config.ResourceClients, copied.
+	resourceClients map[string][]string
+	checkPassword   func(hash, password string) bool
 }
 
 // Endpoint paths, relative to the issuer. The token path is Artos's.
@@ -129,10 +174,25 @@ func New(cfg Config) (*Server, error) {
 		cfg.SealKey = make([]byte, 32)
 		rand.Read(cfg.SealKey)
 	}
-	if cfg.RateLimits == (RateLimits{}) {
-		cfg.RateLimits = DefaultRateLimits
+	defLimit := func(l *RateLimit, v RateLimit) {
+		if *l == (RateLimit{}) {
+			*l = v
+		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	defLimit(&cfg.RateLimits.PerClient, DefaultRateLimits.PerClient)
+	defLimit(&cfg.RateLimits.PerIP, DefaultRateLimits.PerIP)
+	defLimit(&cfg.RateLimits.SignInPerAccount, DefaultRateLimits.SignInPerAccount)
+	defLimit(&cfg.RateLimits.SignInPerNetwork, DefaultRateLimits.SignInPerNetwork)
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, checkPassword: cfg.checkPassword}
+	if s.checkPassword == nil {
+		s.checkPassword = CheckPassword
+	}
+	if s.ips, err = newResolver(cfg.TrustedProxies); err != nil {
+		return nil, err
+	}
+	if s.resourceClients, err = copyResourceClients(cfg.ResourceClients); err != nil {
+		return nil, err
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -147,7 +207,8 @@ func New(cfg Config) (*Server, error) {
 	if !cfg.DisableRateLimits {
 		s.ipLim = newLimiter(cfg.RateLimits.PerIP, s.now)
 		s.cliLim = newLimiter(cfg.RateLimits.PerClient, s.now)
-		s.loginLim = newLimiter(RateLimit{Rate: 5.0 / 60, Burst: 10}, s.now)
+		s.loginLim = newLimiter(cfg.RateLimits.SignInPerAccount, s.now)
+		s.loginNetLim = newLimiter(cfg.RateLimits.SignInPerNetwork, s.now)
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET "+PathMetadata, s.handleMetadata)
@@ -171,7 +232,7 @@ func (s *Server) Issuer() string { return s.cfg.Issuer }
 // request merely claims would let anyone exhaust a real client's bucket.
 func (s *Server) limited(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if ok, wait := s.ipLim.allow(clientIP(r)); !ok {
+		if ok, wait := s.ipLim.allow(s.clientKey(r)); !ok {
 			s.tooMany(w, r, wait)
 			return
 		}
@@ -180,26 +241,45 @@ func (s *Server) limited(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) {
-	secs := int(wait/time.Second) + 1
-	w.Header().Set("Retry-After", fmt.Sprint(secs))
-	writeJSON(w, http.StatusTooManyRequests, map[string]string{
-		"error": "slow_down", "error_description": fmt.Sprintf("too many requests; retry in %d s", secs)})
+	s.writeError(w, r, errSlowDown(wait))
 }
 
-// clientIP is the socket peer, with IPv6 grouped by /64 (one host gets a
-// whole /64, so per-address buckets would be free to multiply).
-// X-Forwarded-For is not trusted: behind a proxy, the proxy layer must hand
-// the server the real peer.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+// clientKey is the client network a request came from, as a rate-limit
+// key: the address behind any trusted proxies, IPv6 grouped by /64 (one
+// host gets a whole /64, so per-address buckets would be free to
+// multiply).
+func (s *Server) clientKey(r *http.Request) string { return s.ips.Key(r) }
+
+// newResolver checks the trusted proxy prefixes and keeps its own copy,
+// so a caller reusing its slice cannot change them under a running server.
+func newResolver(trusted []netip.Prefix) (*clientip.Resolver, error) {
+	res := &clientip.Resolver{}
+	for _, p := range trusted {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("oauth: Config.TrustedProxies: %q is not a valid prefix", p)
+		}
+		res.Trusted = append(res.Trusted, p.Masked())
 	}
-	if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
-		p, _ := a.Prefix(64)
-		return p.String()
+	return res, nil
+}
+
+// copyResourceClients checks Config.ResourceClients: absolute resource
+// URIs without a fragment, as authorization requests must name them
+// (RFC 8707), and non-empty client ids.
+func copyResourceClients(m map[string][]string) (map[string][]string, error) {
+	out := make(map[string][]string, len(m))
+	for _, res := range slices.Sorted(maps.Keys(m)) {
+		if u, err := url.Parse(res); err != nil || !u.IsAbs() || u.Fragment != "" {
+			return nil, fmt.Errorf("oauth: Config.ResourceClients: resource %q must be an absolute URI without a fragment", res)
+		}
+		for _, id := range m[res] {
+			if id == "" {
+				return nil, fmt.Errorf("oauth: Config.ResourceClients: resource %q lists an empty client id", res)
+			}
+		}
+		out[res] = slices.Clone(m[res])
 	}
-	return host
+	return out, nil
 }
 
 // randomID returns a 128-bit random identifier with a prefix.

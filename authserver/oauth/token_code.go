@@ -51,6 +51,13 @@ func (s *Server) grantCode(r *http.Request, c *client) (*tokenResponse, *oauthEr
 	if !equalHash([]byte(s256(verifier)), []byte(code.CodeChallenge)) {
 		return nil, errInvalidGrant("code_verifier does not match the code_challenge")
 	}
+	if !c.confidential() {
+		// The caller holds the code and its verifier: it acts for the
+		// client, and from here on the client's bucket is its.
+		if oe := s.chargeClient(c); oe != nil {
+			return nil, oe
+		}
+	}
 	g := &store.Grant{ID: randomID("gr_"), ClientID: c.ID, BuyerID: code.BuyerID, Scope: code.Scope, Resource: code.Resource,
 		Allowance: code.Allowance, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}
 	iss, resp := s.mint(g, code.Scope, hasScope(code.Scope, "offline_access"), now)

@@ -1,6 +1,8 @@
 package oauth
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -23,16 +25,18 @@ func (s *Server) grantPassword(r *http.Request, c *client) (*tokenResponse, *oau
 	// One answer for every failure, and the account throttle applies, so
 	// a script app's secret is no oracle for other buyers' passwords.
 	email := strings.ToLower(strings.TrimSpace(r.PostForm.Get("username")))
-	throttle := email + "|" + clientIP(r)
-	if blocked, _ := s.loginLim.blocked(throttle); blocked {
-		return nil, errInvalidGrant("too many failed attempts; try again later")
-	}
-	b, err := s.checkBuyer(ctx, email, r.PostForm.Get("password"))
-	if err != nil {
+	// A buyer who is not the app's developer is a failed attempt like a
+	// wrong password: it counts against the throttle and gets its answer.
+	b, err := s.signIn(r, email, r.PostForm.Get("password"), func(b *store.Buyer) bool { return slices.Contains(c.Developers, b.ID) })
+	var te *throttledError
+	switch {
+	case errors.As(err, &te):
+		oe := errInvalidGrant(fmt.Sprintf("too many failed attempts; try again in %d s", retrySeconds(te.Wait)))
+		oe.RetryAfter = te.Wait
+		return nil, oe
+	case err != nil:
 		return nil, errServer(err)
-	}
-	if b == nil || !slices.Contains(c.Developers, b.ID) {
-		s.loginLim.fail(throttle)
+	case b == nil:
 		return nil, errInvalidGrant("invalid username or password for this app")
 	}
 	want, oe := parseScope(r.PostForm.Get("scope"))

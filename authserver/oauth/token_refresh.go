@@ -29,6 +29,13 @@ func (s *Server) grantRefresh(r *http.Request, c *client) (*tokenResponse, *oaut
 	if g.ClientID != c.ID {
 		return nil, errInvalidGrant("the refresh token was issued to another client")
 	}
+	if !c.confidential() {
+		// A live refresh token of this client proves the caller acts for
+		// it (chargeClient); a stranger's guesses never got this far.
+		if oe := s.chargeClient(c); oe != nil {
+			return nil, oe
+		}
+	}
 	scope := g.Scope
 	if req := r.PostForm.Get("scope"); req != "" {
 		want, oe := parseScope(req)
