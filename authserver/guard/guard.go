@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/ucpbridge/ucpbridge/authserver/oauth"
+	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
 )
 
 // Kind is what sort of party a caller is.
@@ -28,14 +29,18 @@ const (
 	// KindAnonymous presented no credential. A profile URL named in
 	// UCP-Agent is a claim, not an identity.
 	KindAnonymous Kind = "anonymous"
-	// KindPlatform is a platform application: its API key, or an
-	// app-only (client_credentials) token. Until stores are bound to
-	// merchant tokens, every app-only token is treated as a platform.
+	// KindPlatform is a platform application: its API key, an app-only
+	// token of a platform application, or a caller known by a verified
+	// request signature (Profile, no ClientID).
 	KindPlatform Kind = "platform"
 	// KindMerchant is a merchant's app acting for its own store (Store).
 	KindMerchant Kind = "merchant"
 	// KindBuyer is a buyer acting through an OAuth client (ClientID).
 	KindBuyer Kind = "buyer"
+	// KindApp is an app-only token of a client that is neither a
+	// platform application nor a merchant's: it acts for nobody, so it
+	// may browse and nothing else.
+	KindApp Kind = "app"
 )
 
 // Tier is how strongly a caller is identified (Artos trust tiers).
@@ -53,9 +58,10 @@ type Credential string
 
 // The credentials.
 const (
-	CredentialNone   Credential = ""
-	CredentialAPIKey Credential = "api_key" // X-API-Key: <client_id>.<secret>
-	CredentialBearer Credential = "bearer"  // Authorization: Bearer <access token>
+	CredentialNone      Credential = ""
+	CredentialAPIKey    Credential = "api_key"   // X-API-Key: <client_id>.<secret>
+	CredentialBearer    Credential = "bearer"    // Authorization: Bearer <access token>
+	CredentialSignature Credential = "signature" // an RFC 9421 signature alone
 )
 
 // Principal is who is calling: the one identity type the platform API's
@@ -76,10 +82,19 @@ type Principal struct {
 	Scopes []string
 	// Resource is the RFC 8707 resource the token was issued for, if any.
 	Resource string
-	// GrantID names the buyer's grant, which holds the spend allowance
-	// the buyer set at consent: the reference the allowance is enforced
-	// by.
+	// GrantID names the buyer's grant.
 	GrantID string
+	// Platform is the platform application the caller belongs to: the
+	// key's own client, or the application owning the token's client
+	// ("" when none does).
+	Platform string
+	// Profile is the platform profile URL a verified request signature
+	// proved (Tier signed); "" otherwise.
+	Profile string
+	// Dual: the platform key came with a buyer's bearer (Artos
+	// platform+buyer mode). The key authorizes, the bearer names the
+	// buyer (BuyerID); buyer-bound operations refuse it.
+	Dual bool
 }
 
 // Anonymous is the principal of a request without credentials.
@@ -89,11 +104,10 @@ func Anonymous() *Principal { return &Principal{Kind: KindAnonymous, Tier: TierA
 func (p *Principal) HasScope(scope string) bool { return p != nil && slices.Contains(p.Scopes, scope) }
 
 // IsAnonymous reports whether p identifies nobody (nil counts).
-func (p *Principal) IsAnonymous() bool {
-	return p == nil || p.Kind == KindAnonymous || p.ClientID == ""
-}
+func (p *Principal) IsAnonymous() bool { return p == nil || p.Kind == KindAnonymous }
 
 // Credentials are the checks Identify needs; *oauth.Server has them.
+// ValidateAPIKey may also return oauth.ErrNotPlatformKey.
 type Credentials interface {
 	// ValidateAPIKey returns the client id of a valid platform API key,
 	// or oauth.ErrInvalidAPIKey.
@@ -110,6 +124,10 @@ type Config struct {
 	// Realm names the protection space in WWW-Authenticate challenges
 	// (the issuer).
 	Realm string
+	// Signatures verifies RFC 9421 request signatures (the signed tier);
+	// nil refuses every signed request, since a signature that cannot be
+	// checked must not be ignored.
+	Signatures *SignatureVerifier
 }
 
 // Guard identifies callers. It is safe for concurrent use.
@@ -126,14 +144,16 @@ func New(cfg Config) (*Guard, error) {
 }
 
 // Error is a refused request: the HTTP status, a short machine-readable
-// code, a sentence for the caller, and the challenge for 401 and 403.
-// Bindings render it in their own shape (REST body, JSON-RPC error).
+// code, a sentence for the caller, and for 401 and 403 what the challenge
+// needs. Bindings render it in their own shape (REST body, JSON-RPC error)
+// with Challenge.
 type Error struct {
-	Status     int
-	Code       string
-	Content    string
-	Challenge  string // WWW-Authenticate
-	RetryAfter int    // seconds, for 503
+	Status  int
+	Code    string
+	Content string
+	// Scope is the scope set that would do, for insufficient_scope.
+	Scope      string
+	RetryAfter int // seconds, for 503
 	cause      error
 }
 
@@ -141,24 +161,133 @@ func (e *Error) Error() string { return "guard: " + e.Code + ": " + e.Content }
 
 func (e *Error) Unwrap() error { return e.cause }
 
-// Identify turns a request's credentials into a Principal: X-API-Key wins
-// over a bearer (as at Artos, so a call carrying both is the platform's),
-// then Authorization: Bearer; no credential is the anonymous principal.
-// Bad credentials are a 401 *Error with a challenge; a failing credential
-// store is a 503 *Error.
+// Challenge is the WWW-Authenticate value for a 401 or 403 (RFC 6750
+// §3, RFC 9728 §5.1): the realm, the error, the scope set for
+// insufficient_scope, and the resource's protected-resource metadata URL
+// so a client can find the authorization server. "" for other statuses.
+func (e *Error) Challenge(realm, resourceMetadata string) string {
+	if e.Status != http.StatusUnauthorized && e.Status != http.StatusForbidden {
+		return ""
+	}
+	code := "invalid_token"
+	switch {
+	case e.Status == http.StatusForbidden && e.Code == "insufficient_scope":
+		code = "insufficient_scope"
+	case e.Status == http.StatusForbidden:
+		return "" // a refusal no token fixes has no challenge
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Bearer realm=%q, error=%q, error_description=%q", realm, code, quoteSafe(e.Content))
+	if e.Scope != "" {
+		fmt.Fprintf(&b, ", scope=%q", e.Scope)
+	}
+	if resourceMetadata != "" {
+		fmt.Fprintf(&b, ", resource_metadata=%q", resourceMetadata)
+	}
+	return b.String()
+}
+
+// quoteSafe keeps a description inside a quoted-string: RFC 6750 allows
+// %x20-21 / %x23-5B / %x5D-7E there.
+func quoteSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return '\''
+		}
+		return r
+	}, s)
+}
+
+// Identify turns a request's credentials into a Principal, naming the
+// platform profile from UCP-Agent; see IdentifyProfile.
 func (g *Guard) Identify(r *http.Request) (*Principal, error) {
+	profile := ""
+	if h := r.Header.Get("UCP-Agent"); h != "" {
+		profile, _, _ = discovery.ParseUCPAgent(h)
+	}
+	return g.IdentifyProfile(r, profile)
+}
+
+// IdentifyProfile turns a request's credentials into a Principal; profile
+// is the platform profile the request names (UCP-Agent, or an MCP call's
+// meta), used to check a request signature.
+//
+//   - X-API-Key: a platform application's key. With a bearer as well
+//     (Artos platform+buyer), the bearer must be a token of the same
+//     platform's clients; the key authorizes and the bearer names the
+//     buyer (Dual).
+//   - Authorization: Bearer: a buyer's token (KindBuyer), a merchant's
+//     store-bound token (KindMerchant), a platform application's app-only
+//     token (KindPlatform), or another app's (KindApp).
+//   - A request signature (Signature-Input) must verify with a key of the
+//     named profile: it raises the tier to signed, and alone it
+//     identifies the platform by that profile. A signature that does not
+//     verify refuses the request; it is never ignored.
+//   - Nothing: the anonymous principal.
+//
+// Bad credentials are a 401 *Error; a failing credential store is a 503
+// *Error.
+func (g *Guard) IdentifyProfile(r *http.Request, profile string) (*Principal, error) {
 	ctx := r.Context()
-	if key := r.Header.Get("X-API-Key"); key != "" {
+	var p *Principal
+	key, auth := r.Header.Get("X-API-Key"), r.Header.Get("Authorization")
+	if key != "" {
 		id, err := g.cfg.Credentials.ValidateAPIKey(ctx, key)
 		if err != nil {
 			return nil, g.refuse(err)
 		}
-		return &Principal{Kind: KindPlatform, Tier: TierToken, Credential: CredentialAPIKey, ClientID: id}, nil
+		p = &Principal{Kind: KindPlatform, Tier: TierToken, Credential: CredentialAPIKey, ClientID: id, Platform: id}
 	}
-	auth := r.Header.Get("Authorization")
-	if auth == "" {
+	if auth != "" {
+		info, err := g.bearer(ctx, auth)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case p != nil:
+			// The key decides; the bearer only names its buyer, and
+			// only a buyer of this very platform.
+			if info.BuyerID == "" || info.Platform != p.Platform {
+				return nil, &Error{Status: http.StatusUnauthorized, Code: "credential_conflict",
+					Content: "the bearer token sent with X-API-Key must be a buyer token of the same platform application"}
+			}
+			p.Dual, p.BuyerID, p.GrantID = true, info.BuyerID, info.GrantID
+		default:
+			p = &Principal{Tier: TierToken, Credential: CredentialBearer, ClientID: info.ClientID, BuyerID: info.BuyerID,
+				Scopes: strings.Fields(info.Scope), Resource: info.Resource, GrantID: info.GrantID, Platform: info.Platform, Store: info.Store}
+			switch {
+			case info.BuyerID != "":
+				p.Kind = KindBuyer
+			case info.Store != "":
+				p.Kind = KindMerchant
+			case info.Platform != "" && info.Platform == info.ClientID:
+				p.Kind = KindPlatform
+			default:
+				p.Kind = KindApp
+			}
+		}
+	}
+	if HasSignature(r) {
+		if g.cfg.Signatures == nil {
+			return nil, &Error{Status: http.StatusUnauthorized, Code: "signature_invalid",
+				Content: "this server does not verify request signatures; send the request unsigned"}
+		}
+		sc, err := g.cfg.Signatures.Verify(ctx, r, profile)
+		if err != nil {
+			return nil, err
+		}
+		if p == nil {
+			p = &Principal{Kind: KindPlatform, Credential: CredentialSignature}
+		}
+		p.Tier, p.Profile = TierSigned, sc.Profile
+	}
+	if p == nil {
 		return Anonymous(), nil
 	}
+	return p, nil
+}
+
+func (g *Guard) bearer(ctx context.Context, auth string) (*oauth.TokenInfo, error) {
 	scheme, tok, ok := strings.Cut(auth, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 		return nil, g.refuse(oauth.ErrInvalidToken)
@@ -167,20 +296,34 @@ func (g *Guard) Identify(r *http.Request) (*Principal, error) {
 	if err != nil {
 		return nil, g.refuse(err)
 	}
-	p := &Principal{Kind: KindPlatform, Tier: TierToken, Credential: CredentialBearer, ClientID: info.ClientID,
-		BuyerID: info.BuyerID, Scopes: strings.Fields(info.Scope), Resource: info.Resource, GrantID: info.GrantID}
-	if p.BuyerID != "" {
-		p.Kind = KindBuyer
-	}
-	return p, nil
+	return info, nil
 }
 
-// refuse maps a credential check's error: invalid credentials are 401
-// with a Bearer challenge; anything else means the check could not run.
+// CheckResource refuses a token issued for another resource (RFC 8707):
+// a token bound to a resource is good there and nowhere else. Tokens
+// issued for the whole API (api, the issuer URL) are good at every one
+// of its resources, and tokens without a resource everywhere.
+func (p *Principal) CheckResource(resource, api string) error {
+	if p == nil || p.Resource == "" || p.Credential != CredentialBearer {
+		return nil
+	}
+	got := strings.TrimSuffix(p.Resource, "/")
+	if got == strings.TrimSuffix(resource, "/") || got == strings.TrimSuffix(api, "/") {
+		return nil
+	}
+	return &Error{Status: http.StatusUnauthorized, Code: "invalid_token",
+		Content: "the access token was issued for another resource (" + p.Resource + ")"}
+}
+
+// refuse maps a credential check's error: invalid credentials are 401;
+// anything else means the check could not run.
 func (g *Guard) refuse(err error) *Error {
-	if errors.Is(err, oauth.ErrInvalidAPIKey) || errors.Is(err, oauth.ErrInvalidToken) {
-		return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Content: "the API key or access token is not valid",
-			Challenge: fmt.Sprintf("Bearer realm=%q, error=\"invalid_token\"", g.cfg.Realm), cause: err}
+	switch {
+	case errors.Is(err, oauth.ErrNotPlatformKey):
+		return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", cause: err,
+			Content: "X-API-Key takes a platform application's key; a merchant's or a script app's client secret is not one (use client_credentials at the token endpoint)"}
+	case errors.Is(err, oauth.ErrInvalidAPIKey) || errors.Is(err, oauth.ErrInvalidToken):
+		return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Content: "the API key or access token is not valid", cause: err}
 	}
 	return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Content: "authentication is unavailable",
 		RetryAfter: 1, cause: err}

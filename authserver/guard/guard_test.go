@@ -17,10 +17,16 @@ import (
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
 )
 
-const merchantID = "flower-shop-keys"
+const (
+	merchantID = "flower-shop-keys"
+	platformID = "acme-platform"
+	scriptID   = "ada-script"
+)
 
-// newGuard serves an OAuth server with one confidential client and
-// returns a guard over it, the token URL and the client's secret.
+// newGuard serves an OAuth server with a platform application, a
+// merchant client bound to flower-shop, a script app and a public agent
+// app of the platform, and returns a guard over it, the token URL and
+// the shared secret of the confidential clients.
 func newGuard(t *testing.T) (*guard.Guard, string, string) {
 	t.Helper()
 	st := sqlstoretest.SQLite(t)
@@ -36,8 +42,12 @@ func newGuard(t *testing.T) (*guard.Guard, string, string) {
 	ctx := context.Background()
 	for _, c := range []*store.Client{
 		{ID: merchantID, Type: store.ClientWeb, Name: "Flower shop", SecretHash: hash, GrantTypes: []string{"client_credentials"},
-			Scopes: []string{"orders:read"}, CreatedAt: time.Now()},
-		{ID: "demo-agent", Type: store.ClientInstalled, Name: "Agent", RedirectURIs: []string{"http://127.0.0.1/cb"}, CreatedAt: time.Now()},
+			Scopes: []string{"orders:read"}, Role: store.RoleMerchant, Store: "flower-shop", CreatedAt: time.Now()},
+		{ID: platformID, Type: store.ClientWeb, Name: "Acme", SecretHash: hash, GrantTypes: []string{"client_credentials"},
+			Scopes: []string{"dev.ucp.shopping.catalog.search:read"}, Role: store.RolePlatform, Platform: platformID, CreatedAt: time.Now()},
+		{ID: scriptID, Type: store.ClientScript, Name: "Script", SecretHash: hash, GrantTypes: []string{"client_credentials"},
+			Scopes: []string{"dev.ucp.shopping.catalog.search:read"}, CreatedAt: time.Now()},
+		{ID: "demo-agent", Type: store.ClientInstalled, Name: "Agent", RedirectURIs: []string{"http://127.0.0.1/cb"}, Platform: platformID, CreatedAt: time.Now()},
 	} {
 		if err := st.CreateClient(ctx, c); err != nil {
 			t.Fatal(err)
@@ -50,38 +60,49 @@ func newGuard(t *testing.T) (*guard.Guard, string, string) {
 	return g, srv.URL + oauth.PathToken, secret
 }
 
-// TestIdentify: the platform API key (<client_id>.<secret>) and bearer
-// tokens identify the caller; the key wins over a bearer; no credential is
-// the anonymous principal; anything wrong is a 401 with a challenge.
+// TestIdentify: a platform application's API key (<client_id>.<secret>)
+// and bearer tokens identify the caller; a merchant's or a script app's
+// secret is no API key; no credential is the anonymous principal;
+// anything wrong is a 401.
 func TestIdentify(t *testing.T) {
 	t.Parallel()
 	g, tokenURL, secret := newGuard(t)
-	cc := &clientcredentials.Config{ClientID: merchantID, ClientSecret: secret, TokenURL: tokenURL, Scopes: []string{"orders:read"}}
-	tok, err := cc.Token(t.Context())
-	if err != nil {
-		t.Fatal(err)
+	token := func(id, scope string) string {
+		cc := &clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: tokenURL, Scopes: []string{scope}}
+		tok, err := cc.Token(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
 	}
-	key := merchantID + "." + secret
+	merchant, platform, script := token(merchantID, "orders:read"), token(platformID, "dev.ucp.shopping.catalog.search:read"),
+		token(scriptID, "dev.ucp.shopping.catalog.search:read")
+	key := platformID + "." + secret
 	for _, tc := range []struct {
 		name         string
 		apiKey, auth string
 		want         guard.Principal
-		refused      bool
+		refused      error // the cause; nil when allowed
 	}{
-		{"none", "", "", guard.Principal{Kind: guard.KindAnonymous, Tier: guard.TierAnonymous}, false},
-		{"api key", key, "", guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: merchantID}, false},
-		{"api key wins over bearer", key, "Bearer ucpb_at_bogus", guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: merchantID}, false},
-		{"bearer", "", "Bearer " + tok.AccessToken, guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialBearer, ClientID: merchantID, Scopes: []string{"orders:read"}}, false},
-		{"bearer scheme is case-insensitive", "", "bearer " + tok.AccessToken, guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialBearer, ClientID: merchantID, Scopes: []string{"orders:read"}}, false},
-		{"wrong secret", merchantID + ".ucpb_cs_wrong", "", guard.Principal{}, true},
-		{"unknown client", "nobody." + secret, "", guard.Principal{}, true},
-		{"public client has no secret", "demo-agent.x", "", guard.Principal{}, true},
-		{"no separator", secret, "", guard.Principal{}, true},
-		{"empty secret", merchantID + ".", "", guard.Principal{}, true},
-		{"secret as bearer", "", "Bearer " + secret, guard.Principal{}, true},
-		{"basic scheme", "", "Basic eDp5", guard.Principal{}, true},
-		{"empty bearer", "", "Bearer  ", guard.Principal{}, true},
-		{"unknown token", "", "Bearer ucpb_at_nope", guard.Principal{}, true},
+		{"none", "", "", guard.Principal{Kind: guard.KindAnonymous, Tier: guard.TierAnonymous}, nil},
+		{"platform key", key, "", guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: platformID, Platform: platformID}, nil},
+		{"merchant secret is no API key", merchantID + "." + secret, "", guard.Principal{}, oauth.ErrNotPlatformKey},
+		{"script secret is no API key", scriptID + "." + secret, "", guard.Principal{}, oauth.ErrNotPlatformKey},
+		{"key with a bogus bearer", key, "Bearer ucpb_at_bogus", guard.Principal{}, oauth.ErrInvalidToken},
+		{"key with an app-only bearer", key, "Bearer " + platform, guard.Principal{}, nil /* checked below */},
+		{"merchant bearer", "", "Bearer " + merchant, guard.Principal{Kind: guard.KindMerchant, Tier: guard.TierToken, Credential: guard.CredentialBearer, ClientID: merchantID, Store: "flower-shop", Scopes: []string{"orders:read"}}, nil},
+		{"bearer scheme is case-insensitive", "", "bearer " + merchant, guard.Principal{Kind: guard.KindMerchant, Tier: guard.TierToken, Credential: guard.CredentialBearer, ClientID: merchantID, Store: "flower-shop", Scopes: []string{"orders:read"}}, nil},
+		{"platform app-only bearer", "", "Bearer " + platform, guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialBearer, ClientID: platformID, Platform: platformID, Scopes: []string{"dev.ucp.shopping.catalog.search:read"}}, nil},
+		{"script app-only bearer", "", "Bearer " + script, guard.Principal{Kind: guard.KindApp, Tier: guard.TierToken, Credential: guard.CredentialBearer, ClientID: scriptID, Scopes: []string{"dev.ucp.shopping.catalog.search:read"}}, nil},
+		{"wrong secret", platformID + ".ucpb_cs_wrong", "", guard.Principal{}, oauth.ErrInvalidAPIKey},
+		{"unknown client", "nobody." + secret, "", guard.Principal{}, oauth.ErrInvalidAPIKey},
+		{"public client has no secret", "demo-agent.x", "", guard.Principal{}, oauth.ErrInvalidAPIKey},
+		{"no separator", secret, "", guard.Principal{}, oauth.ErrInvalidAPIKey},
+		{"empty secret", platformID + ".", "", guard.Principal{}, oauth.ErrInvalidAPIKey},
+		{"secret as bearer", "", "Bearer " + secret, guard.Principal{}, oauth.ErrInvalidToken},
+		{"basic scheme", "", "Basic eDp5", guard.Principal{}, oauth.ErrInvalidToken},
+		{"empty bearer", "", "Bearer  ", guard.Principal{}, oauth.ErrInvalidToken},
+		{"unknown token", "", "Bearer ucpb_at_nope", guard.Principal{}, oauth.ErrInvalidToken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/s/x/orders/1", nil)
@@ -92,14 +113,23 @@ func TestIdentify(t *testing.T) {
 				r.Header.Set("Authorization", tc.auth)
 			}
 			p, err := g.Identify(r)
-			if tc.refused {
+			if tc.name == "key with an app-only bearer" {
+				// The bearer with a key must name a buyer of the same
+				// platform.
 				var ge *guard.Error
-				if !errors.As(err, &ge) || ge.Status != http.StatusUnauthorized || !strings.Contains(ge.Challenge, `error="invalid_token"`) ||
-					!strings.Contains(ge.Challenge, `realm="https://api.example"`) {
-					t.Fatalf("err %v, want a 401 *guard.Error with a challenge", err)
+				if !errors.As(err, &ge) || ge.Status != http.StatusUnauthorized || ge.Code != "credential_conflict" {
+					t.Fatalf("err %v, want credential_conflict", err)
 				}
-				if !errors.Is(err, oauth.ErrInvalidAPIKey) && !errors.Is(err, oauth.ErrInvalidToken) {
-					t.Fatalf("cause lost: %v", err)
+				return
+			}
+			if tc.refused != nil {
+				var ge *guard.Error
+				if !errors.As(err, &ge) || ge.Status != http.StatusUnauthorized || !errors.Is(err, tc.refused) {
+					t.Fatalf("err %v, want a 401 *guard.Error caused by %v", err, tc.refused)
+				}
+				if ch := ge.Challenge("https://api.example", "https://api.example/.well-known/oauth-protected-resource/s/x"); !strings.Contains(ch, `error="invalid_token"`) ||
+					!strings.Contains(ch, `realm="https://api.example"`) || !strings.Contains(ch, `resource_metadata="https://api.example/.well-known/oauth-protected-resource/s/x"`) {
+					t.Fatalf("challenge %q", ch)
 				}
 				return
 			}
@@ -107,7 +137,8 @@ func TestIdentify(t *testing.T) {
 				t.Fatal(err)
 			}
 			if p.Kind != tc.want.Kind || p.Tier != tc.want.Tier || p.Credential != tc.want.Credential || p.ClientID != tc.want.ClientID ||
-				strings.Join(p.Scopes, " ") != strings.Join(tc.want.Scopes, " ") || p.BuyerID != "" {
+				strings.Join(p.Scopes, " ") != strings.Join(tc.want.Scopes, " ") || p.BuyerID != "" || p.Store != tc.want.Store ||
+				p.Platform != tc.want.Platform || p.Dual {
 				t.Fatalf("principal %+v, want %+v", p, tc.want)
 			}
 		})
@@ -168,82 +199,25 @@ func TestIdentifyBuyer(t *testing.T) {
 	}
 }
 
-// TestPolicyEveryRow: every operation has a rule, and today's table lets
-// every kind of caller run every operation (objects are guarded by Owner
-// and MayReadOrder). An operation without a rule is refused.
-func TestPolicyEveryRow(t *testing.T) {
+// TestCheckResource: a token bound to a resource (RFC 8707) is good
+// there and at the API root it names, nowhere else.
+func TestCheckResource(t *testing.T) {
 	t.Parallel()
-	ops := guard.Operations()
-	if len(ops) != 13 {
-		t.Fatalf("%d operations in the table: %v", len(ops), ops)
-	}
-	callers := []*guard.Principal{
-		nil,
-		guard.Anonymous(),
-		{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "platform"},
-		{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialBearer, ClientID: "merchant", Scopes: []string{"orders:read"}},
-		{Kind: guard.KindBuyer, Tier: guard.TierToken, Credential: guard.CredentialBearer, ClientID: "agent", BuyerID: "b"},
-	}
-	for _, op := range ops {
-		for _, p := range callers {
-			if err := guard.Authorize(p, op); err != nil {
-				t.Errorf("%s by %+v: %v", op, p, err)
-			}
-		}
+	const api = "https://api.example"
+	p := &guard.Principal{Kind: guard.KindBuyer, Credential: guard.CredentialBearer, Resource: api + "/s/flower-shop"}
+	if err := p.CheckResource(api+"/s/flower-shop", api); err != nil {
+		t.Fatal(err)
 	}
 	var ge *guard.Error
-	if err := guard.Authorize(guard.Anonymous(), "refund_everything"); !errors.As(err, &ge) || ge.Status != http.StatusForbidden {
-		t.Fatalf("operation without a rule: %v", err)
+	if err := p.CheckResource(api+"/s/kyoto-tea", api); !errors.As(err, &ge) || ge.Status != http.StatusUnauthorized {
+		t.Fatalf("other store: %v", err)
 	}
-}
-
-func TestOwner(t *testing.T) {
-	t.Parallel()
-	const prof = "https://agent.example/.well-known/ucp"
-	for _, tc := range []struct {
-		p    *guard.Principal
-		want string
-	}{
-		{nil, "profile:" + prof},
-		{guard.Anonymous(), "profile:" + prof},
-		{&guard.Principal{Kind: guard.KindPlatform, ClientID: "p"}, "client:p"},
-		{&guard.Principal{Kind: guard.KindBuyer, ClientID: "agent", BuyerID: "b1"}, "client:agent|buyer:b1"},
-	} {
-		if got := tc.p.Owner(prof); got != tc.want {
-			t.Errorf("%+v: %q, want %q", tc.p, got, tc.want)
-		}
+	p.Resource = api + "/"
+	if err := p.CheckResource(api+"/s/kyoto-tea", api); err != nil {
+		t.Fatalf("API-wide token: %v", err)
 	}
-}
-
-func TestMayReadOrder(t *testing.T) {
-	t.Parallel()
-	const prof = "https://agent.example/.well-known/ucp"
-	placedByBuyer := guard.OrderParty{Owner: "client:agent|buyer:b1", ClientID: "agent", BuyerID: "b1"}
-	placedAnon := guard.OrderParty{Owner: "profile:" + prof}
-	for _, tc := range []struct {
-		name string
-		p    *guard.Principal
-		o    guard.OrderParty
-		want bool
-	}{
-		{"the session owner", &guard.Principal{Kind: guard.KindBuyer, ClientID: "agent", BuyerID: "b1"}, placedByBuyer, true},
-		{"its platform, app-wide", &guard.Principal{Kind: guard.KindPlatform, ClientID: "agent"}, placedByBuyer, true},
-		{"another platform", &guard.Principal{Kind: guard.KindPlatform, ClientID: "other"}, placedByBuyer, false},
-		{"the buyer through another app, with order read", &guard.Principal{Kind: guard.KindBuyer, ClientID: "app2", BuyerID: "b1",
-			Scopes: []string{"dev.ucp.shopping.order:read"}}, placedByBuyer, true},
-		{"the buyer through another app, orders:read", &guard.Principal{Kind: guard.KindBuyer, ClientID: "app2", BuyerID: "b1",
-			Scopes: []string{"orders:read"}}, placedByBuyer, true},
-		{"the buyer through another app, no read scope", &guard.Principal{Kind: guard.KindBuyer, ClientID: "app2", BuyerID: "b1",
-			Scopes: []string{"purchase:complete"}}, placedByBuyer, false},
-		{"another buyer with read scope", &guard.Principal{Kind: guard.KindBuyer, ClientID: "agent", BuyerID: "b2",
-			Scopes: []string{"orders:read"}}, placedByBuyer, false},
-		{"anonymous", guard.Anonymous(), placedByBuyer, false},
-		{"anonymous, same profile", guard.Anonymous(), placedAnon, true},
-		{"anonymous, other profile", guard.Anonymous(), guard.OrderParty{Owner: "profile:https://x.example/p"}, false},
-		{"a platform, anonymous order", &guard.Principal{Kind: guard.KindPlatform, ClientID: "p"}, placedAnon, false},
-	} {
-		if got := tc.p.MayReadOrder(prof, tc.o); got != tc.want {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
-		}
+	p.Resource = ""
+	if err := p.CheckResource(api+"/account/mcp", api); err != nil {
+		t.Fatalf("unbound token: %v", err)
 	}
 }
