@@ -52,7 +52,7 @@ func (s *Service) priceCart(ctx context.Context, sh *shopInfo, in *cartInput, pr
 
 func (s *Service) putCart(ctx context.Context, oc *opCtx) *Reply {
 	var in cartInput
-	if rep := decodeBody(oc.Body, &in); rep != nil {
+	if rep := decodeInput(oc.Body, &in); rep != nil {
 		return rep
 	}
 	if oc.Op == OpCreateCart {

@@ -73,7 +73,7 @@ func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
 func (s *Service) complete(ctx context.Context, oc *opCtx, shown string) *Reply {
 	cp := &completion{s: s, oc: oc, shown: shown}
 	if len(oc.Body) > 0 {
-		if rep := decodeBody(oc.Body, &cp.in); rep != nil {
+		if rep := decodeInput(oc.Body, &cp.in); rep != nil {
 			return rep
 		}
 	}

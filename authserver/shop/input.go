@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
 // PostgreSQL text refuses NUL and bytes that are not UTF-8 (SQLSTATE
@@ -89,4 +92,249 @@ func jsonErrText(err error) string {
 		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
 	}
 	return "not a JSON object"
+}
+
+// Bounds on the free-form input a session stores. Sessions are kept for
+// SessionRetention after they end, so without bounds anyone could store
+// a megabyte per call for a month (20 calls once grew a database by
+// 50 MB). Every string a create, update or complete request can make the
+// store keep has a bound here; a request over any of them is refused as a
+// whole (400 invalid_request naming the field) before anything is stored.
+//
+// The largest checkout within these bounds stores a session document of
+// about 190 KB (TestFieldBoundsLargestSession measures it), most of it the
+// 100 lines, 10 destinations and 10 payment instruments pricing allows,
+// kept both as priced and as the input re-priced on completion.
+const (
+	// signals and attribution: at most maxFreeFormKeys members, keys of
+	// at most maxFreeFormKey bytes, each value at most maxFreeFormValue
+	// bytes as JSON and the whole object at most maxFreeForm bytes as
+	// JSON (what the store keeps).
+	maxFreeFormKeys  = 32
+	maxFreeFormKey   = 64
+	maxFreeFormValue = 512
+	maxFreeForm      = 4096
+	// maxIDLen bounds ids a caller names: items (as the catalog cursor
+	// does), lines, carts, destinations, options, instruments and
+	// handlers.
+	maxIDLen = 255
+	// maxTextLen bounds names, e-mail addresses, address lines and
+	// context hints.
+	maxTextLen = 256
+	// maxShortLen bounds codes: countries, postal codes, phone numbers,
+	// languages, currencies, types, discount codes.
+	maxShortLen = 64
+	// maxEligibility bounds context.eligibility.
+	maxEligibility = 16
+	// maxGroups bounds fulfillment groups per method (one is read).
+	maxGroups = 10
+	// maxDisplay bounds a payment instrument's display object as JSON.
+	maxDisplay = 1024
+)
+
+// fieldError is input over a bound: the JSON path of the field and what
+// is wrong with it.
+type fieldError struct {
+	Path   string
+	Reason string
+}
+
+func (e *fieldError) Error() string { return e.Path + " " + e.Reason }
+
+// boundedInput is a request object a session is built from.
+type boundedInput interface {
+	checkBounds() *fieldError
+}
+
+// decodeInput decodes a create, update or complete body and checks its
+// bounds, so no stored field is ever larger than its bound.
+func decodeInput(body json.RawMessage, v boundedInput) *Reply {
+	if rep := decodeBody(body, v); rep != nil {
+		return rep
+	}
+	if err := v.checkBounds(); err != nil {
+		return invalidRequest("%s", err.Error())
+	}
+	return nil
+}
+
+// bounds collects the first field over its bound.
+type bounds struct{ err *fieldError }
+
+func (b *bounds) fail(path, format string, a ...any) {
+	if b.err == nil {
+		b.err = &fieldError{Path: path, Reason: fmt.Sprintf(format, a...)}
+	}
+}
+
+func (b *bounds) text(path, s string, max int) {
+	if len(s) > max {
+		b.fail(path, "is longer than %d bytes", max)
+	}
+}
+
+// freeForm bounds signals and attribution. Keys are checked in order, so
+// the error names the same key on every try.
+func freeForm[V any](b *bounds, path string, m map[string]V) {
+	if b.err != nil || m == nil {
+		return
+	}
+	if len(m) > maxFreeFormKeys {
+		b.fail(path, "has more than %d members", maxFreeFormKeys)
+		return
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	for _, k := range keys {
+		if len(k) > maxFreeFormKey {
+			b.fail(path, "has a member name longer than %d bytes", maxFreeFormKey)
+			return
+		}
+	}
+	for _, k := range keys {
+		v, err := json.Marshal(m[k])
+		if err != nil || len(v) > maxFreeFormValue {
+			b.fail(fmt.Sprintf("%s[%q]", path, k), "is larger than %d bytes as JSON", maxFreeFormValue)
+			return
+		}
+	}
+	if all, err := json.Marshal(m); err != nil || len(all) > maxFreeForm {
+		b.fail(path, "is larger than %d bytes as JSON", maxFreeForm)
+	}
+}
+
+func (b *bounds) lines(ls []lineInput) {
+	for i, l := range ls {
+		b.text(fmt.Sprintf("$.line_items[%d].id", i), l.ID, maxIDLen)
+		b.text(fmt.Sprintf("$.line_items[%d].item.id", i), l.Item.ID, maxIDLen)
+	}
+}
+
+func (b *bounds) buyer(by *ucp.Buyer) {
+	if by == nil {
+		return
+	}
+	b.text("$.buyer.first_name", by.FirstName, maxTextLen)
+	b.text("$.buyer.last_name", by.LastName, maxTextLen)
+	b.text("$.buyer.email", by.Email, maxTextLen)
+	b.text("$.buyer.phone_number", by.PhoneNumber, maxShortLen)
+}
+
+func (b *bounds) context(c *ucp.Context) {
+	if c == nil {
+		return
+	}
+	b.text("$.context.address_country", c.AddressCountry, maxShortLen)
+	b.text("$.context.address_region", c.AddressRegion, maxTextLen)
+	b.text("$.context.postal_code", c.PostalCode, maxShortLen)
+	b.text("$.context.intent", c.Intent, maxTextLen)
+	b.text("$.context.language", c.Language, maxShortLen)
+	b.text("$.context.currency", c.Currency, maxShortLen)
+	if len(c.Eligibility) > maxEligibility {
+		b.fail("$.context.eligibility", "has more than %d entries", maxEligibility)
+	}
+	for i, e := range c.Eligibility {
+		b.text(fmt.Sprintf("$.context.eligibility[%d]", i), e, maxShortLen)
+	}
+}
+
+func (b *bounds) address(path string, a *ucp.PostalAddress) {
+	if a == nil {
+		return
+	}
+	b.text(path+".id", a.ID, maxIDLen)
+	b.text(path+".street_address", a.StreetAddress, maxTextLen)
+	b.text(path+".extended_address", a.ExtendedAddress, maxTextLen)
+	b.text(path+".address_locality", a.AddressLocality, maxTextLen)
+	b.text(path+".address_region", a.AddressRegion, maxTextLen)
+	b.text(path+".address_country", a.AddressCountry, maxShortLen)
+	b.text(path+".postal_code", a.PostalCode, maxShortLen)
+	b.text(path+".first_name", a.FirstName, maxTextLen)
+	b.text(path+".last_name", a.LastName, maxTextLen)
+	b.text(path+".phone_number", a.PhoneNumber, maxShortLen)
+}
+
+// payment bounds what is kept of the instruments; credentials are never
+// stored (storedInput drops them).
+func (b *bounds) payment(p *ucp.Payment) {
+	if p == nil {
+		return
+	}
+	for i, in := range p.Instruments {
+		path := fmt.Sprintf("$.payment.instruments[%d]", i)
+		b.text(path+".id", in.ID, maxIDLen)
+		b.text(path+".handler_id", in.HandlerID, maxIDLen)
+		b.text(path+".type", in.Type, maxShortLen)
+		if len(in.Display) > maxDisplay {
+			b.fail(path+".display", "is larger than %d bytes as JSON", maxDisplay)
+		}
+		b.address(path+".billing_address", in.BillingAddress)
+	}
+}
+
+func (b *bounds) fulfillment(f *fulfillmentInput) {
+	if f == nil {
+		return
+	}
+	for i, m := range f.Methods {
+		path := fmt.Sprintf("$.fulfillment.methods[%d]", i)
+		b.text(path+".type", m.Type, maxShortLen)
+		b.text(path+".selected_destination_id", m.SelectedDestinationID, maxIDLen)
+		for j := range m.Destinations {
+			b.address(fmt.Sprintf("%s.destinations[%d]", path, j), &m.Destinations[j])
+		}
+		if len(m.Groups) > maxGroups {
+			b.fail(path+".groups", "has more than %d entries", maxGroups)
+		}
+		for j, g := range m.Groups {
+			b.text(fmt.Sprintf("%s.groups[%d].selected_option_id", path, j), g.SelectedOptionID, maxIDLen)
+		}
+	}
+	b.text("$.fulfillment.selected_option_id", f.SelectedOptionID, maxIDLen)
+	b.text("$.fulfillment.selected_destination_id", f.SelectedDestinationID, maxIDLen)
+}
+
+func (b *bounds) discounts(d *discountsInput) {
+	if d == nil {
+		return
+	}
+	for i, c := range d.Codes {
+		b.text(fmt.Sprintf("$.discounts.codes[%d]", i), c, maxShortLen)
+	}
+}
+
+func (in *checkoutInput) checkBounds() *fieldError {
+	var b bounds
+	b.lines(in.LineItems)
+	b.text("$.cart_id", in.CartID, maxIDLen)
+	b.buyer(in.Buyer)
+	b.context(in.Context)
+	freeForm(&b, "$.signals", in.Signals)
+	freeForm(&b, "$.attribution", in.Attribution)
+	b.payment(in.Payment)
+	b.fulfillment(in.Fulfillment)
+	if a := in.ShippingAddress; a != nil {
+		b.address("$.shipping_address", &a.PostalAddress)
+		b.text("$.shipping_address.country", a.Country, maxShortLen)
+	}
+	b.discounts(in.Discounts)
+	return b.err
+}
+
+func (in *cartInput) checkBounds() *fieldError {
+	var b bounds
+	b.lines(in.LineItems)
+	b.buyer(in.Buyer)
+	b.context(in.Context)
+	freeForm(&b, "$.signals", in.Signals)
+	freeForm(&b, "$.attribution", in.Attribution)
+	b.discounts(in.Discounts)
+	return b.err
+}
+
+func (in *completeInput) checkBounds() *fieldError {
+	var b bounds
+	b.payment(in.Payment)
+	freeForm(&b, "$.signals", in.Signals)
+	freeForm(&b, "$.attribution", in.Attribution)
+	return b.err
 }
