@@ -51,7 +51,8 @@ type Config struct {
 	// platform profiles over plain http on loopback, and a store serving
 	// its own capabilities when a platform profile cannot be fetched.
 	Dev bool
-	// DisableRateLimits turns the OAuth rate limits off (load tests).
+	// DisableRateLimits turns the OAuth and store rate limits off (load
+	// tests).
 	DisableRateLimits bool
 	Logger            *slog.Logger // nil: discard
 	Now               func() time.Time
@@ -95,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	sc := cfg.Shop
 	sc.BaseURL, sc.Store, sc.Keys, sc.Guard, sc.Dev, sc.Logger, sc.Now = cfg.Issuer, cfg.Store, cfg.Keys, g, cfg.Dev, cfg.Logger, cfg.Now
+	sc.DisableRateLimits = sc.DisableRateLimits || cfg.DisableRateLimits
 	stores, err := shop.New(sc)
 	if err != nil {
 		return nil, err

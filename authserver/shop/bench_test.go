@@ -51,7 +51,7 @@ func BenchmarkCreateComplete(b *testing.B) {
 			ps := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(prof) }))
 			defer ps.Close()
 			svc, err := shop.New(shop.Config{BaseURL: "http://127.0.0.1:1", Store: st, Keys: &shop.MemoryKeys{},
-				Profiles: &discovery.Fetcher{AllowInsecureLoopback: true}})
+				Profiles: &discovery.Fetcher{AllowInsecureLoopback: true}, DisableRateLimits: true})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -148,6 +148,9 @@ func newEnv(t *testing.T, o *envOptions) *env {
 		Profiles: &discovery.Fetcher{AllowInsecureLoopback: true},
 		Guard:    testAuth,
 		Dev:      o.dev,
+		// Off unless a test turns them on (ratelimit_test.go): the
+		// other tests' call rates are not what they test.
+		DisableRateLimits: true,
 	}
 	if o.cfg != nil {
 		o.cfg(&cfg)

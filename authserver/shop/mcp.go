@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -20,6 +21,7 @@ import (
 type mcpCall struct {
 	slug      string
 	principal *guard.Principal
+	addr      netip.Addr // the client's address (Request.ClientAddr)
 	// idemKey is the HTTP Idempotency-Key, used when meta has none (the
 	// binding lets the same headers sit on the HTTP layer).
 	idemKey string
@@ -127,8 +129,8 @@ func (s *Service) mcpHandler(global bool) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-		call := &mcpCall{slug: r.PathValue("slug"), idemKey: r.Header.Get("Idempotency-Key")}
-		p, perr := s.authenticate(r)
+		call := &mcpCall{slug: r.PathValue("slug"), idemKey: r.Header.Get("Idempotency-Key"), addr: s.clientAddr(r)}
+		p, perr := s.authenticate(r, call.addr)
 		if perr != nil {
 			// A JSON-RPC error echoing the request id, so MCP clients
 			// can tell the failed call apart and keep their session.
@@ -237,7 +239,8 @@ func (s *Service) toolHandler(op Op) server.ToolHandlerFunc {
 				Content: `meta["ucp-agent"].profile is required`})
 		}
 		r := &Request{Op: op, Shop: call.slug, ID: args.ID, Agent: args.Meta.Agent.Profile,
-			IdempotencyKey: cmpOr(args.Meta.IdempotencyKey, call.idemKey), Principal: call.principal, BuyerType: "agent"}
+			IdempotencyKey: cmpOr(args.Meta.IdempotencyKey, call.idemKey), Principal: call.principal, BuyerType: "agent",
+			ClientAddr: call.addr}
 		switch info.bodyKey {
 		case "checkout":
 			r.Body = args.Checkout

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
@@ -74,6 +75,9 @@ type Request struct {
 	Principal *guard.Principal
 	// BuyerType is "agent" for API calls, "human" for the hosted page.
 	BuyerType string
+	// ClientAddr is where the call came from (Config.ClientIP), the rate
+	// limit key of an anonymous caller.
+	ClientAddr netip.Addr
 }
 
 // Reply is an operation's outcome: a UCP payload with the REST status, or
@@ -128,6 +132,9 @@ func unavailable(content string) *Reply {
 
 // Do runs one operation. It never panics on input and never returns nil.
 func (s *Service) Do(ctx context.Context, req *Request) *Reply {
+	if e := s.rateLimit(ctx, req); e != nil {
+		return &Reply{Err: e}
+	}
 	if rep := s.do(ctx, req); rep != nil {
 		return rep
 	}

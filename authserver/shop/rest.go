@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -18,8 +19,9 @@ func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
 func (s *Service) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/ucp", s.serveProfile)
-	mux.HandleFunc("GET /s/{slug}/.well-known/ucp", s.serveProfile)
+	profile := s.limitNetwork(s.serveProfile, writeProtocolError)
+	mux.HandleFunc("GET /.well-known/ucp", profile)
+	mux.HandleFunc("GET /s/{slug}/.well-known/ucp", profile)
 	for _, prefix := range []string{"", "/s/{slug}"} {
 		mux.Handle("POST "+prefix+"/catalog/search", s.rest(OpSearchCatalog))
 		mux.Handle("POST "+prefix+"/catalog/lookup", s.rest(OpLookupCatalog))
@@ -35,8 +37,9 @@ func (s *Service) routes() http.Handler {
 	mux.Handle("POST /s/{slug}/checkout-sessions/{id}/complete", s.rest(OpCompleteCheckout))
 	mux.Handle("POST /s/{slug}/checkout-sessions/{id}/cancel", s.rest(OpCancelCheckout))
 	mux.Handle("GET /s/{slug}/orders/{id}", s.rest(OpGetOrder))
-	mux.HandleFunc("GET /s/{slug}/checkout-sessions/{id}/continue", s.serveContinue)
-	mux.HandleFunc("POST /s/{slug}/checkout-sessions/{id}/continue", s.serveContinue)
+	hosted := s.limitNetwork(s.serveContinue, refusePage)
+	mux.HandleFunc("GET /s/{slug}/checkout-sessions/{id}/continue", hosted)
+	mux.HandleFunc("POST /s/{slug}/checkout-sessions/{id}/continue", hosted)
 	mux.HandleFunc("GET /s/{slug}/policies/{doc}", s.servePolicy)
 	mux.Handle("/s/{slug}/mcp", s.mcpHandler(false))
 	mux.Handle("/mcp", s.mcpHandler(true))
@@ -104,8 +107,9 @@ func (s *Service) rest(op Op) http.Handler {
 		if info.bodyKey == "" {
 			body = nil // e.g. cancel: the spec sends an empty body
 		}
+		addr := s.clientAddr(r)
 		req := &Request{Op: op, Shop: r.PathValue("slug"), ID: r.PathValue("id"), Body: body,
-			IdempotencyKey: r.Header.Get("Idempotency-Key"), BuyerType: "agent"}
+			IdempotencyKey: r.Header.Get("Idempotency-Key"), BuyerType: "agent", ClientAddr: addr}
 		if h := r.Header.Get("UCP-Agent"); h != "" {
 			profile, _, err := discovery.ParseUCPAgent(h)
 			if err != nil {
@@ -115,7 +119,7 @@ func (s *Service) rest(op Op) http.Handler {
 			}
 			req.Agent = profile
 		}
-		p, perr := s.authenticate(r)
+		p, perr := s.authenticate(r, addr)
 		if perr != nil {
 			writeProtocolError(w, perr)
 			return
@@ -132,12 +136,18 @@ func (s *Service) rest(op Op) http.Handler {
 	})
 }
 
-func (s *Service) authenticate(r *http.Request) (*guard.Principal, *ProtocolError) {
+// authenticate identifies the caller; addr is its network, charged for
+// refused credentials.
+func (s *Service) authenticate(r *http.Request, addr netip.Addr) (*guard.Principal, *ProtocolError) {
 	if s.cfg.Guard == nil {
 		return guard.Anonymous(), nil
 	}
+	if e := s.credentialsBlocked(r.Context(), addr); e != nil {
+		return nil, e
+	}
 	p, err := s.cfg.Guard.Identify(r)
 	if err != nil {
+		s.credentialFailed(addr, err)
 		return nil, guardError(err)
 	}
 	if p == nil {

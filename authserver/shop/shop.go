@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/clientip"
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/mandate"
@@ -62,6 +63,15 @@ type Config struct {
 	IdempotencyWait  time.Duration // how long a duplicate waits for the first; default 10 s
 	CheckoutTTL      time.Duration // default 6 h
 	MaxBody          int64         // request body limit; default 1 MiB
+
+	// RateLimits bounds calls per credential and, for callers without
+	// one, per client network (ratelimit.go); zero fields mean
+	// DefaultRateLimits. DisableRateLimits turns them off (load tests).
+	RateLimits        RateLimits
+	DisableRateLimits bool
+	// ClientIP finds a request's client address behind trusted proxies;
+	// nil trusts none (the socket peer is the client).
+	ClientIP *clientip.Resolver
 
 	Logger *slog.Logger // nil: discard
 	Now    func() time.Time
@@ -115,6 +125,8 @@ type Service struct {
 	// rails charge completions, by handler id (defaultRails; tests
 	// replace one to watch what is charged).
 	rails map[string]rail
+	// limits are the rate limiters; nil when disabled.
+	limits *limits
 }
 
 // New validates cfg and builds the service.
@@ -143,7 +155,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 1 << 20
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, now: cfg.Now, profiles: map[string]*businessProfile{}, rails: map[string]rail{}}
+	lims, err := newLimits(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, now: cfg.Now, profiles: map[string]*businessProfile{}, rails: map[string]rail{}, limits: lims}
 	for _, r := range defaultRails {
 		s.rails[r.id()] = r
 	}
