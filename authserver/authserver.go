@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/clientip"
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/oauth"
 	"github.com/ucpbridge/ucpbridge/authserver/oauth/cimd"
@@ -97,6 +98,11 @@ func New(cfg Config) (*Server, error) {
 	sc := cfg.Shop
 	sc.BaseURL, sc.Store, sc.Keys, sc.Guard, sc.Dev, sc.Logger, sc.Now = cfg.Issuer, cfg.Store, cfg.Keys, g, cfg.Dev, cfg.Logger, cfg.Now
 	sc.DisableRateLimits = sc.DisableRateLimits || cfg.DisableRateLimits
+	if sc.ClientIP == nil {
+		// The proxies trusted to name the client for sign-in throttles
+		// name it for the stores' rate limits too.
+		sc.ClientIP = &clientip.Resolver{Trusted: oc.TrustedProxies}
+	}
 	stores, err := shop.New(sc)
 	if err != nil {
 		return nil, err

@@ -333,11 +333,14 @@ func TestRateLimitInvalidConfig(t *testing.T) {
 // API key is charged to its client.
 func TestRateLimitPlatformHarness(t *testing.T) {
 	t.Parallel()
-	search := func(t *testing.T, p *authservertest.Platform, key string) int {
+	search := func(t *testing.T, p *authservertest.Platform, key string, from ...string) int {
 		r, _ := http.NewRequest("POST", p.StoreURL("flower-shop")+"/catalog/search", strings.NewReader(`{"query":"roses"}`))
 		r.Header.Set("Content-Type", "application/json")
 		if key != "" {
 			r.Header.Set("X-API-Key", key)
+		}
+		if len(from) > 0 {
+			r.Header.Set("X-Forwarded-For", from[0])
 		}
 		res, err := http.DefaultClient.Do(r)
 		if err != nil {
@@ -378,15 +381,23 @@ func TestRateLimitPlatformHarness(t *testing.T) {
 		t.Parallel()
 		p := authservertest.Start(t, &authservertest.Options{SQLiteOnly: true, Config: func(c *authserver.Config) {
 			c.DisableRateLimits = false
-			c.Shop.RateLimits = shop.RateLimits{Credential: ratelimit.Limit{Rate: 1e-3, Burst: 2}}
+			c.Shop.RateLimits = shop.RateLimits{Credential: ratelimit.Limit{Rate: 1e-3, Burst: 2}, Anonymous: ratelimit.Limit{Rate: 1e-3, Burst: 1}}
+			c.OAuth.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 		}})
 		for i, want := range []int{200, 200, 429} {
 			if code := search(t, p, p.PlatformKey); code != want {
 				t.Fatalf("platform call %d: HTTP %d, want %d", i+1, code, want)
 			}
 		}
-		if code := search(t, p, ""); code != http.StatusOK {
-			t.Fatalf("anonymous: HTTP %d: it shares the platform's bucket", code)
+		// The OAuth server's trusted proxies name anonymous callers for
+		// the stores too.
+		for _, c := range []struct {
+			from string
+			want int
+		}{{"192.0.2.1", 200}, {"192.0.2.1", 429}, {"192.0.2.2", 200}} {
+			if code := search(t, p, "", c.from); code != c.want {
+				t.Fatalf("anonymous from %s: HTTP %d, want %d", c.from, code, c.want)
+			}
 		}
 	})
 }
