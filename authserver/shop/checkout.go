@@ -34,6 +34,11 @@ type checkoutState struct {
 	// Webhook is where the platform asked order events to go, kept for
 	// completions that carry no platform profile (the hosted page).
 	Webhook string `json:"webhook,omitempty"`
+	// ClientID and BuyerID are the client and buyer of the credential
+	// that created the checkout, recorded on orders the hosted page
+	// places (it runs with no credential of its own).
+	ClientID string `json:"client_id,omitempty"`
+	BuyerID  string `json:"buyer_id,omitempty"`
 }
 
 // checkoutInput is what create and update read. Unknown and response-only
@@ -111,6 +116,9 @@ func (s *Service) createCheckout(ctx context.Context, oc *opCtx, in *checkoutInp
 	now := s.now()
 	st := &checkoutState{Token: newID(""), Agent: oc.Agent, AP2: oc.neg.has(ucp.CapAP2Mandate) && oc.neg.platform != nil,
 		Webhook: s.webhookURL(oc.neg)}
+	if p := oc.Principal; p != nil {
+		st.ClientID, st.BuyerID = p.ClientID, p.BuyerID
+	}
 	st.Checkout.ID = newID("chk_")
 	st.Checkout.ExpiresAt = expiresAt(now.Add(s.cfg.CheckoutTTL))
 	c, err := s.priceCheckout(ctx, oc, in, st)

@@ -37,9 +37,9 @@ type completion struct {
 	// was placed; a charge without an order is voided.
 	charged *charge
 	placed  bool
-	// shown is the terms hash (mandate.CheckoutHash) of the checkout the
-	// hosted page showed the buyer; the buyer pays for exactly that.
-	shown string
+	// shown is the checkout the hosted page showed the buyer (nil for
+	// the API); the buyer pays for exactly that.
+	shown *shownCheckout
 }
 
 // charge is one successful charge through a rail, under the payment
@@ -65,12 +65,12 @@ func cloneTerms(c *ucp.Checkout) *ucp.Checkout {
 // with messages and ucp.status "error" and changes nothing; a lost race
 // runs the steps again on the reloaded session.
 func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
-	return s.complete(ctx, oc, "")
+	return s.complete(ctx, oc, nil)
 }
 
-// complete runs the completion; shown is the terms hash the hosted page
-// showed the buyer ("" for the API).
-func (s *Service) complete(ctx context.Context, oc *opCtx, shown string) *Reply {
+// complete runs the completion; shown is what the hosted page showed the
+// buyer (nil for the API).
+func (s *Service) complete(ctx context.Context, oc *opCtx, shown *shownCheckout) *Reply {
 	cp := &completion{s: s, oc: oc, shown: shown}
 	if len(oc.Body) > 0 {
 		if rep := decodeInput(oc.Body, &cp.in); rep != nil {
@@ -137,14 +137,21 @@ func (cp *completion) confirmShown(ctx context.Context, ses *session[checkoutSta
 	if cp.oc.ownerOverride == "" {
 		return nil, nil
 	}
-	if cp.shown == "" {
+	if cp.shown == nil {
 		return termsChanged(), nil // not a form the page drew
 	}
 	h, err := termsHash(c)
 	if err != nil {
 		return internalError(), nil
 	}
-	if h == cp.shown {
+	if h == cp.shown.terms {
+		// A session written since the page read it (the platform
+		// updated it and escalated again) is not what the buyer
+		// confirmed, even at the same terms: the page shows it again.
+		// This attempt's read is the version its order commits on.
+		if ses.row.Version != cp.shown.version {
+			return termsChanged(), nil
+		}
 		return nil, nil
 	}
 	c.Status = ucp.CheckoutRequiresEscalation

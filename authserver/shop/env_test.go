@@ -6,12 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -337,39 +334,6 @@ func checkoutStatus(t *testing.T, b []byte) (string, []string) {
 	t.Helper()
 	c := decode[ucp.Checkout](t, b)
 	return c.Status, messageCodes(c.Messages)
-}
-
-var hiddenField = regexp.MustCompile(`<input type="hidden" name="([a-z]+)" value="([^"]*)">`)
-
-// hostedForm reads the hosted continue page's payment form, as a browser
-// would, and returns its fields (the token and the terms shown).
-func (e *env) hostedForm(continueURL string) url.Values {
-	e.t.Helper()
-	res, err := e.srv.Client().Get(continueURL)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	page, _ := io.ReadAll(res.Body)
-	form := url.Values{}
-	for _, m := range hiddenField.FindAllStringSubmatch(string(page), -1) {
-		form.Set(m[1], html.UnescapeString(m[2]))
-	}
-	if form.Get("token") == "" || form.Get("terms") == "" {
-		e.t.Fatalf("no payment form on the continue page (HTTP %d): %s", res.StatusCode, page)
-	}
-	return form
-}
-
-// payOnHostedPage pays on the hosted continue page as the buyer: read the
-// form, submit it, follow the redirect back to the page.
-func (e *env) payOnHostedPage(continueURL string) {
-	e.t.Helper()
-	r, err := e.srv.Client().PostForm(continueURL, e.hostedForm(continueURL))
-	if err != nil || r.StatusCode != 200 {
-		e.t.Fatalf("hosted payment: %v %v", r, err)
-	}
-	r.Body.Close()
 }
 
 // backends are SQLite and, with UCPBRIDGE_TEST_PG, PostgreSQL.

@@ -62,6 +62,11 @@ func (s *Service) placeOrder(ctx context.Context, oc *opCtx, ses *session[checko
 	if p := oc.Principal; p != nil {
 		row.ClientID, row.BuyerID = p.ClientID, p.BuyerID
 	}
+	if oc.ownerOverride != "" {
+		// The hosted page runs with no principal: the order is placed
+		// for the client and buyer that created the checkout.
+		row.ClientID, row.BuyerID = ses.st.ClientID, ses.st.BuyerID
+	}
 	var list []store.StockTake
 	for _, l := range c.LineItems {
 		if q, ok := takes[l.Item.ID]; ok {

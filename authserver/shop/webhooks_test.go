@@ -186,11 +186,7 @@ func TestOrderWebhookAfterHostedPayment(t *testing.T) {
 	c := e.createCheckout("flower-shop", lines(line("tulip_bunch", 1)))
 	_, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("escalate_token"))
 	esc := decode[ucp.Checkout](t, b)
-	r, err := e.srv.Client().PostForm(esc.ContinueURL, e.hostedForm(esc.ContinueURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Body.Close()
+	e.payOnHostedPage(esc.ContinueURL)
 	if n, err := e.svc.DeliverWebhooks(t.Context()); err != nil || n != 1 {
 		t.Fatalf("delivered %d (%v)", n, err)
 	}
