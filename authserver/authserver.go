@@ -26,6 +26,7 @@ import (
 	"github.com/ucpbridge/ucpbridge/authserver/oauth/cimd"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
+	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
 )
 
 // Store is the persistence the platform needs: the OAuth records and the
@@ -91,11 +92,21 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := guard.New(guard.Config{Credentials: as, Realm: cfg.Issuer})
+	sc := cfg.Shop
+	if sc.Profiles == nil {
+		// One fetcher (and cache) for the stores' negotiation and the
+		// guard's signature checks: a profile is fetched once for both.
+		sc.Profiles = &discovery.Fetcher{AllowInsecureLoopback: cfg.Dev}
+	}
+	sigs, err := guard.NewSignatureVerifier(guard.SignatureConfig{Profiles: sc.Profiles, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
-	sc := cfg.Shop
+	g, err := guard.New(guard.Config{Credentials: as, Realm: cfg.Issuer, Signatures: sigs})
+	if err != nil {
+		return nil, err
+	}
+	sc.Accounts = cfg.Store
 	sc.BaseURL, sc.Store, sc.Keys, sc.Guard, sc.Dev, sc.Logger, sc.Now = cfg.Issuer, cfg.Store, cfg.Keys, g, cfg.Dev, cfg.Logger, cfg.Now
 	sc.DisableRateLimits = sc.DisableRateLimits || cfg.DisableRateLimits
 	if sc.ClientIP == nil {

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -28,6 +29,21 @@ const (
 	DemoPlatformKey = DemoPlatformID + "." + DemoPlatformSecret
 )
 
+// DemoMerchantStore is the store the demo merchant's client is bound to.
+const DemoMerchantStore = "flower-shop"
+
+// DemoBuyerAccount is Ada's account: a default address and a saved
+// sandbox card (success_token), which a buyer-bound card payment charges
+// when the agent sends no card.
+var DemoBuyerAccount = store.AccountDoc{
+	Name: "Ada Lovelace", Phone: "+33 1 23 45 67 89",
+	Addresses: []store.SavedAddress{
+		{Label: "home", Default: true, Address: json.RawMessage(`{"full_name":"Ada Lovelace","street_address":"12 rue des Fleurs","address_locality":"Paris","postal_code":"75011","address_country":"FR"}`)},
+		{Label: "office", Address: json.RawMessage(`{"full_name":"Ada Lovelace","street_address":"3 Keizersgracht","address_locality":"Amsterdam","postal_code":"1015 CJ","address_country":"NL"}`)},
+	},
+	Card: &store.SavedCard{Token: "success_token", Brand: "visa", Last4: "4242"},
+}
+
 // DemoAgentRedirects are the demo agent's registered redirect URIs; any
 // port is accepted on these loopback hosts.
 var DemoAgentRedirects = []string{"http://127.0.0.1/callback", "http://localhost/callback"}
@@ -36,15 +52,20 @@ var DemoAgentRedirects = []string{"http://127.0.0.1/callback", "http://localhost
 // find them and keep what is there (a restarted dev server keeps its stock
 // and orders).
 func SeedDemo(ctx context.Context, st Store, now time.Time) error {
+	account, err := json.Marshal(DemoBuyerAccount)
+	if err != nil {
+		return err
+	}
 	for _, err := range []error{
-		st.CreateBuyer(ctx, &store.Buyer{ID: DemoBuyerID, Email: DemoBuyerEmail, PasswordHash: oauth.HashPassword(DemoBuyerPassword), CreatedAt: now}),
-		st.CreateClient(ctx, &store.Client{ID: DemoAgentClientID, Type: store.ClientInstalled, Name: "Demo agent",
+		st.CreateBuyer(ctx, &store.Buyer{ID: DemoBuyerID, Email: DemoBuyerEmail, PasswordHash: oauth.HashPassword(DemoBuyerPassword),
+			Account: account, CreatedAt: now}),
+		st.CreateClient(ctx, &store.Client{ID: DemoPlatformID, Type: store.ClientWeb, Name: "Demo platform", Role: store.RolePlatform,
+			Platform: DemoPlatformID, SecretHash: oauth.HashClientSecret(DemoPlatformSecret), GrantTypes: []string{"client_credentials"}, CreatedAt: now}),
+		st.CreateClient(ctx, &store.Client{ID: DemoAgentClientID, Type: store.ClientInstalled, Name: "Demo agent", Platform: DemoPlatformID,
 			RedirectURIs: DemoAgentRedirects, GrantTypes: []string{"authorization_code", "refresh_token"}, CreatedAt: now}),
-		st.CreateClient(ctx, &store.Client{ID: DemoMerchantID, Type: store.ClientWeb, Name: "Demo merchant",
-			SecretHash: oauth.HashClientSecret(DemoMerchantSecret), GrantTypes: []string{"client_credentials"},
-			Scopes: []string{"orders:read", "dev.ucp.shopping.catalog.search:read", "dev.ucp.shopping.catalog.lookup:read"}, CreatedAt: now}),
-		st.CreateClient(ctx, &store.Client{ID: DemoPlatformID, Type: store.ClientWeb, Name: "Demo platform",
-			SecretHash: oauth.HashClientSecret(DemoPlatformSecret), GrantTypes: []string{"client_credentials"}, CreatedAt: now}),
+		st.CreateClient(ctx, &store.Client{ID: DemoMerchantID, Type: store.ClientWeb, Name: "Demo merchant", Role: store.RoleMerchant,
+			Store: DemoMerchantStore, SecretHash: oauth.HashClientSecret(DemoMerchantSecret), GrantTypes: []string{"client_credentials"},
+			Scopes: []string{"orders:read", "purchase:complete", "dev.ucp.shopping.catalog.search:read", "dev.ucp.shopping.catalog.lookup:read"}, CreatedAt: now}),
 	} {
 		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("seed: %w", err)

@@ -300,16 +300,19 @@ func (g *Guard) bearer(ctx context.Context, auth string) (*oauth.TokenInfo, erro
 }
 
 // CheckResource refuses a token issued for another resource (RFC 8707):
-// a token bound to a resource is good there and nowhere else. Tokens
-// issued for the whole API (api, the issuer URL) are good at every one
-// of its resources, and tokens without a resource everywhere.
-func (p *Principal) CheckResource(resource, api string) error {
+// a token bound to a resource is good only where the called resource is
+// one of accepted (the caller lists the names it answers to: its URL, its
+// MCP endpoint, the API root for API-wide tokens). Tokens without a
+// resource are good everywhere.
+func (p *Principal) CheckResource(accepted ...string) error {
 	if p == nil || p.Resource == "" || p.Credential != CredentialBearer {
 		return nil
 	}
 	got := strings.TrimSuffix(p.Resource, "/")
-	if got == strings.TrimSuffix(resource, "/") || got == strings.TrimSuffix(api, "/") {
-		return nil
+	for _, a := range accepted {
+		if got == strings.TrimSuffix(a, "/") {
+			return nil
+		}
 	}
 	return &Error{Status: http.StatusUnauthorized, Code: "invalid_token",
 		Content: "the access token was issued for another resource (" + p.Resource + ")"}

@@ -205,15 +205,15 @@ func TestCheckResource(t *testing.T) {
 	t.Parallel()
 	const api = "https://api.example"
 	p := &guard.Principal{Kind: guard.KindBuyer, Credential: guard.CredentialBearer, Resource: api + "/s/flower-shop"}
-	if err := p.CheckResource(api+"/s/flower-shop", api); err != nil {
+	if err := p.CheckResource(api+"/s/flower-shop", api+"/s/flower-shop/mcp", api); err != nil {
 		t.Fatal(err)
 	}
 	var ge *guard.Error
-	if err := p.CheckResource(api+"/s/kyoto-tea", api); !errors.As(err, &ge) || ge.Status != http.StatusUnauthorized {
+	if err := p.CheckResource(api+"/s/kyoto-tea", api+"/s/kyoto-tea/mcp", api); !errors.As(err, &ge) || ge.Status != http.StatusUnauthorized {
 		t.Fatalf("other store: %v", err)
 	}
 	p.Resource = api + "/"
-	if err := p.CheckResource(api+"/s/kyoto-tea", api); err != nil {
+	if err := p.CheckResource(api+"/s/kyoto-tea", api+"/s/kyoto-tea/mcp", api); err != nil {
 		t.Fatalf("API-wide token: %v", err)
 	}
 	p.Resource = ""

@@ -51,6 +51,8 @@ type client struct {
 	Scopes       []string // empty: any catalogue scope
 	Developers   []string
 	CIMD         bool
+	Role         store.ClientRole
+	Store        string // a merchant client's store
 }
 
 func (c *client) confidential() bool { return len(c.SecretHash) > 0 }
@@ -107,7 +109,7 @@ func (s *Server) resolveClient(ctx context.Context, ip, id string) (*client, err
 		return nil, errServer(err)
 	}
 	return &client{ID: c.ID, Name: c.Name, Type: c.Type, SecretHash: c.SecretHash, RedirectURIs: c.RedirectURIs,
-		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Developers: c.Developers}, nil
+		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Developers: c.Developers, Role: c.Role, Store: c.Store}, nil
 }
 
 // formClient parses a form POST and authenticates its client, writing
@@ -194,6 +196,11 @@ func (s *Server) authenticateClient(r *http.Request) (*client, *oauthError) {
 // unknown clients and wrong secrets alike.
 var ErrInvalidAPIKey = errors.New("oauth: invalid API key")
 
+// ErrNotPlatformKey is returned by ValidateAPIKey for a correct secret of
+// a client that is not a platform application (a merchant's or a script
+// app's): those authenticate at the token endpoint, never as X-API-Key.
+var ErrNotPlatformKey = errors.New("oauth: the API key's client is not a platform application")
+
 // ValidateAPIKey checks a platform API key, "<client_id>.<client_secret>"
 // (the Artos format), against the confidential client's stored secret
 // hash. It returns the client id.
@@ -213,6 +220,9 @@ func (s *Server) ValidateAPIKey(ctx context.Context, key string) (string, error)
 	}
 	if !equalHash(c.SecretHash, hashToken(secret)) {
 		return "", ErrInvalidAPIKey
+	}
+	if c.Role != store.RolePlatform {
+		return "", ErrNotPlatformKey
 	}
 	return c.ID, nil
 }

@@ -144,20 +144,15 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, e *oauthErr
 	errorPage.Execute(w, e)
 }
 
-// Allowance is the agent spend allowance a buyer grants with
-// purchase:complete. Amounts are minor units of Currency.
-type Allowance struct {
-	MaxPerOrder int64     `json:"max_per_order"`
-	DailyCap    int64     `json:"daily_cap"`
-	Currency    string    `json:"currency"`
-	ExpiresAt   time.Time `json:"expires_at"`
-}
-
 // spends reports whether a scope lets the client spend the buyer's money,
-// so the consent form must ask for a spending limit.
-func spends(scope string) bool {
-	return scope == "purchase:complete" || scope == "dev.ucp.shopping.checkout:manage"
-}
+// so the consent form must ask for a spending limit. Only
+// purchase:complete pays (the guard's policy requires it of every
+// buyer-bound completion and crypto prepare), so a grant without it can
+// never spend, whatever else it holds.
+func spends(scope string) bool { return scope == SpendScope }
+
+// SpendScope is the scope a buyer's token needs to pay.
+const SpendScope = "purchase:complete"
 
 // DefaultAllowance is what the consent form proposes.
 var DefaultAllowance = Allowance{MaxPerOrder: 10000, DailyCap: 25000, Currency: "EUR"}
@@ -203,6 +198,7 @@ func parseAllowance(f url.Values, now time.Time) (*Allowance, error) {
 		return nil, errors.New("the allowance must last 1 to 365 days")
 	}
 	al.ExpiresAt = now.Add(time.Duration(days) * 24 * time.Hour).UTC().Truncate(time.Second)
+	al.ID = newUUID()
 	return al, nil
 }
 

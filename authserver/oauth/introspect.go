@@ -13,11 +13,15 @@ import (
 
 // TokenInfo is what a resource server learns from a valid access token.
 type TokenInfo struct {
-	ClientID  string
-	BuyerID   string // empty: an app-only (client_credentials) token
-	Scope     string
-	Resource  string
-	GrantID   string
+	ClientID string
+	BuyerID  string // empty: an app-only (client_credentials) token
+	Scope    string
+	Resource string
+	GrantID  string
+	// Store binds a merchant's token to its store.
+	Store string
+	// Platform is the platform application owning ClientID ("" if none).
+	Platform  string
 	ExpiresAt time.Time
 }
 
@@ -42,11 +46,13 @@ func (s *Server) ValidateAccessToken(ctx context.Context, token string) (*TokenI
 	case err != nil:
 		return nil, err
 	}
-	return &TokenInfo{ClientID: a.ClientID, BuyerID: a.BuyerID, Scope: a.Scope, Resource: a.Resource, GrantID: a.GrantID, ExpiresAt: a.ExpiresAt}, nil
+	return &TokenInfo{ClientID: a.ClientID, BuyerID: a.BuyerID, Scope: a.Scope, Resource: a.Resource, GrantID: a.GrantID,
+		Store: a.Store, Platform: a.Platform, ExpiresAt: a.ExpiresAt}, nil
 }
 
 // handleIntrospect implements RFC 7662 for confidential clients (resource
-// servers). Inactive tokens get only {"active":false}.
+// servers). Inactive tokens, and tokens the caller may not see, get only
+// {"active":false}.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.formClient(w, r)
 	if !ok {

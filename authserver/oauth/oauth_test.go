@@ -925,13 +925,19 @@ func TestCIMDDocumentRules(t *testing.T) {
 func TestConsentHardening(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	// checkout:manage lets the agent complete checkouts, so the page asks
-	// for a spending limit as it does for purchase:complete.
+	// checkout:manage cannot pay (only purchase:complete can), so the
+	// page asks for no spending limit, and the grant carries none; with
+	// purchase:complete it always asks.
 	b := newBrowser(t)
-	_, form, body, _ := b.open(e.oauth2Config(agentID, "http://127.0.0.1:7000/callback", "dev.ucp.shopping.checkout:manage").
+	_, _, body, _ := b.open(e.oauth2Config(agentID, "http://127.0.0.1:7000/callback", "dev.ucp.shopping.checkout:manage").
+		AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if strings.Contains(body, `name="max_per_order"`) {
+		t.Fatal("a spending limit asked for a scope that cannot spend")
+	}
+	_, form, body, _ := b.open(e.oauth2Config(agentID, "http://127.0.0.1:7000/callback", "purchase:complete dev.ucp.shopping.checkout:manage").
 		AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 	if !strings.Contains(body, `name="max_per_order"`) {
-		t.Fatal("checkout:manage without a spending limit")
+		t.Fatal("purchase:complete without a spending limit")
 	}
 	// A post the browser marks cross-site is refused even with the right
 	// cookie and token.

@@ -17,12 +17,14 @@ type Scope struct {
 
 // Scopes is the catalogue, in display order.
 var Scopes = []Scope{
-	{"purchase:complete", "Buy things for you, within the spending limits you set below", true},
+	// Also a merchant's app-only scope (Artos): completing checkouts at
+	// its own store. A buyer's grant of it always carries an allowance.
+	{"purchase:complete", "Buy things for you, within the spending limits you set below", false},
 	// For a merchant's app-only token this is its own store's orders
 	// (Artos: store get_order), so it is not buyer authority.
 	{"orders:read", "See the orders placed for you", false},
 	{"offline_access", "Stay connected while you are away (up to 30 days) without asking again", true},
-	{"dev.ucp.shopping.checkout:manage", "Create, change and complete checkouts in your name", true},
+	{"dev.ucp.shopping.checkout:manage", "Create and change checkouts in your name (paying needs purchase:complete)", true},
 	{"dev.ucp.shopping.cart:manage", "Create and change your shopping carts", true},
 	{"dev.ucp.shopping.order:read", "Read your orders", true},
 	{"dev.ucp.shopping.order:manage", "Manage your orders (cancel, return)", true},

@@ -21,7 +21,13 @@ func (s *Server) grantClientCredentials(r *http.Request, c *client) (*tokenRespo
 	}
 	now := s.now()
 	at := newToken(prefixAccess)
-	t := &store.AccessToken{Hash: hashToken(at), ClientID: c.ID, Scope: scope, ExpiresAt: now.Add(s.cfg.AccessTokenTTL)}
+	// A merchant's token is bound to its store here, once: the store
+	// travels with the token, so a later change of registration cannot
+	// widen a token already out.
+	t := &store.AccessToken{Hash: hashToken(at), ClientID: c.ID, Scope: scope, Store: c.Store, ExpiresAt: now.Add(s.cfg.AccessTokenTTL)}
+	if c.Role == store.RoleMerchant && c.Store == "" {
+		return nil, errUnauthorizedClient("this merchant client is bound to no store")
+	}
 	if err := s.cfg.Store.SaveAccessToken(r.Context(), t); err != nil {
 		return nil, errServer(err)
 	}

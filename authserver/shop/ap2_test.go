@@ -245,7 +245,7 @@ func TestMandateSingleUseAcrossInstances(t *testing.T) {
 	body, _ := json.Marshal(withMandate(cardPayment("fail_token"), tok))
 	// Instance two consumes it (a declined card still uses the mandate).
 	rep := other.Do(t.Context(), &shop.Request{Op: shop.OpCompleteCheckout, Shop: "flower-shop", ID: c.ID, Body: body,
-		Agent: e.agent.URL(), IdempotencyKey: uuid(), Principal: &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "platform-a"}})
+		Agent: e.agent.URL(), IdempotencyKey: uuid(), Principal: &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "platform-a", Platform: "platform-a"}})
 	if rep.Err != nil || !strings.Contains(string(rep.Body), "payment_failed") {
 		t.Fatalf("%+v %s", rep.Err, rep.Body)
 	}

@@ -35,10 +35,9 @@ const artosAPIKey = "test-platform.secret"
 var artosAuth = guard.IdentifyFunc(func(r *http.Request) (*guard.Principal, error) {
 	if k := r.Header.Get("X-API-Key"); k != "" {
 		if k != artosAPIKey {
-			return nil, &guard.Error{Status: 401, Code: "invalid_token", Content: "unknown API key",
-				Challenge: `Bearer error="invalid_token"`}
+			return nil, &guard.Error{Status: 401, Code: "invalid_token", Content: "unknown API key"}
 		}
-		return &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "test-platform"}, nil
+		return &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "test-platform", Platform: "test-platform"}, nil
 	}
 	return testAuth(r)
 })

@@ -374,7 +374,9 @@ func TestCartOwnership(t *testing.T) {
 	t.Parallel()
 	e, st := cartEnv(t, nil)
 	c := e.createCart("flower-shop", lines(line("tulip_bunch", 2)))
-	for _, who := range []string{"platform-b", ""} {
+	wantIdentityRequired(t, e, "GET", "/s/flower-shop/carts/"+c.ID, nil)
+	wantIdentityRequired(t, e, "PUT", "/s/flower-shop/carts/"+c.ID, lines(line("tulip_bunch", 9)))
+	for _, who := range []string{"platform-b"} {
 		if _, ok := e.cartGet(t, "flower-shop", c.ID, "X-Test-Client", who); ok {
 			t.Fatalf("%q reads platform-a's cart", who)
 		}

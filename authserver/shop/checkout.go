@@ -39,6 +39,8 @@ type checkoutState struct {
 	// places (it runs with no credential of its own).
 	ClientID string `json:"client_id,omitempty"`
 	BuyerID  string `json:"buyer_id,omitempty"`
+	// Intent is the prepared crypto payment (crypto.go).
+	Intent *cryptoIntent `json:"intent,omitempty"`
 }
 
 // checkoutInput is what create and update read. Unknown and response-only
@@ -115,7 +117,7 @@ func (s *Service) createCheckout(ctx context.Context, oc *opCtx, in *checkoutInp
 	}
 	now := s.now()
 	st := &checkoutState{Token: newID(""), Agent: oc.Agent, AP2: oc.neg.has(ucp.CapAP2Mandate) && oc.neg.platform != nil,
-		Webhook: s.webhookURL(oc.neg)}
+		Webhook: s.webhookURL(ctx, oc)}
 	if p := oc.Principal; p != nil {
 		st.ClientID, st.BuyerID = p.ClientID, p.BuyerID
 	}

@@ -331,7 +331,7 @@ func TestCompleteCard(t *testing.T) {
 			t.Fatalf("%s", b)
 		}
 		row, err := e.store.Order(t.Context(), "flower-shop", done.Order.ID)
-		if err != nil || row.BuyerType != "human" || row.Owner != "client:platform-a" {
+		if err != nil || row.BuyerType != "human" || row.Owner != "platform:platform-a" {
 			t.Fatalf("%+v %v", row, err)
 		}
 	})
@@ -401,12 +401,15 @@ func TestCancelCheckout(t *testing.T) {
 }
 
 // TestCheckoutOwnership: a session is visible only to the platform that
-// created it; others get not_found, as for an unknown id.
+// created it; others get not_found, as for an unknown id; anonymous
+// callers are asked to authenticate.
 func TestCheckoutOwnership(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	c := e.createCheckout("flower-shop", lines(line("bouquet_roses", 1)))
-	for _, who := range []string{"platform-b", ""} {
+	wantIdentityRequired(t, e, "GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil)
+	wantIdentityRequired(t, e, "POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("success_token"))
+	for _, who := range []string{"platform-b"} {
 		res, b := e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil, "X-Test-Client", who)
 		wantStatus(t, res, b, http.StatusOK)
 		if env := decode[ucp.ErrorResponse](t, b); env.UCP.Status != "error" || env.Messages[0].Code != "not_found" {
@@ -424,14 +427,19 @@ func TestCheckoutOwnership(t *testing.T) {
 	}
 }
 
-// TestOrderAccess: the placing platform, or the buyer with an order-read
-// scope; nobody else.
+// TestOrderAccess: the placing platform, the buyer with an order-read
+// scope, the store's merchant; nobody else, and never anonymous.
 func TestOrderAccess(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	c := e.createCheckout("flower-shop", lines(line("tulip_bunch", 1)), "X-Test-Buyer", "buyer_ada")
-	_, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("success_token"), "X-Test-Buyer", "buyer_ada")
+	ada := []string{"X-Test-Client", "demo-agent", "X-Test-Platform", "platform-a", "X-Test-Buyer", "buyer_ada", "X-Test-Scopes", "purchase:complete"}
+	e.allow("buyer_ada", "demo-agent", 100000, 100000, "EUR")
+	c := e.createCheckout("flower-shop", lines(line("tulip_bunch", 1)), ada...)
+	_, b := e.req("POST", "/s/flower-shop/checkout-sessions/"+c.ID+"/complete", cardPayment("success_token"), ada...)
 	done := decode[ucp.Checkout](t, b)
+	if done.Order == nil {
+		t.Fatalf("no order: %s", b)
+	}
 	path := "/s/flower-shop/orders/" + done.Order.ID
 	for _, tc := range []struct {
 		hdr []string
@@ -440,8 +448,13 @@ func TestOrderAccess(t *testing.T) {
 		{[]string{"X-Test-Client", "platform-a"}, true},
 		{[]string{"X-Test-Client", "platform-b"}, false},
 		{[]string{"X-Test-Client", "platform-b", "X-Test-Buyer", "buyer_ada", "X-Test-Scopes", "dev.ucp.shopping.order:read"}, true},
-		{[]string{"X-Test-Client", "platform-b", "X-Test-Buyer", "buyer_ada"}, false},
+		{[]string{"X-Test-Client", "platform-b", "X-Test-Buyer", "buyer_ada", "X-Test-Scopes", "orders:read"}, true},
+		{[]string{"X-Test-Client", "platform-b", "X-Test-Buyer", "buyer_ada", "X-Test-Scopes", "purchase:complete"}, false},
 		{[]string{"X-Test-Client", "platform-b", "X-Test-Buyer", "buyer_bob", "X-Test-Scopes", "dev.ucp.shopping.order:read"}, false},
+		{[]string{"X-Test-Client", "shop-bot", "X-Test-Store", "flower-shop", "X-Test-Scopes", "orders:read"}, true},
+		{[]string{"X-Test-Client", "shop-bot", "X-Test-Store", "flower-shop"}, false},
+		{[]string{"X-Test-Client", "tea-bot", "X-Test-Store", "kyoto-tea", "X-Test-Scopes", "orders:read"}, false},
+		{[]string{"X-Test-Client", ""}, false},
 	} {
 		_, b := e.req("GET", path, nil, tc.hdr...)
 		var v struct {
@@ -587,7 +600,7 @@ func TestReviewCompleteNilReplyAfterLostRaces(t *testing.T) {
 			}
 		}()
 		rep = e.svc.Do(t.Context(), &shop.Request{Op: shop.OpCompleteCheckout, Shop: "flower-shop", ID: c.ID, Body: body,
-			Agent: e.agent.URL(), IdempotencyKey: uuid(), Principal: &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "platform-a"}, BuyerType: "agent"})
+			Agent: e.agent.URL(), IdempotencyKey: uuid(), Principal: &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "platform-a", Platform: "platform-a"}, BuyerType: "agent"})
 	}()
 	if rep == nil {
 		t.Fatal("Service.Do returned nil")
@@ -604,8 +617,8 @@ func TestReviewBuyersOfOneClientShareCheckouts(t *testing.T) {
 	body := lines(line("bouquet_roses", 1))
 	body["buyer"] = map[string]any{"email": "ada@example.com", "first_name": "Ada"}
 	key := uuid()
-	ada := []string{"X-Test-Client", "demo-agent", "X-Test-Buyer", "buyer_ada", "Idempotency-Key", key}
-	bob := []string{"X-Test-Client", "demo-agent", "X-Test-Buyer", "buyer_bob"}
+	ada := []string{"X-Test-Client", "demo-agent", "X-Test-Buyer", "buyer_ada", "X-Test-Scopes", "purchase:complete", "Idempotency-Key", key}
+	bob := []string{"X-Test-Client", "demo-agent", "X-Test-Buyer", "buyer_bob", "X-Test-Scopes", "purchase:complete"}
 	c := e.createCheckout("flower-shop", body, ada...)
 	_, b := e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil, bob...)
 	if got := decode[ucp.Checkout](t, b); got.ID == c.ID {

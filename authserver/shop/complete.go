@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
@@ -40,6 +42,12 @@ type completion struct {
 	// shown is the checkout the hosted page showed the buyer (nil for
 	// the API); the buyer pays for exactly that.
 	shown *shownCheckout
+	// mandateID is the payment_mandate_id the verified mandate named.
+	mandateID string
+	// hold is the buyer's spend hold taken for this completion (or the
+	// prepared crypto payment's); holdLife overrides holdLife.
+	hold     *store.SpendHold
+	holdLife time.Duration
 }
 
 // charge is one successful charge through a rail, under the payment
@@ -72,6 +80,9 @@ func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
 // buyer (nil for the API).
 func (s *Service) complete(ctx context.Context, oc *opCtx, shown *shownCheckout) *Reply {
 	cp := &completion{s: s, oc: oc, shown: shown}
+	if rep := cp.requireSigned(); rep != nil {
+		return rep
+	}
 	if len(oc.Body) > 0 {
 		if rep := decodeInput(oc.Body, &cp.in); rep != nil {
 			return rep
@@ -101,10 +112,23 @@ func (s *Service) complete(ctx context.Context, oc *opCtx, shown *shownCheckout)
 		if rep := cp.authorize(ctx, ses.st, c, railID); rep != nil {
 			return rep, nil
 		}
+		if railID == HandlerCryptoID {
+			if rep := cp.checkIntent(ctx, ses, c, inst); rep != nil {
+				return rep, nil
+			}
+		}
+		if rep := cp.holdSpend(ctx, c); rep != nil {
+			return rep, nil
+		}
 		if rep, err := cp.pay(ctx, ses, c, railID, inst); rep != nil || err != nil {
 			return rep, err
 		}
 		rep, err := s.placeOrder(ctx, oc, ses, c)
+		if errors.Is(err, store.ErrHoldLapsed) {
+			// The spend hold went (its payment was prepared again, or it
+			// outlived its life): no order without the spending it counts.
+			return cp.paymentFailed(ctx, c, "the spending reserved for this payment lapsed; prepare or complete the payment again"), nil
+		}
 		cp.placed = err == nil
 		return rep, err
 	})
@@ -115,6 +139,10 @@ func (s *Service) complete(ctx context.Context, oc *opCtx, shown *shownCheckout)
 		if err := s.rails[cp.charged.rail].void(context.WithoutCancel(ctx), cp.charged.ref); err != nil {
 			s.log.ErrorContext(ctx, "shop: void a charge that placed no order", "rail", cp.charged.rail, "ref", cp.charged.ref, "err", err)
 		}
+	}
+	// Likewise the spend hold: only a placed order keeps it.
+	if !cp.placed {
+		cp.releaseHold(ctx)
 	}
 	return rep
 }
@@ -263,11 +291,14 @@ func (cp *completion) checkMandate(ctx context.Context, c *ucp.Checkout, railID 
 	if cp.in.AP2 != nil {
 		token = cp.in.AP2.CheckoutMandate
 	}
-	_, err = s.cfg.MandateVerifier.VerifyMandate(ctx, token, MandateInput{Shop: oc.shop.Slug, Live: live,
+	auth, err := s.cfg.MandateVerifier.VerifyMandate(ctx, token, MandateInput{Shop: oc.shop.Slug, Live: live,
 		Agent: oc.neg.platform, MerchantKeys: oc.neg.business.keys, HandlerID: railID, Consumed: cp.mandateConsumed})
 	var me *mandate.Error
 	switch {
 	case err == nil:
+		if auth != nil {
+			cp.mandateID = auth.PaymentMandateID
+		}
 		return nil
 	case errors.As(err, &me):
 		c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: string(me.Code), Path: "$.ap2.checkout_mandate",
@@ -294,6 +325,11 @@ func (cp *completion) pay(ctx context.Context, ses *session[checkoutState], c *u
 	total := c.Totals[len(c.Totals)-1].Amount
 	// The reference a rail dedupes on: this checkout, at this amount.
 	p := &payment{checkout: c, instrument: inst, reference: c.ID + "/" + c.Currency + "/" + strconv.FormatInt(total, 10)}
+	if railID == HandlerCardID && p.token() == "" {
+		// A buyer's agent names no card: the buyer's saved one pays,
+		// within the allowance held above.
+		p.savedToken = cp.savedCardToken(ctx)
+	}
 	if prev := cp.charged; prev != nil {
 		// Terms are compared only on a retry: hashing them costs a
 		// canonical encoding the first attempt need not pay.

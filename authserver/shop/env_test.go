@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
+	"github.com/ucpbridge/ucpbridge/authserver/oauth"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
@@ -106,7 +107,9 @@ type env struct {
 }
 
 // testAuth authenticates by test headers: X-Test-Client names the
-// platform, X-Test-Buyer and X-Test-Scopes a buyer token; X-Test-Client:
+// platform (its key); with X-Test-Buyer and X-Test-Scopes it is a buyer
+// token of that client, owned by the platform X-Test-Platform names;
+// X-Test-Store makes it a merchant token of that store; X-Test-Client:
 // bad is a bad credential.
 var testAuth = guard.IdentifyFunc(func(r *http.Request) (*guard.Principal, error) {
 	c := r.Header.Get("X-Test-Client")
@@ -114,12 +117,15 @@ var testAuth = guard.IdentifyFunc(func(r *http.Request) (*guard.Principal, error
 	case "":
 		return guard.Anonymous(), nil
 	case "bad":
-		return nil, &guard.Error{Status: 401, Code: "invalid_token", Content: "bad", Challenge: `Bearer error="invalid_token"`}
+		return nil, &guard.Error{Status: 401, Code: "invalid_token", Content: "bad"}
 	}
-	p := &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: c,
+	p := &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: c, Platform: c,
 		BuyerID: r.Header.Get("X-Test-Buyer"), Scopes: strings.Fields(r.Header.Get("X-Test-Scopes"))}
-	if p.BuyerID != "" {
-		p.Kind, p.Credential = guard.KindBuyer, guard.CredentialBearer
+	switch {
+	case p.BuyerID != "":
+		p.Kind, p.Credential, p.Platform = guard.KindBuyer, guard.CredentialBearer, r.Header.Get("X-Test-Platform")
+	case r.Header.Get("X-Test-Store") != "":
+		p.Kind, p.Credential, p.Platform, p.Store = guard.KindMerchant, guard.CredentialBearer, "", r.Header.Get("X-Test-Store")
 	}
 	return p, nil
 })
@@ -144,6 +150,9 @@ func newEnv(t *testing.T, o *envOptions) *env {
 		Keys:     e.keys,
 		Profiles: &discovery.Fetcher{AllowInsecureLoopback: true},
 		Guard:    testAuth,
+		// platform-a is registered with the env's agent profile, so
+		// order webhooks may go there; platform-b with none.
+		Accounts: testAccounts{"platform-a": e.agent.URL()},
 		Dev:      o.dev,
 		// Off unless a test turns them on (ratelimit_test.go): the
 		// other tests' call rates are not what they test.
@@ -176,6 +185,12 @@ func uuid() string {
 // POST and PUT); an empty value removes the header.
 func (e *env) req(method, path string, body any, hdr ...string) (*http.Response, []byte) {
 	e.t.Helper()
+	return e.reqTo(e.srv.URL, method, path, body, hdr...)
+}
+
+// reqTo is req against another instance's base URL.
+func (e *env) reqTo(base, method, path string, body any, hdr ...string) (*http.Response, []byte) {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -190,7 +205,7 @@ func (e *env) req(method, path string, body any, hdr ...string) (*http.Response,
 		}
 		rd = bytes.NewReader(j)
 	}
-	r, err := http.NewRequest(method, e.srv.URL+path, rd)
+	r, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -349,3 +364,62 @@ func backends(t *testing.T) map[string]func(t *testing.T) store.Commerce {
 		},
 	}
 }
+
+// allow gives buyer an allowance for client, as the consent page does.
+func (e *env) allow(buyer, client string, maxPerOrder, dailyCap int64, currency string) string {
+	e.t.Helper()
+	al := oauth.Allowance{ID: uuid(), MaxPerOrder: maxPerOrder, DailyCap: dailyCap, Currency: currency, ExpiresAt: time.Now().Add(24 * time.Hour)}
+	raw, _ := json.Marshal(al)
+	cs, ok := e.store.(interface {
+		SaveConsent(ctx context.Context, c *store.Consent) error
+	})
+	if !ok {
+		e.t.Fatal("the env's store keeps no consents")
+	}
+	if err := cs.SaveConsent(context.Background(), &store.Consent{BuyerID: buyer, ClientID: client, Scope: "purchase:complete",
+		Allowance: raw, UpdatedAt: time.Now()}); err != nil {
+		e.t.Fatal(err)
+	}
+	return al.ID
+}
+
+// wantIdentityRequired: an anonymous call is a 401 whose challenge points
+// at the store's protected-resource metadata, with the identity_required
+// code.
+func wantIdentityRequired(t *testing.T, e *env, method, path string, body any) {
+	t.Helper()
+	res, b := e.req(method, path, body, "X-Test-Client", "")
+	wantStatus(t, res, b, http.StatusUnauthorized)
+	ch := res.Header.Get("WWW-Authenticate")
+	if !strings.Contains(ch, `resource_metadata="`+e.srv.URL+"/.well-known/oauth-protected-resource/s/") || !strings.HasPrefix(ch, "Bearer ") {
+		t.Fatalf("%s %s: challenge %q", method, path, ch)
+	}
+	if !strings.Contains(string(b), "identity_required") {
+		t.Fatalf("%s %s: %s", method, path, b)
+	}
+}
+
+// testAccounts registers platforms with a profile URL; it knows no
+// buyers.
+type testAccounts map[string]string
+
+func (a testAccounts) Client(_ context.Context, id string) (*store.Client, error) {
+	if p, ok := a[id]; ok {
+		return &store.Client{ID: id, Role: store.RolePlatform, Platform: id, Profile: p}, nil
+	}
+	return nil, store.ErrNotFound
+}
+
+func (testAccounts) Buyer(context.Context, string) (*store.Buyer, error) {
+	return nil, store.ErrNotFound
+}
+
+// dualAuth is testAuth plus X-Test-Dual: platform-a's key with the named
+// buyer's bearer (Artos platform+buyer).
+var dualAuth = guard.IdentifyFunc(func(r *http.Request) (*guard.Principal, error) {
+	if b := r.Header.Get("X-Test-Dual"); b != "" {
+		return &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey,
+			ClientID: "platform-a", Platform: "platform-a", BuyerID: b, Dual: true}, nil
+	}
+	return testAuth(r)
+})

@@ -264,7 +264,7 @@ func TestIdempotencyWaitsForFirst(t *testing.T) {
 		req := func() *shop.Request {
 			return &shop.Request{Op: shop.OpCreateCheckout, Shop: "flower-shop", Body: body, Agent: "https://p.example/.well-known/ucp",
 				IdempotencyKey: uuid(), Principal: &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken,
-					Credential: guard.CredentialAPIKey, ClientID: "platform-a"}}
+					Credential: guard.CredentialAPIKey, ClientID: "platform-a", Platform: "platform-a"}}
 		}
 
 		start := time.Now()

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -20,6 +21,7 @@ import (
 // handlers (whose context derives from the request's).
 type mcpCall struct {
 	slug      string
+	resource  string // the MCP endpoint's URL (Request.Resource)
 	principal *guard.Principal
 	addr      netip.Addr // the client's address (Request.ClientAddr)
 	// idemKey is the HTTP Idempotency-Key, used when meta has none (the
@@ -55,6 +57,8 @@ var toolDocs = map[Op]string{
 	OpCompleteCheckout: "Place the order. checkout: {payment:{instruments:[{handler_id, selected:true, credential:{type:\"token\", token}}]}, ap2?:{checkout_mandate}}. Requires meta[\"idempotency-key\"].",
 	OpCancelCheckout:   "Cancel a checkout session. Requires meta[\"idempotency-key\"].",
 	OpGetOrder:         "Get an order by id.",
+	OpPrepareCheckoutPayment: "Prepare the buyer's crypto payment (artos.crypto; buyer bearer only, within the buyer's allowance). payment_intent: {buyer_address?, input_coin_type?}. " +
+		"Returns payment_intent {unsigned_tx, settlement_reference, amount, expires_at}; complete_checkout with an artos.crypto instrument whose credential.token is the settlement reference. Requires meta[\"idempotency-key\"].",
 }
 
 func toolFor(op Op) mcp.Tool {
@@ -129,7 +133,8 @@ func (s *Service) mcpHandler(global bool) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-		call := &mcpCall{slug: r.PathValue("slug"), idemKey: r.Header.Get("Idempotency-Key"), addr: s.clientAddr(r)}
+		call := &mcpCall{slug: r.PathValue("slug"), idemKey: r.Header.Get("Idempotency-Key"), addr: s.clientAddr(r),
+			resource: s.cfg.BaseURL + strings.TrimSuffix(r.URL.Path, "/")}
 		p, perr := s.authenticate(r, call.addr)
 		if perr != nil {
 			// A JSON-RPC error echoing the request id, so MCP clients
@@ -212,6 +217,8 @@ type toolArgs struct {
 	Checkout json.RawMessage `json:"checkout"`
 	Cart     json.RawMessage `json:"cart"`
 	Catalog  json.RawMessage `json:"catalog"`
+	// PaymentIntent is prepare_checkout_payment's argument (Artos).
+	PaymentIntent json.RawMessage `json:"payment_intent"`
 }
 
 func (s *Service) toolHandler(op Op) server.ToolHandlerFunc {
@@ -240,7 +247,7 @@ func (s *Service) toolHandler(op Op) server.ToolHandlerFunc {
 		}
 		r := &Request{Op: op, Shop: call.slug, ID: args.ID, Agent: args.Meta.Agent.Profile,
 			IdempotencyKey: cmpOr(args.Meta.IdempotencyKey, call.idemKey), Principal: call.principal, BuyerType: "agent",
-			ClientAddr: call.addr}
+			ClientAddr: call.addr, Resource: call.resource}
 		switch info.bodyKey {
 		case "checkout":
 			r.Body = args.Checkout
@@ -248,6 +255,8 @@ func (s *Service) toolHandler(op Op) server.ToolHandlerFunc {
 			r.Body = args.Cart
 		case "catalog":
 			r.Body = args.Catalog
+		case "payment_intent":
+			r.Body = args.PaymentIntent
 		}
 		if string(r.Body) == "null" {
 			r.Body = nil

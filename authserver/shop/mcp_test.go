@@ -546,7 +546,7 @@ func TestMCPBusinessErrorIsResult(t *testing.T) {
 }
 
 var mcpStoreTools = []string{"search_catalog", "lookup_catalog", "get_product", "create_cart", "get_cart", "update_cart",
-	"cancel_cart", "create_checkout", "get_checkout", "update_checkout", "complete_checkout", "cancel_checkout", "get_order"}
+	"cancel_cart", "create_checkout", "get_checkout", "update_checkout", "complete_checkout", "cancel_checkout", "get_order", "prepare_checkout_payment"}
 
 func (e *env) listTools(path string) []rpcTool {
 	e.t.Helper()
@@ -606,7 +606,7 @@ func TestMCPToolsList(t *testing.T) {
 			}
 		}
 		hasID := strings.HasPrefix(name, "get_") && name != "get_product" || strings.HasPrefix(name, "update_") ||
-			strings.HasPrefix(name, "cancel_") || name == "complete_checkout"
+			strings.HasPrefix(name, "cancel_") || name == "complete_checkout" || name == "prepare_checkout_payment"
 		if hasID != slices.Contains(tl.InputSchema.Required, "id") {
 			t.Errorf("%s: required %v", name, tl.InputSchema.Required)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
@@ -32,6 +33,8 @@ const (
 	OpCompleteCheckout = guard.OpCompleteCheckout
 	OpCancelCheckout   = guard.OpCancelCheckout
 	OpGetOrder         = guard.OpGetOrder
+	// OpPrepareCheckoutPayment prepares a crypto payment (Artos).
+	OpPrepareCheckoutPayment = guard.OpPrepareCheckoutPayment
 )
 
 type opInfo struct {
@@ -44,19 +47,20 @@ type opInfo struct {
 }
 
 var ops = map[Op]opInfo{
-	OpSearchCatalog:    {capability: ucp.CapCatalogSearch, bodyKey: "catalog", global: true},
-	OpLookupCatalog:    {capability: ucp.CapCatalogLookup, bodyKey: "catalog", global: true},
-	OpGetProduct:       {capability: ucp.CapCatalogLookup, bodyKey: "catalog", global: true},
-	OpCreateCart:       {capability: ucp.CapCart, bodyKey: "cart", mutates: true},
-	OpGetCart:          {capability: ucp.CapCart, hasID: true},
-	OpUpdateCart:       {capability: ucp.CapCart, bodyKey: "cart", hasID: true, mutates: true},
-	OpCancelCart:       {capability: ucp.CapCart, hasID: true, mutates: true, needsKey: true},
-	OpCreateCheckout:   {capability: ucp.CapCheckout, bodyKey: "checkout", mutates: true},
-	OpGetCheckout:      {capability: ucp.CapCheckout, hasID: true},
-	OpUpdateCheckout:   {capability: ucp.CapCheckout, bodyKey: "checkout", hasID: true, mutates: true},
-	OpCompleteCheckout: {capability: ucp.CapCheckout, bodyKey: "checkout", hasID: true, mutates: true, needsKey: true},
-	OpCancelCheckout:   {capability: ucp.CapCheckout, hasID: true, mutates: true, needsKey: true},
-	OpGetOrder:         {capability: ucp.CapOrder, hasID: true},
+	OpSearchCatalog:          {capability: ucp.CapCatalogSearch, bodyKey: "catalog", global: true},
+	OpLookupCatalog:          {capability: ucp.CapCatalogLookup, bodyKey: "catalog", global: true},
+	OpGetProduct:             {capability: ucp.CapCatalogLookup, bodyKey: "catalog", global: true},
+	OpCreateCart:             {capability: ucp.CapCart, bodyKey: "cart", mutates: true},
+	OpGetCart:                {capability: ucp.CapCart, hasID: true},
+	OpUpdateCart:             {capability: ucp.CapCart, bodyKey: "cart", hasID: true, mutates: true},
+	OpCancelCart:             {capability: ucp.CapCart, hasID: true, mutates: true, needsKey: true},
+	OpCreateCheckout:         {capability: ucp.CapCheckout, bodyKey: "checkout", mutates: true},
+	OpGetCheckout:            {capability: ucp.CapCheckout, hasID: true},
+	OpUpdateCheckout:         {capability: ucp.CapCheckout, bodyKey: "checkout", hasID: true, mutates: true},
+	OpCompleteCheckout:       {capability: ucp.CapCheckout, bodyKey: "checkout", hasID: true, mutates: true, needsKey: true},
+	OpCancelCheckout:         {capability: ucp.CapCheckout, hasID: true, mutates: true, needsKey: true},
+	OpGetOrder:               {capability: ucp.CapOrder, hasID: true},
+	OpPrepareCheckoutPayment: {capability: ucp.CapCheckout, bodyKey: "payment_intent", hasID: true, mutates: true, needsKey: true},
 }
 
 // Request is one operation, whichever binding carried it.
@@ -68,7 +72,12 @@ type Request struct {
 	// checkout/cart/catalog argument); nil when there is none.
 	Body json.RawMessage
 	// Agent is the platform profile URL (UCP-Agent or meta["ucp-agent"]).
-	Agent          string
+	Agent string
+	// Resource is the protected resource the binding serves the request
+	// at (the store's URL, its MCP endpoint, the catalog): what a 401
+	// points the caller's metadata discovery at. "" means the store's URL
+	// (or the cross-store MCP endpoint).
+	Resource       string
 	IdempotencyKey string
 	// Principal is the caller, as the guard identified it; nil is
 	// anonymous.
@@ -162,8 +171,17 @@ func (s *Service) do(ctx context.Context, req *Request) *Reply {
 	if req.IdempotencyKey != "" && !validIdemKey(req.IdempotencyKey) {
 		return invalidRequest("the idempotency key must be 16 to 255 visible ASCII characters")
 	}
-	if err := guard.Authorize(req.Principal, req.Op); err != nil {
-		return &Reply{Err: guardError(err)}
+	if req.Resource == "" {
+		req.Resource = s.cfg.BaseURL + "/mcp"
+		if req.Shop != "" {
+			req.Resource = s.storeURL(req.Shop)
+		}
+	}
+	if err := guard.Authorize(req.Principal, req.Op, req.Shop); err != nil {
+		return &Reply{Err: s.guardError(err, req.Resource)}
+	}
+	if err := req.Principal.CheckResource(s.resources(req)...); err != nil {
+		return &Reply{Err: s.guardError(err, req.Resource)}
 	}
 	var sh *shopInfo
 	if req.Shop != "" {
@@ -194,6 +212,9 @@ type opCtx struct {
 	neg  *negotiation
 	// ownerOverride acts for a session's owner (the hosted page).
 	ownerOverride string
+	// holdID is the spend hold the order consumes (buyer-bound
+	// completion).
+	holdID string
 }
 
 func (s *Service) run(ctx context.Context, oc *opCtx) *Reply {
@@ -220,6 +241,8 @@ func (s *Service) run(ctx context.Context, oc *opCtx) *Reply {
 		return s.cancelCheckout(ctx, oc)
 	case OpGetOrder:
 		return s.getOrder(ctx, oc)
+	case OpPrepareCheckoutPayment:
+		return s.prepareCheckoutPayment(ctx, oc)
 	}
 	return internalError()
 }
@@ -230,7 +253,38 @@ func (oc *opCtx) owner() string {
 	if oc.ownerOverride != "" {
 		return oc.ownerOverride
 	}
-	return oc.Principal.Owner(oc.Agent)
+	return oc.Principal.Owner()
+}
+
+// maySession decides whether the caller may use a session filed under
+// owner, and the owner it is filed under from now on (the Artos claim:
+// a platform's checkout taken over by its buyer), by guard.MaySession.
+func (oc *opCtx) maySession(owner string) (ok bool, refile string) {
+	if oc.ownerOverride != "" {
+		return owner == oc.ownerOverride, owner
+	}
+	ok, claim := oc.Principal.MaySession(owner)
+	if claim {
+		return ok, oc.Principal.Owner()
+	}
+	return ok, owner
+}
+
+// resources are the names a request's resource answers to, for tokens
+// bound to one (RFC 8707): the store (its URL and its MCP endpoint) or
+// the cross-store catalog, and the API root for API-wide tokens.
+func (s *Service) resources(req *Request) []string {
+	if req.Shop != "" {
+		u := s.storeURL(req.Shop)
+		return []string{u, u + "/mcp", s.cfg.BaseURL}
+	}
+	return []string{s.cfg.BaseURL + "/mcp", s.cfg.BaseURL + "/catalog", s.cfg.BaseURL}
+}
+
+// resourceMetadata is the RFC 9728 metadata URL of a resource: the
+// well-known path inserted before the resource's path.
+func (s *Service) resourceMetadata(resource string) string {
+	return s.cfg.BaseURL + PathResourceMetadata + strings.TrimPrefix(resource, s.cfg.BaseURL)
 }
 
 // payload marshals a UCP response body.

@@ -57,8 +57,8 @@ func (s *Service) placeOrder(ctx context.Context, oc *opCtx, ses *session[checko
 	}
 	sess := ses.row
 	sess.Doc, sess.Status, sess.UpdatedAt = sdoc, c.Status, now
-	row := &store.Order{ShopSlug: oc.shop.Slug, ID: orderID, CheckoutID: c.ID, Owner: sess.Owner,
-		BuyerType: oc.BuyerType, Doc: doc, CreatedAt: now, WebhookURL: cmpOr(s.webhookURL(oc.neg), ses.st.Webhook)}
+	row := &store.Order{ShopSlug: oc.shop.Slug, ID: orderID, CheckoutID: c.ID, Owner: sess.Owner, HoldID: oc.holdID,
+		BuyerType: oc.BuyerType, Doc: doc, CreatedAt: now, WebhookURL: cmpOr(s.webhookURL(ctx, oc), ses.st.Webhook)}
 	if p := oc.Principal; p != nil {
 		row.ClientID, row.BuyerID = p.ClientID, p.BuyerID
 	}
@@ -107,5 +107,5 @@ func (oc *opCtx) mayReadOrder(o *store.Order) bool {
 	if oc.ownerOverride != "" {
 		return o.Owner == oc.ownerOverride
 	}
-	return oc.Principal.MayReadOrder(oc.Agent, guard.OrderParty{Owner: o.Owner, ClientID: o.ClientID, BuyerID: o.BuyerID})
+	return oc.Principal.MayReadOrder(guard.OrderParty{Owner: o.Owner, ClientID: o.ClientID, BuyerID: o.BuyerID, Store: o.ShopSlug})
 }

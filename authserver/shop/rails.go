@@ -47,12 +47,16 @@ type payment struct {
 	instrument *ucp.PaymentInstrument
 	// reference identifies what is charged: the checkout and its terms.
 	reference string
+	// savedToken is the buyer's saved card, charged when the instrument
+	// carries no credential (a buyer-bound completion).
+	savedToken string
 }
 
-// token is the instrument's credential token, "" when there is none.
+// token is the instrument's credential token, or the buyer's saved card;
+// "" when there is neither.
 func (p *payment) token() string {
-	if p.instrument == nil || p.instrument.Credential == nil {
-		return ""
+	if p.instrument == nil || p.instrument.Credential == nil || p.instrument.Credential.Token == "" {
+		return p.savedToken
 	}
 	return p.instrument.Credential.Token
 }
@@ -121,7 +125,8 @@ func (cardRail) pay(_ context.Context, p *payment) payOutcome {
 // void: the sandbox moves no money, so there is nothing to give back.
 func (cardRail) void(context.Context, string) error { return nil }
 
-// cryptoRail is advertised but cannot settle yet.
+// cryptoRail is the sandbox crypto rail (crypto.go): buyer-bound, paid
+// by the settlement of a prepared intent.
 type cryptoRail struct{}
 
 func (cryptoRail) id() string { return HandlerCryptoID }
@@ -136,6 +141,13 @@ func (cryptoRail) handler() (string, ucp.PaymentHandler) {
 
 func (cryptoRail) void(context.Context, string) error { return nil }
 
-func (cryptoRail) pay(context.Context, *payment) payOutcome {
-	return failed("crypto settlement needs the buyer's own authorization, which this platform does not offer yet; pay with artos.card")
+// pay: the completion checked the instrument against the prepared
+// intent (checkIntent), whose sandbox settlement is final the moment the
+// agent submits it; the rail only confirms the token is a settlement
+// reference at all.
+func (cryptoRail) pay(_ context.Context, p *payment) payOutcome {
+	if len(p.token()) != len("sim_")+64 {
+		return failed("the credential token is not a sandbox settlement reference")
+	}
+	return payOutcome{result: payPaid}
 }

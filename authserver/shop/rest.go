@@ -22,6 +22,7 @@ func (s *Service) routes() http.Handler {
 	profile := s.limitNetwork(s.serveProfile, writeProtocolError)
 	mux.HandleFunc("GET /.well-known/ucp", profile)
 	mux.HandleFunc("GET /s/{slug}/.well-known/ucp", profile)
+	mux.HandleFunc("GET "+PathResourceMetadata+"/{path...}", s.limitNetwork(s.serveResourceMetadata, writeProtocolError))
 	for _, prefix := range []string{"", "/s/{slug}"} {
 		mux.Handle("POST "+prefix+"/catalog/search", s.rest(OpSearchCatalog))
 		mux.Handle("POST "+prefix+"/catalog/lookup", s.rest(OpLookupCatalog))
@@ -36,6 +37,7 @@ func (s *Service) routes() http.Handler {
 	mux.Handle("PUT /s/{slug}/checkout-sessions/{id}", s.rest(OpUpdateCheckout))
 	mux.Handle("POST /s/{slug}/checkout-sessions/{id}/complete", s.rest(OpCompleteCheckout))
 	mux.Handle("POST /s/{slug}/checkout-sessions/{id}/cancel", s.rest(OpCancelCheckout))
+	mux.Handle("POST /s/{slug}/checkout-sessions/{id}/prepare-payment", s.rest(OpPrepareCheckoutPayment))
 	mux.Handle("GET /s/{slug}/orders/{id}", s.rest(OpGetOrder))
 	hosted := s.limitNetwork(s.serveContinue, refusePage)
 	mux.HandleFunc("GET /s/{slug}/checkout-sessions/{id}/continue", hosted)
@@ -110,6 +112,9 @@ func (s *Service) rest(op Op) http.Handler {
 		addr := s.clientAddr(r)
 		req := &Request{Op: op, Shop: r.PathValue("slug"), ID: r.PathValue("id"), Body: body,
 			IdempotencyKey: r.Header.Get("Idempotency-Key"), BuyerType: "agent", ClientAddr: addr}
+		if req.Shop == "" {
+			req.Resource = s.cfg.BaseURL + "/catalog"
+		}
 		if h := r.Header.Get("UCP-Agent"); h != "" {
 			profile, _, err := discovery.ParseUCPAgent(h)
 			if err != nil {
@@ -148,7 +153,11 @@ func (s *Service) authenticate(r *http.Request, addr netip.Addr) (*guard.Princip
 	p, err := s.cfg.Guard.Identify(r)
 	if err != nil {
 		s.credentialFailed(addr, err)
-		return nil, guardError(err)
+		resource := s.cfg.BaseURL + strings.TrimSuffix(r.URL.Path, "/")
+		if slug := r.PathValue("slug"); slug != "" && !strings.HasSuffix(r.URL.Path, "/mcp") {
+			resource = s.storeURL(slug)
+		}
+		return nil, s.guardError(err, resource)
 	}
 	if p == nil {
 		p = guard.Anonymous()
@@ -157,12 +166,13 @@ func (s *Service) authenticate(r *http.Request, addr netip.Addr) (*guard.Princip
 }
 
 // guardError renders the guard's refusal in the stores' terms: the HTTP
-// status and challenge it chose, the UCP authentication JSON-RPC code.
-func guardError(err error) *ProtocolError {
+// status it chose, its challenge pointing at resource's protected-resource
+// metadata, the UCP authentication JSON-RPC code.
+func (s *Service) guardError(err error, resource string) *ProtocolError {
 	var ge *guard.Error
 	if errors.As(err, &ge) {
 		return &ProtocolError{Status: ge.Status, RPCCode: rpcAuth, Code: ge.Code, Content: ge.Content,
-			WWWAuthenticate: ge.Challenge, RetryAfter: ge.RetryAfter}
+			WWWAuthenticate: ge.Challenge(s.cfg.BaseURL, s.resourceMetadata(cmpOr(resource, s.cfg.BaseURL+"/mcp"))), RetryAfter: ge.RetryAfter}
 	}
 	return &ProtocolError{Status: http.StatusUnauthorized, RPCCode: rpcAuth, Code: "unauthorized",
 		Content: "the credentials are not valid", WWWAuthenticate: `Bearer error="invalid_token"`}

@@ -95,7 +95,7 @@ func DemoShops() []SeedShop {
 				Variants: []SeedVariant{{ID: "sunflowers", Title: "Sunflowers", SKU: "FS-SUN-5", Price: 2200, Stock: -1}}},
 		}},
 		{Slug: "kyoto-tea", Name: "Kyoto Tea House", Currency: "JPY", Config: Settings{
-			Rails: []string{HandlerCardID}, ShipTo: []string{"JP"},
+			Rails: []string{HandlerCardID}, ShipTo: []string{"JP"}, RequireSignedCompletion: true,
 			Shipping: []ShippingOption{{ID: "yamato", Title: "Yamato Transport", Amount: 800, FreeOver: 5000}},
 		}, Products: []SeedProduct{
 			{ID: "matcha-uji", Title: "Uji Matcha 40g", Description: "Ceremonial grade matcha from Uji.", Categories: []string{"Tea"}, Tags: []string{"matcha", "tea"},

@@ -64,7 +64,7 @@ var carts = &sessionKind[cartState]{
 		return m
 	},
 	hidden: func(s *Service, oc *opCtx, row *store.Session) bool {
-		return row.Owner != oc.owner() || row.Status != cartActive || !s.now().Before(row.ExpiresAt)
+		return !oc.mayUse(row) || row.Status != cartActive || !s.now().Before(row.ExpiresAt)
 	},
 }
 
@@ -78,7 +78,7 @@ var checkouts = &sessionKind[checkoutState]{
 		m.Path = "$.id"
 		return m
 	},
-	hidden: func(_ *Service, oc *opCtx, row *store.Session) bool { return row.Owner != oc.owner() },
+	hidden: func(_ *Service, oc *opCtx, row *store.Session) bool { return !oc.mayUse(row) },
 	admit: func(ctx context.Context, s *Service, oc *opCtx, ses *session[checkoutState]) *Reply {
 		st := ses.st
 		if oc.ownerOverride == "" && st.Agent != "" && oc.Agent != st.Agent {
@@ -97,6 +97,17 @@ var checkouts = &sessionKind[checkoutState]{
 		}
 		return nil
 	},
+}
+
+// mayUse applies the guard's session rule to a stored session. When the
+// caller claims it (a platform's checkout its buyer takes over), the row
+// is refiled under the caller; the next save stores that.
+func (oc *opCtx) mayUse(row *store.Session) bool {
+	ok, owner := oc.maySession(row.Owner)
+	if ok && oc.Op != OpGetCheckout && oc.Op != OpGetCart {
+		row.Owner = owner // reads never claim
+	}
+	return ok
 }
 
 // load reads session id of the store oc names and applies the kind's

@@ -22,6 +22,9 @@ type Settings struct {
 	Shipping        []ShippingOption `json:"shipping,omitempty"`
 	// Discounts maps upper-cased codes to rules.
 	Discounts map[string]DiscountRule `json:"discounts,omitempty"`
+	// RequireSignedCompletion accepts complete_checkout only from the
+	// signed trust tier (a verified RFC 9421 request signature).
+	RequireSignedCompletion bool `json:"require_signed_completion,omitempty"`
 }
 
 type ShippingOption struct {

@@ -41,6 +41,11 @@ type Config struct {
 	// Profiles fetches platform profiles; nil means a discovery.Fetcher
 	// with the default rules (AllowInsecureLoopback when Dev).
 	Profiles ProfileFetcher
+	// Accounts looks up buyers (their saved card) and platform
+	// applications (their registered profile, where order webhooks may
+	// go); the platform's store.Store. nil: no saved cards, and webhooks
+	// only to signed platforms.
+	Accounts Accounts
 	// Guard identifies the caller from its credentials (a *guard.Guard):
 	// the anonymous principal for a request without any, a *guard.Error
 	// for bad ones. nil treats every request as anonymous.
@@ -104,6 +109,12 @@ type MandateInput struct {
 	// Consumed: this request already verified and consumed this mandate
 	// (a retry after a lost race); check it, but not against replay.
 	Consumed bool
+}
+
+// Accounts is what the stores read of the authorization server's records.
+type Accounts interface {
+	Buyer(ctx context.Context, id string) (*store.Buyer, error)
+	Client(ctx context.Context, id string) (*store.Client, error)
 }
 
 // Identifier turns a request's credentials into the caller's principal;

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
 	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
@@ -31,8 +32,9 @@ const (
 
 // webhookURL is the platform's order webhook, when the order capability
 // was negotiated and its profile names a usable URL.
-func (s *Service) webhookURL(neg *negotiation) string {
-	if neg.platform == nil || !neg.has(ucp.CapOrder) {
+func (s *Service) webhookURL(ctx context.Context, oc *opCtx) string {
+	neg := oc.neg
+	if neg.platform == nil || !neg.has(ucp.CapOrder) || !s.verifiedPlatform(ctx, oc) {
 		return ""
 	}
 	for _, c := range neg.platform.UCP.Capabilities[ucp.CapOrder] {
@@ -47,6 +49,31 @@ func (s *Service) webhookURL(neg *negotiation) string {
 		}
 	}
 	return ""
+}
+
+// verifiedPlatform reports whether the profile the request names is the
+// caller's own: proved by a verified request signature (signed tier), or
+// the profile registered for the caller's platform application. A
+// profile merely named in UCP-Agent identifies nobody, so signed order
+// data never goes to it.
+func (s *Service) verifiedPlatform(ctx context.Context, oc *opCtx) bool {
+	p := oc.Principal
+	switch {
+	case p == nil || oc.Agent == "":
+		return false
+	case p.Tier == guard.TierSigned && p.Profile == oc.Agent:
+		return true
+	case p.Platform == "" || s.cfg.Accounts == nil:
+		return false
+	}
+	c, err := s.cfg.Accounts.Client(ctx, p.Platform)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.failure(ctx, "shop: load platform registration", err)
+		}
+		return false
+	}
+	return c.Profile != "" && c.Profile == oc.Agent
 }
 
 // usableWebhookURL: the rules of netguard.CheckURL (plain http only to

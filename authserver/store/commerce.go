@@ -100,8 +100,9 @@ type Session struct {
 	Kind     SessionKind
 	ShopSlug string
 	ID       string
-	// Owner is the principal that created it ("client:<id>",
-	// "profile:<url>", …); only the owner may read or change it.
+	// Owner is who the session is filed under ("platform:<id>",
+	// "platform:<id>|buyer:<id>", …; the guard's Owner); the caller
+	// decides who may use it. UpdateSession may refile it.
 	Owner  string
 	Status string
 	// Version starts at 1 and grows by one on every successful update;
@@ -271,7 +272,7 @@ type Sessions interface {
 	CreateSession(ctx context.Context, s *Session) error
 	// Session reads one; ErrNotFound if absent (expiry is the caller's).
 	Session(ctx context.Context, kind SessionKind, shop, id string) (*Session, error)
-	// UpdateSession replaces Status, Doc, UpdatedAt and ExpiresAt if the
+	// UpdateSession replaces Owner, Status, Doc, UpdatedAt and ExpiresAt if the
 	// stored Version equals s.Version, and sets s.Version to the new one.
 	// Otherwise ErrStale and nothing changes.
 	UpdateSession(ctx context.Context, s *Session) error

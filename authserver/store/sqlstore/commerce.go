@@ -406,9 +406,9 @@ func (s *Store) UpdateSession(ctx context.Context, sess *store.Session) error {
 // takes the row lock, so a concurrent updater of the same version waits
 // for this transaction and then matches no row.
 func (s *Store) updateSession(ctx context.Context, tx *sql.Tx, sess *store.Session) error {
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE sessions SET version = version + 1, status = ?, doc = ?, updated_at = ?, expires_at = ?
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE sessions SET version = version + 1, owner = ?, status = ?, doc = ?, updated_at = ?, expires_at = ?
 		WHERE kind = ? AND shop_slug = ? AND id = ? AND version = ?`),
-		sess.Status, nullJSON(sess.Doc), ms(sess.UpdatedAt), ms(sess.ExpiresAt),
+		sess.Owner, sess.Status, nullJSON(sess.Doc), ms(sess.UpdatedAt), ms(sess.ExpiresAt),
 		string(sess.Kind), sess.ShopSlug, sess.ID, sess.Version)
 	if err != nil {
 		return fmt.Errorf("sqlstore: update session: %w", err)

@@ -403,7 +403,7 @@ func testSessions(t *testing.T, s store.Commerce) {
 	upd := *got
 	upd.Status, upd.Doc = "ready_for_complete", json.RawMessage(`{"status":"ready_for_complete"}`)
 	upd.UpdatedAt, upd.ExpiresAt = t0.Add(time.Minute), t0.Add(7*time.Hour)
-	upd.Owner, upd.CreatedAt = "client:intruder", t0.Add(time.Hour) // not updatable
+	upd.Owner, upd.CreatedAt = "platform:p|buyer:b1", t0.Add(time.Hour) // refiled; CreatedAt is not updatable
 	must(t, s.UpdateSession(ctx, &upd))
 	if upd.Version != 2 {
 		t.Fatalf("caller's version after update: %d", upd.Version)
@@ -411,7 +411,7 @@ func testSessions(t *testing.T, s store.Commerce) {
 	got = session(t, s, "a", "cs1")
 	if got.Version != 2 || got.Status != "ready_for_complete" || string(got.Doc) != `{"status":"ready_for_complete"}` ||
 		!got.UpdatedAt.Equal(t0.Add(time.Minute)) || !got.ExpiresAt.Equal(t0.Add(7*time.Hour)) ||
-		got.Owner != "client:c1" || !got.CreatedAt.Equal(t0) {
+		got.Owner != "platform:p|buyer:b1" || !got.CreatedAt.Equal(t0) {
 		t.Fatalf("after update: %+v", got)
 	}
 	must(t, s.UpdateSession(ctx, &upd))

@@ -70,3 +70,32 @@ func Postgres(t testing.TB) *sqlstore.Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// PostgresPair opens two stores on one new schema of the
+// UCPBRIDGE_TEST_PG database, each with its own connection pool: two
+// server instances sharing a database. It returns nils when the variable
+// is unset.
+func PostgresPair(t testing.TB) (*sqlstore.Store, *sqlstore.Store) {
+	t.Helper()
+	a := Postgres(t)
+	if a == nil {
+		return nil, nil
+	}
+	var schema string
+	if err := a.DB().QueryRowContext(context.Background(), "SELECT current_schema()").Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(os.Getenv(EnvPG))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	b, err := sqlstore.Open(context.Background(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return a, b
+}
