@@ -225,6 +225,17 @@ func TestArtosBuyerFlow(t *testing.T) {
 	if got.Status != ucp.CheckoutRequiresEscalation || spent(t, e, "buyer_bob", "demo-agent") != 0 {
 		t.Fatalf("no saved card: %s", b)
 	}
+	// Bob pays on the hosted page: the order is his, not the platform's
+	// that created the checkout.
+	e.payOnHostedPage(got.ContinueURL)
+	_, b = e.req("GET", "/s/flower-shop/checkout-sessions/"+c2.ID, nil)
+	done := decode[ucp.Checkout](t, b)
+	if done.Order == nil {
+		t.Fatalf("hosted payment: %s", b)
+	}
+	if row, err := e.store.Order(t.Context(), "flower-shop", done.Order.ID); err != nil || row.BuyerID != "buyer_bob" || row.ClientID != "demo-agent" {
+		t.Fatalf("hosted order after the claim: %+v %v", row, err)
+	}
 }
 
 // cardAccounts adds buyers with saved cards to testAccounts.

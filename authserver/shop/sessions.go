@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
@@ -81,6 +82,11 @@ var checkouts = &sessionKind[checkoutState]{
 	hidden: func(_ *Service, oc *opCtx, row *store.Session) bool { return !oc.mayUse(row) },
 	admit: func(ctx context.Context, s *Service, oc *opCtx, ses *session[checkoutState]) *Reply {
 		st := ses.st
+		// A buyer who claimed the platform's checkout is who pays for it
+		// from now on, on the hosted page too (kept on the next save).
+		if p := oc.Principal; oc.ownerOverride == "" && p != nil && p.Kind == guard.KindBuyer && ses.row.Owner == p.Owner() {
+			st.ClientID, st.BuyerID = p.ClientID, p.BuyerID
+		}
 		if oc.ownerOverride == "" && st.Agent != "" && oc.Agent != st.Agent {
 			return protoErr(http.StatusForbidden, rpcAuth, "profile_not_trusted",
 				"this checkout session belongs to another platform profile (UCP-Agent)")
