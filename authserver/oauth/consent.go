@@ -39,10 +39,16 @@ After you decide you return to <span class="host">{{.RedirectHost}}</span>.</p>
 <div class="box"><strong>It will be able to:</strong><ul>
 {{range .Scopes}}<li>{{.Description}} <small>({{.Name}})</small></li>{{end}}</ul></div>
 {{if .Purchase}}<fieldset class="box"><legend>Spending limits for this agent</legend>
+{{with .Current}}<p>You already allow it {{.MaxPerOrder}} per order and {{.DailyCap}} a day, {{if .Expired}}but that allowance expired on{{else}}until{{end}} {{.Expires}}.
+The limits below start from these: anything you raise here applies only when you press Allow.</p>{{end}}
+{{if not .SignedIn}}<p>If you already allowed this agent, the limits you approve here replace the ones you set before.</p>{{end}}
 <label>Most per order <input name="max_per_order" value="{{.MaxPerOrder}}" inputmode="decimal" size="10" required></label>
-<label>Most per day <input name="daily_cap" value="{{.DailyCap}}" inputmode="decimal" size="10" required></label>
+<label>Most per day <input name="daily_cap" value="{{.DailyCap}}" inputmode="decimal" size="10" required>
+<small>(a calendar day in UTC, 00:00 to 24:00 UTC)</small></label>
 <label>Currency <input name="currency" value="{{.Currency}}" size="3" maxlength="3" required></label>
-<label>Valid for <input name="expires_days" value="{{.Days}}" inputmode="numeric" size="4" required> days</label>
+<label>Valid for <input name="expires_days" value="{{.Days}}" inputmode="numeric" size="4" required> days{{with .Until}}
+<small>(until {{.}}, counted from now)</small>{{end}}</label>
+<p><small>You can lower these limits or revoke this agent at any time on <a href="{{.AccountURL}}">your account page</a>.</small></p>
 </fieldset>{{end}}
 {{if .SignedIn}}<p>Signed in as {{.Email}}.</p>{{else}}<fieldset class="box"><legend>Sign in</legend>
 <label>Email <input type="email" name="email" autocomplete="username" required></label>
@@ -104,10 +110,20 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authRe
 		}
 	}
 	data["Scopes"] = scopes
+	if data["Purchase"] == true && buyer != nil {
+		if err := s.startFromCurrent(r.Context(), data, buyer.ID, a.client.ID); err != nil {
+			s.renderError(w, r, errServer(err))
+			return
+		}
+	}
 	for _, k := range []string{"max_per_order", "daily_cap", "currency", "expires_days"} {
 		if v := prior.Get(k); v != "" {
 			data[map[string]string{"max_per_order": "MaxPerOrder", "daily_cap": "DailyCap", "currency": "Currency", "expires_days": "Days"}[k]] = v
 		}
+	}
+	data["AccountURL"] = s.cfg.Issuer + PathAccount
+	if days, err := strconv.Atoi(fmt.Sprint(data["Days"])); err == nil && days >= 1 && days <= 365 {
+		data["Until"] = s.now().Add(time.Duration(days) * 24 * time.Hour).UTC().Format(displayTime)
 	}
 	pageHeaders(w)
 	status := http.StatusOK
@@ -120,6 +136,37 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authRe
 		// the connection going away.
 		s.log.DebugContext(r.Context(), "consent page", "error", err)
 	}
+}
+
+// startFromCurrent puts the buyer's current allowance for the client, if
+// any, into the consent form as its starting values, and describes it:
+// re-consenting must not raise the limits unless the buyer edits them.
+// The proposed validity keeps the current expiry's whole days left (at
+// least one), so pressing Allow unchanged does not extend it either; a
+// minute of slack absorbs the seconds since it was set, so a day-old
+// 30-day allowance proposes 29 days, not 28.
+func (s *Server) startFromCurrent(ctx context.Context, data map[string]any, buyerID, clientID string) error {
+	c, err := s.cfg.Store.Consent(ctx, buyerID, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cur, err := ParseAllowance(c.Allowance)
+	if err != nil || cur == nil || c.Scope == "" {
+		return err
+	}
+	now := s.now()
+	money := func(n int64) string { return ucp.FormatMinor(n, cur.Currency) + " " + cur.Currency }
+	data["Current"] = map[string]any{"MaxPerOrder": money(cur.MaxPerOrder), "DailyCap": money(cur.DailyCap),
+		"Expires": cur.ExpiresAt.UTC().Format(displayTime), "Expired": !now.Before(cur.ExpiresAt)}
+	data["MaxPerOrder"], data["DailyCap"] = ucp.FormatMinor(cur.MaxPerOrder, cur.Currency), ucp.FormatMinor(cur.DailyCap, cur.Currency)
+	data["Currency"] = cur.Currency
+	if left := cur.ExpiresAt.Sub(now); left > 0 {
+		data["Days"] = strconv.Itoa(min(max(int((left+time.Minute)/(24*time.Hour)), 1), 365))
+	}
+	return nil
 }
 
 // clientHost is what the buyer should recognise: the CIMD URL's host, or

@@ -150,6 +150,9 @@ const (
 	PathRevoke     = "/ucp/oauth2/revoke"
 	PathIntrospect = "/ucp/oauth2/introspect"
 	PathScopes     = "/ucp/oauth2/scopes"
+	// PathAccount is the buyer's own page: the agents they authorized,
+	// to lower their spending limits or revoke them (buyerpage.go).
+	PathAccount = "/oauth/account"
 )
 
 // New checks cfg and builds the server.
@@ -218,6 +221,8 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST "+PathToken, s.limited(s.handleToken))
 	s.mux.HandleFunc("POST "+PathRevoke, s.limited(s.handleRevoke))
 	s.mux.HandleFunc("POST "+PathIntrospect, s.limited(s.handleIntrospect))
+	s.mux.HandleFunc("GET "+PathAccount, s.limited(s.handleAccount))
+	s.mux.HandleFunc("POST "+PathAccount, s.limited(s.handleAccountPost))
 	return s, nil
 }
 
