@@ -142,17 +142,28 @@ func TestServe(t *testing.T) {
 	}
 	go io.Copy(io.Discard, pr)
 	addr := regexp.MustCompile(`127\.0\.0\.1:\d+`).FindString(first)
-	req, _ := http.NewRequest("POST", "http://"+addr+"/s/flower-shop/checkout-sessions", strings.NewReader(`{"line_items":[{"item":{"id":"bouquet_roses"},"quantity":1}]}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("UCP-Agent", `profile="http://127.0.0.1:1/.well-known/ucp"`)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	post := func(path, body string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("POST", "http://"+addr+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("UCP-Agent", `profile="http://127.0.0.1:1/.well-known/ucp"`)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res, b
 	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "invalid_profile_url") {
+	// No dev allowances: a plain-http profile is refused (the catalog is
+	// open to anonymous callers, so the profile is what decides).
+	if res, b := post("/s/flower-shop/catalog/search", `{"query":"roses"}`); res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "invalid_profile_url") {
 		t.Fatalf("%d %s", res.StatusCode, b)
+	}
+	// A checkout needs a credential; the challenge names the issuer's
+	// protected-resource metadata.
+	res, b := post("/s/flower-shop/checkout-sessions", `{"line_items":[{"item":{"id":"bouquet_roses"},"quantity":1}]}`)
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(res.Header.Get("WWW-Authenticate"), `resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/s/flower-shop"`) {
+		t.Fatalf("%d %s %s", res.StatusCode, res.Header.Get("WWW-Authenticate"), b)
 	}
 	cancel()
 	if err := <-done; err != nil {

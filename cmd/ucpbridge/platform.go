@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver"
@@ -38,7 +40,44 @@ type platform struct {
 	dev                     bool
 	noRateLimit             bool
 	verbose                 bool
+	trustedProxies          []netip.Prefix
 	banner                  func(w io.Writer, base string)
+}
+
+// proxyList is the --trusted-proxy flag: CIDRs (or single addresses),
+// comma-separated or repeated, whose Forwarded/X-Forwarded-For headers
+// name the client for rate limits and sign-in throttles.
+type proxyList []netip.Prefix
+
+func (l *proxyList) String() string {
+	var out []string
+	for _, p := range *l {
+		out = append(out, p.String())
+	}
+	return strings.Join(out, ",")
+}
+
+func (l *proxyList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return fmt.Errorf("%q is not an address or CIDR", f)
+			}
+			*l = append(*l, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return fmt.Errorf("%q is not an address or CIDR", f)
+		}
+		*l = append(*l, p.Masked())
+	}
+	return nil
 }
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -49,6 +88,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dsn := fs.String("db", "", "PostgreSQL URL (postgres://…) to use instead of the SQLite file in --data-dir")
 	noLimit := fs.Bool("no-rate-limit", false, "turn off the per-IP and per-client rate limits (load testing)")
 	verbose := fs.Bool("v", false, "log every request error")
+	var proxies proxyList
+	fs.Var(&proxies, "trusted-proxy", "reverse proxy `CIDRs` whose Forwarded/X-Forwarded-For name the client (comma-separated or repeated)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,7 +98,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	p := platform{name: "dev", addr: *addr, db: filepath.Join(*dataDir, "ucpbridge.db"), keys: filepath.Join(*dataDir, "keys"),
 		seal: filepath.Join(*dataDir, "seal.key"), seedAccounts: true, seedShops: true, dev: true, noRateLimit: *noLimit, verbose: *verbose,
-		banner: func(w io.Writer, base string) { devBanner(w, base, *dataDir) }}
+		trustedProxies: proxies,
+		banner:         func(w io.Writer, base string) { devBanner(w, base, *dataDir) }}
 	if *dsn != "" {
 		p.db = *dsn
 	}
@@ -76,6 +118,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sealFile := fs.String("seal-key", "", "file holding the 32-byte seal key, shared by every instance (required; created if missing)")
 	seed := fs.Bool("seed-demo", false, "create the demo stores if they do not exist")
 	verbose := fs.Bool("v", false, "log every request error")
+	var proxies proxyList
+	fs.Var(&proxies, "trusted-proxy", "reverse proxy `CIDRs` whose Forwarded/X-Forwarded-For name the client (comma-separated or repeated)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,7 +131,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	return runPlatform(ctx, platform{name: "serve", addr: *addr, issuer: *issuer, db: *dsn, keys: *keysDir, seal: *sealFile,
-		seedShops: *seed, verbose: *verbose, banner: func(w io.Writer, base string) {}}, stdout, stderr)
+		seedShops: *seed, verbose: *verbose, trustedProxies: proxies, banner: func(w io.Writer, base string) {}}, stdout, stderr)
 }
 
 // runPlatform opens the store, builds the platform API (authserver.New)
@@ -119,6 +163,7 @@ func runPlatform(ctx context.Context, p platform, stdout, stderr io.Writer) erro
 		Issuer: base, Store: st, Keys: &shop.FileKeys{Dir: p.keys}, SealKey: seal, Dev: p.dev,
 		DisableRateLimits: p.noRateLimit,
 		Logger:            slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		OAuth:             oauth.Config{TrustedProxies: p.trustedProxies},
 	})
 	if err != nil {
 		return err
