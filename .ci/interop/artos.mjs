@@ -2,16 +2,22 @@
 // Drives a ucpbridge platform with the real Artos SDK (@artos-commerce/ucp-client),
 // for authserver/shop/artos_interop_test.go.
 //
-// Usage: node artos.mjs purchase [JOB]   JOB is a JSON object; without it, read from stdin.
+// Usage: node artos.mjs <purchase|buyer> [JOB]   JOB is a JSON object; without it, read from stdin.
 // Writes ONE JSON object (one line) on stdout. Exit codes: 0 = a result was written, even when a
 // step failed (see "steps"); 2 = malformed job (message on stderr); 1 = unexpected internal error.
 //
-// Job: {"baseUrl", "apiKey", "profileUrl", "agentJwk": private EC P-256 JWK, "kid"?: default
-// agentJwk.kid, "store"?: "flower-shop", "item"?: "bouquet_roses", "quantity"?: 1,
-// "query"?: "roses", "paymentMethod"?: "artos.card", "successToken"?: "success_token",
-// "shippingAddress"?: a UCP postal address, "readmeAddress"?: an address in the shape the SDK
-// README shows}. See README.md for the result.
+// Both jobs: {"baseUrl", "apiKey", "profileUrl", "agentJwk": private EC P-256 JWK, "kid"?: default
+// agentJwk.kid}.
+// purchase (the platform key alone) adds: "store"?: "flower-shop", "item"?: "bouquet_roses",
+// "quantity"?: 1, "query"?: "roses", "paymentMethod"?: "artos.card", "successToken"?:
+// "success_token", "shippingAddress"?: a UCP postal address, "readmeAddress"?: an address in the
+// shape the SDK README shows.
+// buyer (the platform key and a buyer token, sandbox crypto deps) adds: "buyerToken",
+// "purchases": [{"name", "store", "items": [{"id", "quantity"?}], "paymentMethod",
+// "shippingAddress"?}], run in order.
+// See README.md for the results.
 
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
@@ -55,6 +61,40 @@ async function readJob(arg) {
   return v;
 }
 
+function newSigner(job) {
+  try {
+    return new Ap2Signer(job.agentJwk, job.kid ?? job.agentJwk.kid);
+  } catch (e) {
+    throw new InputError(`agentJwk: ${e.message}`);
+  }
+}
+
+// The buyer job's own fields.
+function checkBuyerJob(job) {
+  if (typeof job.buyerToken !== 'string' || job.buyerToken === '') throw new InputError('"buyerToken" must be a non-empty string');
+  if (!Array.isArray(job.purchases) || job.purchases.length === 0) throw new InputError('"purchases" must be a non-empty array');
+  const names = new Set();
+  for (const [i, p] of job.purchases.entries()) {
+    const at = `purchases[${i}]`;
+    if (p === null || typeof p !== 'object' || Array.isArray(p)) throw new InputError(`${at} must be an object`);
+    for (const k of ['name', 'store', 'paymentMethod']) {
+      if (typeof p[k] !== 'string' || p[k] === '') throw new InputError(`${at}.${k} must be a non-empty string`);
+    }
+    if (names.has(p.name)) throw new InputError(`${at}.name "${p.name}" is used twice`);
+    names.add(p.name);
+    if (!Array.isArray(p.items) || p.items.length === 0) throw new InputError(`${at}.items must be a non-empty array`);
+    for (const [j, it] of p.items.entries()) {
+      if (typeof it?.id !== 'string' || it.id === '') throw new InputError(`${at}.items[${j}].id must be a non-empty string`);
+      if (it.quantity !== undefined && !(Number.isInteger(it.quantity) && it.quantity > 0)) {
+        throw new InputError(`${at}.items[${j}].quantity must be a positive integer`);
+      }
+    }
+    if (p.shippingAddress !== undefined && (p.shippingAddress === null || typeof p.shippingAddress !== 'object')) {
+      throw new InputError(`${at}.shippingAddress must be an object`);
+    }
+  }
+}
+
 function sdkVersion() {
   // The package's exports map hides package.json; find it from the entry point.
   const entry = fileURLToPath(import.meta.resolve('@artos-commerce/ucp-client'));
@@ -62,11 +102,35 @@ function sdkVersion() {
   return { name: pkg.name, version: pkg.version };
 }
 
-// A fetch that records every exchange the SDK makes (the wire bytes as sent and received).
+// Which credentials a request carries: "api-key" (X-API-Key), "bearer" (Authorization: Bearer).
+function credentialsOf(headers) {
+  const names = Object.keys(headers).map((h) => h.toLowerCase());
+  const out = [];
+  if (names.includes('x-api-key')) out.push('api-key');
+  const auth = Object.entries(headers).find(([h]) => h.toLowerCase() === 'authorization')?.[1];
+  if (typeof auth === 'string' && /^bearer /i.test(auth)) out.push('bearer');
+  return out;
+}
+
+// The MCP tool a JSON-RPC request body calls, if any.
+function toolOf(body) {
+  try {
+    return JSON.parse(body)?.params?.name;
+  } catch {
+    return undefined;
+  }
+}
+
+// A fetch that records every exchange the SDK makes (the wire bytes as sent and received), with
+// the tool called and the credentials sent.
 function recordingFetch(log) {
   return async (url, init = {}) => {
-    const entry = { method: init.method ?? 'GET', url: String(url), requestHeaders: { ...(init.headers ?? {}) } };
-    if (typeof init.body === 'string') entry.requestBody = init.body;
+    const requestHeaders = { ...(init.headers ?? {}) };
+    const entry = { method: init.method ?? 'GET', url: String(url), credentials: credentialsOf(requestHeaders), requestHeaders };
+    if (typeof init.body === 'string') {
+      entry.requestBody = init.body;
+      entry.tool = toolOf(init.body);
+    }
     log.push(entry);
     const res = await fetch(url, init);
     const text = await res.clone().text();
@@ -119,7 +183,9 @@ function summary(body, keys) {
     currency: currencyOf(body ?? {}),
     total: grandTotal(body ?? {}),
     messages: codes(body),
+    // messageOf is what the SDK shows (the first message with content); details are all of them.
     message: messageOf(body ?? {}),
+    details: (body?.messages ?? []).map((m) => ({ type: m.type, code: m.code, content: m.content })),
     continueUrl: body?.continue_url,
     orderId: body?.order?.id,
     rails: availableRails(body ?? {}),
@@ -134,19 +200,13 @@ async function purchase(job) {
   const query = job.query ?? 'roses';
   const paymentMethod = job.paymentMethod ?? 'artos.card';
   const successToken = job.successToken ?? 'success_token';
-  const kid = job.kid ?? job.agentJwk.kid;
 
   const http = [];
   const client = new UcpClient(
     { artosBaseUrl: job.baseUrl, platformApiKey: job.apiKey, platformProfileUrl: job.profileUrl },
     { fetch: recordingFetch(http) },
   );
-  let signer;
-  try {
-    signer = new Ap2Signer(job.agentJwk, kid);
-  } catch (e) {
-    throw new InputError(`agentJwk: ${e.message}`);
-  }
+  const signer = newSigner(job);
   const shop = createCheckoutHandlers({ client, signer });
 
   const steps = {};
@@ -291,7 +351,16 @@ async function purchase(job) {
     });
   }
 
-  // Every mandate the SDK minted, as sent on the wire.
+  return { ok, sdk: sdkInfo(), steps, mandates: sentMandates(http, () => keys), http };
+}
+
+function sdkInfo() {
+  return { ...sdkVersion(), ucpVersion: UCP_VERSION, node: process.version };
+}
+
+// Every checkout mandate the SDK minted, as sent on the wire; keysFor(store) gives the keys its
+// embedded merchant_authorization is verified with.
+function sentMandates(http, keysFor) {
   const mandates = [];
   for (const h of http) {
     if (!h.requestBody) continue;
@@ -302,13 +371,86 @@ async function purchase(job) {
       continue;
     }
     const tok = rpc?.params?.arguments?.checkout?.ap2?.checkout_mandate;
-    if (rpc?.params?.name === 'complete_checkout' && tok) mandates.push(describeMandate(tok, keys));
+    if (rpc?.params?.name === 'complete_checkout' && tok) {
+      const m = describeMandate(tok, keysFor(b64json(tok.split('.')[1]).merchant) ?? []);
+      m.hasPaymentMandate = Boolean(rpc.params.arguments.checkout.ap2.payment_mandate);
+      mandates.push(m);
+    }
   }
-
-  return { ok, sdk: { ...sdkVersion(), ucpVersion: UCP_VERSION, node: process.version }, steps, mandates, http };
+  return mandates;
 }
 
-const commands = { purchase };
+// The crypto deps confirmPurchase takes (deps.crypto), on the ucpbridge sandbox chain instead of
+// Sui: signAndSubmit "settles" the server-built transaction at once, under the digest the sandbox
+// gives it ("sim_" + hex SHA-256 of the base64-decoded unsigned_tx bytes). No network. Every call
+// is recorded in `signed`, tagged with the purchase running (current()).
+function sandboxCrypto(signed, current) {
+  return {
+    inputCoinType: '0x2::sui::SUI',
+    // No client-side cap (maxSpendAmount): the server's allowance is what refuses.
+    sui: {
+      address: `0x${'0'.repeat(64)}`,
+      async signAndSubmit(unsignedTx) {
+        const tx = Buffer.from(String(unsignedTx), 'base64');
+        if (tx.length === 0 || tx.toString('base64') !== unsignedTx) {
+          throw new Error('sandbox chain: unsigned_tx is not canonical base64');
+        }
+        const digest = `sim_${createHash('sha256').update(tx).digest('hex')}`;
+        signed.push({ purchase: current(), digest, txBytes: tx.length });
+        return digest;
+      },
+    },
+  };
+}
+
+// The buyer flow: the platform key and the buyer's bearer on one UcpClient, as a signed-in Artos
+// host runs it. Each purchase is the SDK's createCheckout (platform key) then its confirmPurchase
+// (card: complete with the bearer alone; crypto: prepare_checkout_payment and complete with the
+// bearer alone, signAndSubmit in between).
+async function buyer(job) {
+  checkBuyerJob(job);
+  const http = [];
+  const signed = [];
+  const client = new UcpClient(
+    { artosBaseUrl: job.baseUrl, platformApiKey: job.apiKey, platformProfileUrl: job.profileUrl },
+    { fetch: recordingFetch(http), buyerToken: job.buyerToken },
+  );
+  const signer = newSigner(job);
+  let running;
+  const shop = createCheckoutHandlers({ client, signer, crypto: sandboxCrypto(signed, () => running) });
+
+  const keys = new Map();
+  const steps = {};
+  let ok = true;
+  for (const p of job.purchases) {
+    running = p.name;
+    const st = { ok: true };
+    steps[p.name] = st;
+    try {
+      if (!keys.has(p.store)) keys.set(p.store, await client.fetchStoreProfile(p.store));
+      const storeKeys = keys.get(p.store);
+      const args = { storeSlug: p.store, items: p.items.map((i) => ({ id: i.id, quantity: i.quantity ?? 1 })) };
+      if (p.shippingAddress) args.shippingAddress = p.shippingAddress;
+      const created = await shop.createCheckout(args);
+      st.create = summary(created, storeKeys);
+      if (isUcpError(created) || !created.id) continue;
+      st.checkoutId = created.id;
+      const outcome = await shop.confirmPurchase({ storeSlug: p.store, checkoutId: created.id, paymentMethod: p.paymentMethod });
+      st.outcome = outcome.status;
+      st.code = outcome.code;
+      st.message = outcome.message;
+      st.continueUrl = outcome.continueUrl;
+      st.checkout = outcome.checkout ? summary(outcome.checkout, storeKeys) : undefined;
+    } catch (e) {
+      ok = false;
+      Object.assign(st, { ok: false, error: e?.message ?? String(e), errorName: e?.name, wwwAuthenticate: e?.wwwAuthenticate });
+    }
+  }
+  running = undefined;
+  return { ok, sdk: sdkInfo(), buyerMode: client.hasBuyerToken(), steps, signed, mandates: sentMandates(http, (s) => keys.get(s)), http };
+}
+
+const commands = { purchase, buyer };
 const cmd = process.argv[2];
 if (!commands[cmd]) fail(2, `usage: node artos.mjs <${Object.keys(commands).join('|')}> [JOB]  (JSON job as argument or on stdin)`);
 try {

@@ -30,16 +30,41 @@ const artosVersion = "2026-08-25"
 // artosAPIKey is the platform key the SDK sends as X-API-Key.
 const artosAPIKey = "test-platform.secret"
 
-// artosAuth accepts the SDK's platform key (X-API-Key wins, as on Artos)
-// and otherwise the harness's test headers.
+// artosBuyerToken is the buyer Ada's access token for artos-agent, an
+// OAuth client of the test-platform application (purchase:complete).
+const artosBuyerToken = "at_ada_artos_agent"
+
+// artosAuth identifies the SDK's credentials the way
+// guard.Guard.IdentifyProfile does (its own tests cover the real tokens):
+// the platform key alone is the platform; artosBuyerToken alone is Ada
+// through artos-agent (KindBuyer); the key with her bearer is the
+// platform naming her (Dual, Artos platform+buyer). An unknown key or
+// bearer is a 401. Without either, the harness's test headers apply.
 var artosAuth = guard.IdentifyFunc(func(r *http.Request) (*guard.Principal, error) {
-	if k := r.Header.Get("X-API-Key"); k != "" {
-		if k != artosAPIKey {
+	key, auth := r.Header.Get("X-API-Key"), r.Header.Get("Authorization")
+	if key == "" && auth == "" {
+		return testAuth(r)
+	}
+	var p *guard.Principal
+	if key != "" {
+		if key != artosAPIKey {
 			return nil, &guard.Error{Status: 401, Code: "invalid_token", Content: "unknown API key"}
 		}
-		return &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "test-platform", Platform: "test-platform"}, nil
+		p = &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey, ClientID: "test-platform", Platform: "test-platform"}
 	}
-	return testAuth(r)
+	if auth == "" {
+		return p, nil
+	}
+	scheme, tok, _ := strings.Cut(auth, " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) != artosBuyerToken {
+		return nil, &guard.Error{Status: 401, Code: "invalid_token", Content: "the API key or access token is not valid"}
+	}
+	if p != nil {
+		p.Dual, p.BuyerID = true, "buyer_ada"
+		return p, nil
+	}
+	return &guard.Principal{Kind: guard.KindBuyer, Tier: guard.TierToken, Credential: guard.CredentialBearer, ClientID: "artos-agent",
+		Platform: "test-platform", BuyerID: "buyer_ada", Scopes: []string{"purchase:complete", "offline_access"}}, nil
 })
 
 // exchange is one request the SDK made, as the server saw it.
@@ -107,28 +132,31 @@ type artosResult struct {
 
 // stepResult is the union of the fields artos.mjs reports per step.
 type stepResult struct {
-	OK                         bool     `json:"ok"`
-	Error                      string   `json:"error"`
-	ErrorName                  string   `json:"errorName"`
-	Kids                       []string `json:"kids"`
-	UCPStatus                  string   `json:"ucpStatus"`
-	UCPVersion                 string   `json:"ucpVersion"`
-	IsError                    bool     `json:"isError"`
-	IDs                        []string `json:"ids"`
-	ID                         string   `json:"id"`
-	Capabilities               []string `json:"capabilities"`
-	Status                     string   `json:"status"`
-	Currency                   string   `json:"currency"`
-	Total                      int64    `json:"total"`
-	Messages                   []string `json:"messages"`
-	Message                    string   `json:"message"`
-	ContinueURL                string   `json:"continueUrl"`
-	OrderID                    string   `json:"orderId"`
-	MerchantAuthorizationValid bool     `json:"merchantAuthorizationValid"`
-	Verified                   bool     `json:"verified"`
-	Outcome                    string   `json:"outcome"`
-	Code                       string   `json:"code"`
-	CheckoutID                 string   `json:"checkoutId"`
+	OK           bool     `json:"ok"`
+	Error        string   `json:"error"`
+	ErrorName    string   `json:"errorName"`
+	Kids         []string `json:"kids"`
+	UCPStatus    string   `json:"ucpStatus"`
+	UCPVersion   string   `json:"ucpVersion"`
+	IsError      bool     `json:"isError"`
+	IDs          []string `json:"ids"`
+	ID           string   `json:"id"`
+	Capabilities []string `json:"capabilities"`
+	Status       string   `json:"status"`
+	Currency     string   `json:"currency"`
+	Total        int64    `json:"total"`
+	Messages     []string `json:"messages"`
+	Message      string   `json:"message"`
+	Details      []struct {
+		Type, Code, Content string
+	} `json:"details"`
+	ContinueURL                string `json:"continueUrl"`
+	OrderID                    string `json:"orderId"`
+	MerchantAuthorizationValid bool   `json:"merchantAuthorizationValid"`
+	Verified                   bool   `json:"verified"`
+	Outcome                    string `json:"outcome"`
+	Code                       string `json:"code"`
+	CheckoutID                 string `json:"checkoutId"`
 	LineItems                  []struct {
 		ID       string `json:"id"`
 		Quantity int64  `json:"quantity"`
@@ -157,8 +185,9 @@ func needArtos(t *testing.T) string {
 	return dir
 }
 
-// runArtos runs `node artos.mjs purchase` with job on stdin.
-func runArtos(t *testing.T, job any) (*artosResult, []byte) {
+// runArtos runs `node artos.mjs <cmd>` with job on stdin and decodes its
+// result into res.
+func runArtos(t *testing.T, cmd string, job, res any) []byte {
 	t.Helper()
 	dir := needArtos(t)
 	in, err := json.Marshal(job)
@@ -167,7 +196,7 @@ func runArtos(t *testing.T, job any) (*artosResult, []byte) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	c := exec.CommandContext(ctx, "node", filepath.Join(dir, "artos.mjs"), "purchase")
+	c := exec.CommandContext(ctx, "node", filepath.Join(dir, "artos.mjs"), cmd)
 	c.Dir = dir
 	c.Stdin = bytes.NewReader(in)
 	var stderr bytes.Buffer
@@ -176,11 +205,10 @@ func runArtos(t *testing.T, job any) (*artosResult, []byte) {
 	if err != nil {
 		t.Fatalf("node artos.mjs: %v\n%s", err, stderr.String())
 	}
-	res := &artosResult{}
 	if err := json.Unmarshal(out, res); err != nil {
-		t.Fatalf("artos.mjs output: %v\n%s", err, out)
+		t.Fatalf("artos.mjs %s output: %v\n%s", cmd, err, out)
 	}
-	return res, out
+	return out
 }
 
 // TestArtosSDKInterop drives the stores with the real Artos Node SDK
@@ -222,7 +250,8 @@ func TestArtosSDKInterop(t *testing.T) {
 			"postal_code": "75001", "address_country": "FR"},
 		"readmeAddress": map[string]any{"country": "FR", "postal_code": "75001"},
 	}
-	res, raw := runArtos(t, job)
+	res := &artosResult{}
+	raw := runArtos(t, "purchase", job, res)
 	t.Logf("SDK %s@%s (UCP_VERSION %s) on node %s", res.SDK.Name, res.SDK.Version, res.SDK.UCPVersion, res.SDK.Node)
 	step := func(name string) *stepResult {
 		t.Helper()
