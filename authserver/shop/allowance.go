@@ -38,38 +38,48 @@ func (cp *completion) holdSpend(ctx context.Context, c *ucp.Checkout) *Reply {
 	}
 	s, p := cp.s, cp.oc.Principal
 	total := c.Totals[len(c.Totals)-1].Amount
-	if h := cp.hold; h != nil {
-		if h.Amount == total && h.Currency == c.Currency {
-			return nil
-		}
-		cp.releaseHold(ctx)
-	}
 	now := s.now()
 	from, to := oauth.SpendDay(now)
-	life := holdLife
-	if cp.holdLife > 0 {
-		life = cp.holdLife
-	}
-	h := &store.SpendHold{ID: newID("hold_"), BuyerID: p.BuyerID, ClientID: p.ClientID, Ref: cp.oc.shop.Slug + "/" + c.ID,
-		Amount: total, Currency: c.Currency, CreatedAt: now, ExpiresAt: now.Add(life)}
-	err := s.cfg.Store.HoldSpend(ctx, h, from, to, now, func(raw json.RawMessage, spent int64) error {
+	check := func(raw json.RawMessage, spent int64) error {
 		al, err := oauth.ParseAllowance(raw)
 		if err != nil {
 			return err
 		}
 		return al.Check(oauth.Spend{Amount: total, Currency: c.Currency, MandateID: cp.mandateID}, spent, now)
-	})
+	}
+	var err error
+	if h := cp.hold; h != nil && h.Amount == total && h.Currency == c.Currency {
+		// A hold taken earlier (a lost race's attempt, or the crypto
+		// intent's at prepare) is checked again, under the same lock, as
+		// if taken now: the buyer may have lowered the allowance since,
+		// and this request's mandate may name another allowance.
+		err = s.cfg.Store.RecheckHold(ctx, h, from, to, now, check)
+	} else {
+		if h != nil {
+			cp.releaseHold(ctx)
+		}
+		life := holdLife
+		if cp.holdLife > 0 {
+			life = cp.holdLife
+		}
+		h = &store.SpendHold{ID: newID("hold_"), BuyerID: p.BuyerID, ClientID: p.ClientID, Ref: cp.oc.shop.Slug + "/" + c.ID,
+			Amount: total, Currency: c.Currency, CreatedAt: now, ExpiresAt: now.Add(life)}
+		if err = s.cfg.Store.HoldSpend(ctx, h, from, to, now, check); err == nil {
+			cp.hold, cp.oc.holdID = h, h.ID
+		}
+	}
 	var se *oauth.SpendError
 	switch {
 	case errors.As(err, &se):
 		c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: se.Code, Content: se.Content,
 			Severity: ucp.SeverityRequiresBuyerInput})
 		return s.checkoutReply(ctx, cp.oc, c, http.StatusOK, ucp.StatusError)
+	case errors.Is(err, store.ErrHoldLapsed):
+		cp.hold, cp.oc.holdID = nil, ""
+		return cp.paymentFailed(ctx, c, "the spending reserved for this payment lapsed; prepare or complete the payment again")
 	case err != nil:
 		return s.storeFailure(ctx, err)
 	}
-	cp.hold = h
-	cp.oc.holdID = h.ID
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver/store"
@@ -95,6 +96,13 @@ func (s *Service) prepareCheckoutPayment(ctx context.Context, oc *opCtx) *Reply 
 			return rep, nil
 		}
 		total := c.Totals[len(c.Totals)-1].Amount
+		// Preparing a crypto payment is the choice of rail: the reminder
+		// to choose one goes, so a refusal below is the message an agent
+		// reads first (Artos clients show the first message).
+		c.Messages = slices.DeleteFunc(c.Messages, func(m ucp.Message) bool { return m.Code == "payment_selection_required" })
+		if c.Status == ucp.CheckoutIncomplete && !hasError(c.Messages) {
+			c.Status = ucp.CheckoutReadyForComplete
+		}
 		switch {
 		case !containsString(oc.shop.cfg.Rails, HandlerCryptoID):
 			return cp.paymentFailed(ctx, c, oc.shop.Name+" does not offer "+HandlerCryptoID), nil
@@ -203,7 +211,7 @@ func (cp *completion) checkIntent(ctx context.Context, ses *session[checkoutStat
 		return cp.paymentFailed(ctx, c, why)
 	}
 	if it.HoldID != "" && cp.hold == nil {
-		cp.hold = &store.SpendHold{ID: it.HoldID, Amount: it.Amount, Currency: it.Currency}
+		cp.hold = &store.SpendHold{ID: it.HoldID, BuyerID: it.BuyerID, ClientID: it.ClientID, Amount: it.Amount, Currency: it.Currency}
 		oc.holdID = it.HoldID
 	}
 	return nil

@@ -174,6 +174,13 @@ type Spending interface {
 	// of that pair created in [from, to) that are consumed or still held
 	// at now, runs check, and stores h only if check returned nil.
 	HoldSpend(ctx context.Context, h *SpendHold, from, to, now time.Time, check SpendCheck) error
+	// RecheckHold runs check again for a hold already taken (a payment
+	// prepared earlier, now completing), under the same lock as
+	// HoldSpend: spent is what the window counts without h itself, so
+	// check decides exactly as it would for a new hold of h's amount
+	// (the allowance may have been lowered since). ErrHoldLapsed when h
+	// is no longer held; check's error is returned unchanged.
+	RecheckHold(ctx context.Context, h *SpendHold, from, to, now time.Time, check SpendCheck) error
 	// ReleaseHold gives a held hold back (its payment failed). Consumed
 	// or unknown holds are left alone; it is not an error.
 	ReleaseHold(ctx context.Context, id string) error

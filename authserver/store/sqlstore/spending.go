@@ -56,6 +56,40 @@ func (s *Store) HoldSpend(ctx context.Context, h *store.SpendHold, from, to, now
 	})
 }
 
+// RecheckHold implements store.Spending.
+func (s *Store) RecheckHold(ctx context.Context, h *store.SpendHold, from, to, now time.Time, check store.SpendCheck) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		c, err := s.consent(ctx, tx, h.BuyerID, h.ClientID, s.d.forUpdate)
+		var allowance []byte
+		switch {
+		case err == nil:
+			allowance = c.Allowance
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		var amount, created int64
+		err = tx.QueryRowContext(ctx, s.q(`SELECT amount, created_at FROM spend_holds
+			WHERE id = ? AND buyer_id = ? AND client_id = ? AND state = ? AND expires_at > ?`),
+			h.ID, h.BuyerID, h.ClientID, holdHeld, ms(now)).Scan(&amount, &created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlstore: hold %q: %w", h.ID, store.ErrHoldLapsed)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlstore: recheck hold: %w", err)
+		}
+		spent, err := s.spent(ctx, tx, h.BuyerID, h.ClientID, from, to, now)
+		if err != nil {
+			return err
+		}
+		// The hold itself counts in spent when it was taken in the window.
+		mine := int64(0)
+		if created >= ms(from) && created < ms(to) {
+			mine = amount
+		}
+		return check(allowance, spent-mine)
+	})
+}
+
 func (s *Store) spent(ctx context.Context, q queryer, buyerID, clientID string, from, to, now time.Time) (int64, error) {
 	var n sql.NullInt64
 	err := q.QueryRowContext(ctx, s.q(`SELECT SUM(amount) FROM spend_holds

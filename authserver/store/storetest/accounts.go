@@ -35,6 +35,7 @@ func RunPlatform(t *testing.T, open func(t *testing.T) Platform) {
 		{"ConsentAdmin", testConsentAdmin},
 		{"SpendHolds", testSpendHolds},
 		{"SpendHoldConsumedByOrder", testSpendHoldConsumedByOrder},
+		{"RecheckHold", testRecheckHold},
 		{"ConcurrentSpendHolds", testConcurrentSpendHolds},
 		{"BuyerOrders", testBuyerOrders},
 	}
@@ -337,4 +338,38 @@ func testBuyerOrders(t *testing.T, s Platform) {
 	if fmt.Sprint(got) != fmt.Sprint(wantOrder) {
 		t.Fatalf("orders %v, want %v (all %v)", got, wantOrder, want)
 	}
+}
+
+// testRecheckHold: a hold checked again sees the window without itself,
+// the allowance as it is now, and refuses a hold no longer held.
+func testRecheckHold(t *testing.T, s Platform) {
+	ctx := context.Background()
+	must(t, s.SaveConsent(ctx, &store.Consent{BuyerID: "b1", ClientID: "c1", Scope: "purchase:complete", Allowance: []byte(`{"v":1}`), UpdatedAt: t0}))
+	day, next := t0.Truncate(24*time.Hour), t0.Truncate(24*time.Hour).Add(24*time.Hour)
+	other := hold("b1", "c1", 300, t0, time.Hour)
+	must(t, s.HoldSpend(ctx, other, day, next, t0, capCheck(1000, 300, nil)))
+	h := hold("b1", "c1", 600, t0, time.Hour)
+	must(t, s.HoldSpend(ctx, h, day, next, t0, capCheck(1000, 600, nil)))
+	var seen json.RawMessage
+	var sawSpent int64 = -1
+	must(t, s.RecheckHold(ctx, h, day, next, t0.Add(time.Minute), func(a json.RawMessage, spent int64) error {
+		seen, sawSpent = a, spent
+		return nil
+	}))
+	if sawSpent != 300 || string(seen) != `{"v":1}` {
+		t.Fatalf("recheck saw spent %d (want 300: the other hold, not itself), allowance %s", sawSpent, seen)
+	}
+	// The allowance lowered since: the same hold is refused now.
+	must(t, s.SaveConsent(ctx, &store.Consent{BuyerID: "b1", ClientID: "c1", Scope: "purchase:complete", Allowance: []byte(`{"v":2}`), UpdatedAt: t0}))
+	if err := s.RecheckHold(ctx, h, day, next, t0.Add(time.Minute), capCheck(800, 600, &seen)); err == nil || string(seen) != `{"v":2}` {
+		t.Fatalf("recheck against a lowered cap: %v (saw %s)", err, seen)
+	}
+	// Released or lapsed, it is not a hold any more.
+	wantErr(t, s.RecheckHold(ctx, h, day, next, t0.Add(2*time.Hour), capCheck(1000, 600, nil)), store.ErrHoldLapsed, "lapsed hold")
+	must(t, s.ReleaseHold(ctx, h.ID))
+	wantErr(t, s.RecheckHold(ctx, h, day, next, t0.Add(time.Minute), capCheck(1000, 600, nil)), store.ErrHoldLapsed, "released hold")
+	// Another buyer's hold id is not this buyer's.
+	stolen := *other
+	stolen.BuyerID = "b2"
+	wantErr(t, s.RecheckHold(ctx, &stolen, day, next, t0.Add(time.Minute), capCheck(1000, 300, nil)), store.ErrHoldLapsed, "another buyer's hold")
 }
