@@ -7,6 +7,7 @@
 //     credentials;
 //   - shop: the reference UCP stores over REST and MCP, the cross-store
 //     catalog and the hosted checkout pages;
+//   - account: the buyer account MCP server (/account/mcp);
 //   - store: persistence on SQLite or PostgreSQL.
 //
 // `ucpbridge dev` and `ucpbridge serve` build the same Server; they differ
@@ -20,6 +21,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/account"
 	"github.com/ucpbridge/ucpbridge/authserver/clientip"
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/oauth"
@@ -70,9 +72,10 @@ type Config struct {
 // background work.
 type Server struct {
 	// The parts, for callers that need one directly (tests, tools).
-	OAuth *oauth.Server
-	Guard *guard.Guard
-	Shop  *shop.Service
+	OAuth   *oauth.Server
+	Guard   *guard.Guard
+	Shop    *shop.Service
+	Account *account.Server
 
 	handler http.Handler
 }
@@ -118,12 +121,21 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	acct, err := account.New(account.Config{BaseURL: cfg.Issuer, Guard: g, Store: cfg.Store, Agents: as,
+		Dev: cfg.Dev, Logger: cfg.Logger, Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle(oauth.PathMetadata, as)
 	mux.Handle("/oauth/", as)
 	mux.Handle("/ucp/oauth2/", as)
+	mux.Handle(account.Path, acct)
+	// More specific than the stores' well-known prefix under "/", so the
+	// account's metadata is served here, not by the stores.
+	mux.Handle("GET "+account.PathResourceMetadata, acct)
 	mux.Handle("/", stores.Handler())
-	return &Server{OAuth: as, Guard: g, Shop: stores, handler: mux}, nil
+	return &Server{OAuth: as, Guard: g, Shop: stores, Account: acct, handler: mux}, nil
 }
 
 // ServeHTTP implements http.Handler.

@@ -142,14 +142,48 @@ var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value=
 // server's default); al is used when the scope spends (nil means
 // DefaultAllowance).
 func (p *Platform) BuyerToken(ctx context.Context, scope string, al *Allowance) (*oauth2.Token, error) {
+	conf := p.OAuth2Config(strings.Fields(scope)...)
+	verifier := oauth2.GenerateVerifier()
+	loc, err := p.SignIn(ctx, conf.AuthCodeURL("state", oauth2.S256ChallengeOption(verifier)), &Consent{Allowance: al})
+	if err != nil {
+		return nil, err
+	}
+	return conf.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+}
+
+// Consent is what the buyer does on the consent page. The zero value
+// signs in the demo buyer and allows DefaultAllowance.
+type Consent struct {
+	// Email and Password sign in another buyer than the demo buyer.
+	Email, Password string
+	// Allowance is typed in when the scope spends; nil means
+	// DefaultAllowance.
+	Allowance *Allowance
+}
+
+// SignIn plays the buyer's browser on an authorization URL, whichever
+// client built it (an MCP client's discovery flow, a test's own
+// oauth2.Config): it opens the consent page, signs the buyer in, sets the
+// allowance and allows. It returns where the page sends the browser: the
+// client's redirect URI with code, state and iss. c may be nil.
+func (p *Platform) SignIn(ctx context.Context, authURL string, c *Consent) (*url.URL, error) {
+	if c == nil {
+		c = &Consent{}
+	}
+	al, email, password := c.Allowance, c.Email, c.Password
 	if al == nil {
 		al = &DefaultAllowance
 	}
-	conf := p.OAuth2Config(strings.Fields(scope)...)
-	verifier := oauth2.GenerateVerifier()
+	if email == "" {
+		email, password = p.BuyerEmail, p.BuyerPassword
+	}
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := browser.Get(conf.AuthCodeURL("state", oauth2.S256ChallengeOption(verifier)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := browser.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -162,14 +196,19 @@ func (p *Platform) BuyerToken(ctx context.Context, scope string, al *Allowance) 
 	for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
 		form.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
 	}
-	form.Set("email", p.BuyerEmail)
-	form.Set("password", p.BuyerPassword)
+	form.Set("email", email)
+	form.Set("password", password)
 	form.Set("action", "approve")
 	form.Set("max_per_order", al.MaxPerOrder)
 	form.Set("daily_cap", al.DailyCap)
 	form.Set("currency", al.Currency)
 	form.Set("expires_days", fmt.Sprint(al.Days))
-	res, err = browser.PostForm(p.AuthorizeURL, form)
+	req, err = http.NewRequestWithContext(ctx, http.MethodPost, p.AuthorizeURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err = browser.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -178,9 +217,8 @@ func (p *Platform) BuyerToken(ctx context.Context, scope string, al *Allowance) 
 	if res.StatusCode != http.StatusSeeOther || err != nil {
 		return nil, fmt.Errorf("authservertest: consent: HTTP %d", res.StatusCode)
 	}
-	code := loc.Query().Get("code")
-	if code == "" {
+	if loc.Query().Get("code") == "" {
 		return nil, errors.New("authservertest: consent returned no code: " + loc.Query().Get("error_description"))
 	}
-	return conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	return loc, nil
 }
