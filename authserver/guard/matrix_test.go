@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
@@ -49,6 +50,7 @@ func TestPolicyMatrix(t *testing.T) {
 	prepare := []string{auth, forb, forb, forb, forb, ok, scope, scope, forb}
 	order := []string{auth, ok, ok, ok, ok, scope, scope, ok, forb}
 	account := []string{auth, forb, forb, forb, forb, ok, ok, ok, forb}
+	settings := []string{auth, forb, forb, forb, ok, forb, forb, forb, forb}
 	want := map[guard.Operation][]string{
 		guard.OpSearchCatalog: catalog, guard.OpLookupCatalog: catalog, guard.OpGetProduct: catalog,
 		guard.OpCreateCart: cart, guard.OpGetCart: cart, guard.OpUpdateCart: cart, guard.OpCancelCart: cart,
@@ -56,6 +58,7 @@ func TestPolicyMatrix(t *testing.T) {
 		guard.OpCompleteCheckout: complete, guard.OpPrepareCheckoutPayment: prepare, guard.OpGetOrder: order,
 		guard.OpGetBuyerContext: account, guard.OpListMyAddresses: account, guard.OpListMyOrders: account, guard.OpGetMyOrder: account,
 		guard.OpListMyAgentAuthorizations: account, guard.OpRevokeAgentAuthorization: account, guard.OpUpdateSpendingLimits: account,
+		guard.OpGetWebhookSettings: settings, guard.OpUpdateWebhookSettings: settings,
 	}
 	if len(guard.Operations()) != len(want) {
 		t.Fatalf("the table has %d operations, the matrix %d: %v", len(guard.Operations()), len(want), guard.Operations())
@@ -97,6 +100,28 @@ func TestMerchantConfinedToItsStore(t *testing.T) {
 			if err := guard.Authorize(merchant, op, store); !errors.As(err, &ge) || ge.Code != "wrong_store" || ge.Status != http.StatusForbidden {
 				t.Errorf("%s at %q: %v", op, store, err)
 			}
+		}
+	}
+}
+
+// TestWebhookSettingsNeedOrdersRead: the store's order events URL
+// receives every order, so a merchant token without orders:read may
+// neither read nor change it (403 insufficient_scope naming the scope);
+// refusals of other callers say the operation is the merchant's.
+func TestWebhookSettingsNeedOrdersRead(t *testing.T) {
+	t.Parallel()
+	completeOnly := &guard.Principal{Kind: guard.KindMerchant, Tier: guard.TierToken, Credential: guard.CredentialBearer, ClientID: "m",
+		Store: "flower-shop", Scopes: []string{"purchase:complete"}}
+	for _, op := range []guard.Operation{guard.OpGetWebhookSettings, guard.OpUpdateWebhookSettings} {
+		var ge *guard.Error
+		if err := guard.Authorize(completeOnly, op, "flower-shop"); !errors.As(err, &ge) || ge.Code != "insufficient_scope" || ge.Scope != "orders:read" {
+			t.Errorf("%s without orders:read: %v", op, err)
+		}
+		if err := guard.Authorize(platformKey, op, "flower-shop"); !errors.As(err, &ge) || !strings.Contains(ge.Content, "merchant") {
+			t.Errorf("%s by a platform: %v", op, err)
+		}
+		if err := guard.Authorize(anon, op, "flower-shop"); !errors.As(err, &ge) || ge.Status != http.StatusUnauthorized || !strings.Contains(ge.Content, "merchant token") {
+			t.Errorf("%s anonymously: %v", op, err)
 		}
 	}
 }

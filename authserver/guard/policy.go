@@ -40,6 +40,15 @@ const (
 	OpUpdateSpendingLimits      Operation = "update_spending_limits"
 )
 
+// The store's own settings, managed by its merchant (REST only: they are
+// no UCP operation, so no store MCP endpoint lists them).
+const (
+	// OpGetWebhookSettings reads where the store's order events go.
+	OpGetWebhookSettings Operation = "get_webhook_settings"
+	// OpUpdateWebhookSettings sets or removes the store's order events URL.
+	OpUpdateWebhookSettings Operation = "update_webhook_settings"
+)
+
 // Scopes the table names.
 const (
 	ScopePurchase       = "purchase:complete"
@@ -74,6 +83,11 @@ var (
 	accountRule  = Rule{Kinds: []Kind{KindBuyer}, BuyerBound: true}
 	completeRule = Rule{Kinds: []Kind{KindPlatform, KindMerchant, KindBuyer}, BuyerBound: true,
 		Scopes: map[Kind][]string{KindBuyer: {ScopePurchase}, KindMerchant: {ScopePurchase}}}
+	// merchantRule: the store's merchant alone, with orders:read: the
+	// order events URL receives every order the store takes, so a token
+	// that may not read the store's orders may neither see nor redirect
+	// where they go.
+	merchantRule = Rule{Kinds: []Kind{KindMerchant}, Scopes: map[Kind][]string{KindMerchant: {ScopeOrdersRead}}}
 )
 
 // policy is the operations table: one rule per operation, read by
@@ -104,6 +118,8 @@ var policy = map[Operation]Rule{
 	OpListMyAgentAuthorizations: accountRule,
 	OpRevokeAgentAuthorization:  accountRule,
 	OpUpdateSpendingLimits:      accountRule,
+	OpGetWebhookSettings:        merchantRule,
+	OpUpdateWebhookSettings:     merchantRule,
 }
 
 var tierRank = map[Tier]int{TierAnonymous: 0, TierToken: 1, TierSigned: 2}
@@ -153,8 +169,16 @@ func (rule Rule) check(p *Principal, op Operation) error {
 	}
 	if len(rule.Kinds) > 0 && !slices.Contains(rule.Kinds, p.Kind) {
 		if p.Kind == KindAnonymous {
+			need := "a platform API key or an OAuth bearer token"
+			if slices.Equal(rule.Kinds, []Kind{KindMerchant}) {
+				need = "the store's merchant token (client_credentials)"
+			}
 			return &Error{Status: http.StatusUnauthorized, Code: "identity_required",
-				Content: fmt.Sprintf("%s needs a credential: a platform API key or an OAuth bearer token", op)}
+				Content: fmt.Sprintf("%s needs a credential: %s", op, need)}
+		}
+		if slices.Equal(rule.Kinds, []Kind{KindMerchant}) {
+			return &Error{Status: http.StatusForbidden, Code: "forbidden",
+				Content: fmt.Sprintf("%s is the store's merchant's alone (its client_credentials token); %s callers may not call it", op, p.Kind)}
 		}
 		return &Error{Status: http.StatusForbidden, Code: "forbidden", Content: fmt.Sprintf("%s callers may not %s", p.Kind, op)}
 	}

@@ -34,8 +34,12 @@ func policyTable() string {
 			scopes = append(scopes, fmt.Sprintf("%s: `%s`", k, strings.Join(r.Scopes[k], "` or `")))
 		}
 		dual := "allowed (the key decides)"
-		if r.BuyerBound {
+		switch {
+		case r.BuyerBound:
 			dual = "refused (`credential_conflict`)"
+		case len(r.Kinds) > 0 && !slices.Contains(r.Kinds, KindPlatform):
+			// The key makes the caller a platform, which the row refuses.
+			dual = "refused (`forbidden`)"
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", op, who, cmpOr(strings.Join(scopes, "; "), "none"), dual)
 	}

@@ -106,7 +106,7 @@ func joinComma(s []string) string {
 func (s *Service) mcpHandler(global bool) http.Handler {
 	srv := server.NewMCPServer("ucpbridge-store", "1.0.0", server.WithToolCapabilities(false), server.WithRecovery())
 	for op, info := range ops {
-		if global && !info.global {
+		if (global && !info.global) || info.settings {
 			continue
 		}
 		srv.AddTool(toolFor(op), s.toolHandler(op))

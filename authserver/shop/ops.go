@@ -35,6 +35,9 @@ const (
 	OpGetOrder         = guard.OpGetOrder
 	// OpPrepareCheckoutPayment prepares a crypto payment (Artos).
 	OpPrepareCheckoutPayment = guard.OpPrepareCheckoutPayment
+	// The store's webhook settings, its merchant's (REST only).
+	OpGetWebhookSettings    = guard.OpGetWebhookSettings
+	OpUpdateWebhookSettings = guard.OpUpdateWebhookSettings
 )
 
 type opInfo struct {
@@ -44,6 +47,9 @@ type opInfo struct {
 	mutates    bool // idempotency applies
 	needsKey   bool // an idempotency key is mandatory
 	global     bool // served by the cross-store catalog too
+	// settings: the store's own settings, for its merchant. No platform
+	// profile is negotiated and no MCP tool lists it (REST only).
+	settings bool
 }
 
 var ops = map[Op]opInfo{
@@ -61,6 +67,8 @@ var ops = map[Op]opInfo{
 	OpCancelCheckout:         {capability: ucp.CapCheckout, hasID: true, mutates: true, needsKey: true},
 	OpGetOrder:               {capability: ucp.CapOrder, hasID: true},
 	OpPrepareCheckoutPayment: {capability: ucp.CapCheckout, bodyKey: "payment_intent", hasID: true, mutates: true, needsKey: true},
+	OpGetWebhookSettings:     {settings: true},
+	OpUpdateWebhookSettings:  {bodyKey: "settings", mutates: true, settings: true},
 }
 
 // Request is one operation, whichever binding carried it.
@@ -193,9 +201,12 @@ func (s *Service) do(ctx context.Context, req *Request) *Reply {
 			return unavailable("the store is unavailable")
 		}
 	}
-	neg, rep := s.negotiate(ctx, sh, req, info)
-	if rep != nil {
-		return rep
+	var neg *negotiation
+	if !info.settings { // a merchant's settings involve no platform
+		var rep *Reply
+		if neg, rep = s.negotiate(ctx, sh, req, info); rep != nil {
+			return rep
+		}
 	}
 	oc := &opCtx{Request: req, info: info, shop: sh, neg: neg}
 	if info.mutates && req.IdempotencyKey != "" {
@@ -243,6 +254,10 @@ func (s *Service) run(ctx context.Context, oc *opCtx) *Reply {
 		return s.getOrder(ctx, oc)
 	case OpPrepareCheckoutPayment:
 		return s.prepareCheckoutPayment(ctx, oc)
+	case OpGetWebhookSettings:
+		return s.getWebhookSettings(oc)
+	case OpUpdateWebhookSettings:
+		return s.updateWebhookSettings(ctx, oc)
 	}
 	return internalError()
 }

@@ -58,7 +58,7 @@ func (s *Service) placeOrder(ctx context.Context, oc *opCtx, ses *session[checko
 	sess := ses.row
 	sess.Doc, sess.Status, sess.UpdatedAt = sdoc, c.Status, now
 	row := &store.Order{ShopSlug: oc.shop.Slug, ID: orderID, CheckoutID: c.ID, Owner: sess.Owner, HoldID: oc.holdID,
-		BuyerType: oc.BuyerType, Doc: doc, CreatedAt: now, WebhookURL: cmpOr(s.webhookURL(ctx, oc), ses.st.Webhook)}
+		BuyerType: oc.BuyerType, Doc: doc, CreatedAt: now, WebhookURLs: s.orderWebhookURLs(ctx, oc, ses.st.Webhook)}
 	if p := oc.Principal; p != nil {
 		row.ClientID, row.BuyerID = p.ClientID, p.BuyerID
 	}

@@ -25,6 +25,8 @@ type Settings struct {
 	// RequireSignedCompletion accepts complete_checkout only from the
 	// signed trust tier (a verified RFC 9421 request signature).
 	RequireSignedCompletion bool `json:"require_signed_completion,omitempty"`
+	// Webhooks are the merchant's own (webhook_settings.go).
+	Webhooks WebhookSettings `json:"webhooks,omitzero"`
 }
 
 type ShippingOption struct {

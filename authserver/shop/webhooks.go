@@ -18,8 +18,9 @@ import (
 )
 
 // Order webhooks (order.md): when the platform's profile names a
-// config.webhook_url on its order capability, placing an order queues an
-// "order created" event in the same transaction (the outbox), and a
+// config.webhook_url on its order capability, or the store's merchant set
+// an order events URL (webhook_settings.go), placing an order queues an
+// "order created" event to each in the same transaction (the outbox), and a
 // worker delivers it: the full order entity, RFC 9421-signed with the
 // store's key, Webhook-Id and Webhook-Timestamp (Standard Webhooks), and
 // UCP-Agent naming the store profile. Failures retry with backoff.
@@ -51,6 +52,26 @@ func (s *Service) webhookURL(ctx context.Context, oc *opCtx) string {
 	return ""
 }
 
+// orderWebhookURLs are where a new order's "order created" event goes:
+// the verified platform's order webhook (or the one kept with the
+// checkout when it was created, for the hosted page) and the store's own
+// order events URL, re-checked against this instance's rules (a URL set
+// in dev may name loopback).
+func (s *Service) orderWebhookURLs(ctx context.Context, oc *opCtx, kept string) []string {
+	var urls []string
+	if u := cmpOr(s.webhookURL(ctx, oc), kept); u != "" {
+		urls = append(urls, u)
+	}
+	if u := oc.shop.cfg.Webhooks.OrderEventsURL; u != "" {
+		if err := s.checkWebhookURL(u); err != nil {
+			s.log.WarnContext(ctx, "shop: the store's order events URL is not usable here; no event queued", "store", oc.shop.Slug, "err", err)
+		} else {
+			urls = append(urls, u)
+		}
+	}
+	return urls
+}
+
 // verifiedPlatform reports whether the profile the request names is the
 // caller's own: proved by a verified request signature (signed tier), or
 // the profile registered for the caller's platform application. A
@@ -79,7 +100,7 @@ func (s *Service) verifiedPlatform(ctx context.Context, oc *opCtx) bool {
 // usableWebhookURL: the rules of netguard.CheckURL (plain http only to
 // loopback, and only in dev).
 func (s *Service) usableWebhookURL(raw string) bool {
-	_, err := netguard.CheckURL(raw, 2048, s.cfg.Dev)
+	_, err := netguard.CheckURL(raw, maxWebhookURL, s.cfg.Dev)
 	return err == nil
 }
 
@@ -195,7 +216,7 @@ func (s *Service) deliver(ctx context.Context, w *store.Webhook) error {
 	// answer carries nothing we read.
 	netguard.ReadBody(res, 64<<10)
 	if res.StatusCode < 200 || res.StatusCode > 299 {
-		return errors.New("platform answered HTTP " + strconv.Itoa(res.StatusCode))
+		return errors.New("receiver answered HTTP " + strconv.Itoa(res.StatusCode))
 	}
 	return nil
 }

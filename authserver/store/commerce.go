@@ -125,10 +125,12 @@ type Order struct {
 	BuyerType  string // "agent" or "human"
 	Doc        json.RawMessage
 	CreatedAt  time.Time
-	// WebhookURL, when set, makes CompleteSession queue an "order
-	// created" delivery to it in the same transaction (an outbox: no
-	// order without its event, no event without its order).
-	WebhookURL string
+	// WebhookURLs are where the "order created" event goes (the
+	// platform's order webhook, the store's own order events URL):
+	// CompleteSession queues one delivery per distinct non-empty URL in
+	// the same transaction (an outbox: no order without its events, no
+	// event without its order).
+	WebhookURLs []string
 	// HoldID, when set, names the spend hold CompleteSession consumes in
 	// the same transaction: the order and the spending it counts against
 	// happen together or not at all.
@@ -257,6 +259,15 @@ type Catalog interface {
 	// PutShop inserts or replaces a shop.
 	PutShop(ctx context.Context, s *Shop) error
 	Shop(ctx context.Context, slug string) (*Shop, error)
+	// UpdateShopConfig changes a shop's settings document in one
+	// transaction holding the shop's row: update gets the stored Config
+	// and returns the one to store. Updates of one shop queue, across
+	// processes sharing the database, so each sees the previous one's
+	// result and none is lost (PutShop, which replaces the document
+	// whole, is for seeding). update's error is returned unchanged and
+	// nothing is written; update must not call the store. ErrNotFound
+	// when there is no such shop.
+	UpdateShopConfig(ctx context.Context, slug string, update func(config json.RawMessage) (json.RawMessage, error)) error
 	// Shops lists every shop by slug.
 	Shops(ctx context.Context) ([]*Shop, error)
 	// PutProduct inserts or replaces a product and replaces its variant

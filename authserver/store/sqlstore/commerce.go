@@ -80,6 +80,30 @@ func (s *Store) Shop(ctx context.Context, slug string) (*store.Shop, error) {
 	return sh, nil
 }
 
+// UpdateShopConfig implements store.Catalog. The read locks the row on
+// PostgreSQL (FOR UPDATE); SQLite's immediate transactions on the one
+// writer connection serialise the whole read-modify-write.
+func (s *Store) UpdateShopConfig(ctx context.Context, slug string, update func(config json.RawMessage) (json.RawMessage, error)) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var config sql.NullString
+		err := tx.QueryRowContext(ctx, s.q(`SELECT config FROM shops WHERE slug = ?`+s.d.forUpdate), slug).Scan(&config)
+		if err != nil {
+			return notFound(err, "shop")
+		}
+		next, err := update(rawJSON(config))
+		if err != nil {
+			return err
+		}
+		if len(next) > 0 && !json.Valid(next) {
+			return fmt.Errorf("sqlstore: update shop config %q: the new document is not JSON", slug)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE shops SET config = ? WHERE slug = ?`), nullJSON(next), slug); err != nil {
+			return fmt.Errorf("sqlstore: update shop config: %w", err)
+		}
+		return nil
+	})
+}
+
 // Shops implements store.Catalog.
 func (s *Store) Shops(ctx context.Context) ([]*store.Shop, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+shopCols+` FROM shops ORDER BY slug`)
@@ -460,13 +484,17 @@ func (s *Store) CompleteSession(ctx context.Context, sess *store.Session, o *sto
 				return err
 			}
 		}
-		if o.WebhookURL == "" {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhooks (id, shop_slug, order_id, url, attempts, next_at, created_at)
-			VALUES (?, ?, ?, ?, 0, ?, ?)`), newUUID(), o.ShopSlug, o.ID, o.WebhookURL, ms(o.CreatedAt), ms(o.CreatedAt))
-		if err != nil {
-			return fmt.Errorf("sqlstore: queue webhook: %w", err)
+		queued := map[string]bool{}
+		for _, u := range o.WebhookURLs {
+			if u == "" || queued[u] {
+				continue
+			}
+			queued[u] = true
+			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhooks (id, shop_slug, order_id, url, attempts, next_at, created_at)
+				VALUES (?, ?, ?, ?, 0, ?, ?)`), newUUID(), o.ShopSlug, o.ID, u, ms(o.CreatedAt), ms(o.CreatedAt))
+			if err != nil {
+				return fmt.Errorf("sqlstore: queue webhook: %w", err)
+			}
 		}
 		return nil
 	})

@@ -48,6 +48,9 @@ func RunCommerce(t *testing.T, open func(t *testing.T) store.Commerce) {
 		{"SessionSweep", testSessionSweep},
 		{"WebhookOutbox", testWebhookOutbox},
 		{"ConcurrentWebhookClaims", testConcurrentWebhookClaims},
+		{"WebhookDestinations", testWebhookDestinations},
+		{"UpdateShopConfig", testUpdateShopConfig},
+		{"ConcurrentShopConfig", testConcurrentShopConfig},
 		{"ConcurrentClaim", testConcurrentClaim},
 		{"ConcurrentTakeOver", testConcurrentTakeOver},
 	}
@@ -1015,13 +1018,13 @@ func testWebhookOutbox(t *testing.T, s store.Commerce) {
 	claim(t0)
 	// An order with a webhook URL queues its event with the order.
 	o := newOrder("a", "o1", "cs1")
-	o.WebhookURL = "https://platform.example/hooks"
+	o.WebhookURLs = []string{"https://platform.example/hooks"}
 	must(t, s.CompleteSession(ctx, completed(created(t, s, "a", "cs1")), o, nil))
 	// A completion that fails queues nothing.
 	stale := completed(created(t, s, "a", "cs2"))
 	stale.Version = 7
 	o2 := newOrder("a", "o2", "cs2")
-	o2.WebhookURL = "https://platform.example/hooks"
+	o2.WebhookURLs = []string{"https://platform.example/hooks", "https://merchant.example/orders"}
 	if err := s.CompleteSession(ctx, stale, o2, nil); !errors.Is(err, store.ErrStale) {
 		t.Fatalf("stale completion: %v", err)
 	}
@@ -1057,7 +1060,7 @@ func testConcurrentWebhookClaims(t *testing.T, s store.Commerce) {
 	for i := range orders {
 		id := fmt.Sprintf("cs%02d", i)
 		o := newOrder("a", fmt.Sprintf("o%02d", i), id)
-		o.WebhookURL = "https://platform.example/hooks"
+		o.WebhookURLs = []string{"https://platform.example/hooks"}
 		must(t, s.CompleteSession(ctx, completed(created(t, s, "a", id)), o, nil))
 	}
 	warmUpCommerce(s, 8)
@@ -1090,5 +1093,119 @@ func testConcurrentWebhookClaims(t *testing.T, s store.Commerce) {
 		if n != 1 {
 			t.Fatalf("%s claimed %d times", id, n)
 		}
+	}
+}
+
+// testWebhookDestinations: an order with several URLs (the platform's
+// webhook, the store's own order events URL) queues one delivery per
+// distinct URL, each with its own id; empty URLs queue nothing.
+func testWebhookDestinations(t *testing.T, s store.Commerce) {
+	ctx := context.Background()
+	o := newOrder("a", "o1", "cs1")
+	o.WebhookURLs = []string{"https://platform.example/hooks", "", "https://merchant.example/orders", "https://platform.example/hooks"}
+	must(t, s.CompleteSession(ctx, completed(created(t, s, "a", "cs1")), o, nil))
+	o2 := newOrder("a", "o2", "cs2")
+	o2.WebhookURLs = []string{"", ""}
+	must(t, s.CompleteSession(ctx, completed(created(t, s, "a", "cs2")), o2, nil))
+	ws, err := s.ClaimWebhooks(ctx, t0.Add(time.Hour), time.Minute, 10)
+	must(t, err)
+	var urls []string
+	webhookIDs := map[string]bool{}
+	for _, w := range ws {
+		if w.OrderID != "o1" || w.ShopSlug != "a" {
+			t.Fatalf("%+v", w)
+		}
+		urls = append(urls, w.URL)
+		webhookIDs[w.ID] = true
+	}
+	slices.Sort(urls)
+	if !slices.Equal(urls, []string{"https://merchant.example/orders", "https://platform.example/hooks"}) || len(webhookIDs) != 2 {
+		t.Fatalf("queued %v (%d ids)", urls, len(webhookIDs))
+	}
+}
+
+// testUpdateShopConfig: the update sees the stored document and its
+// result is stored; its error stores nothing and comes back unchanged;
+// an unknown shop is ErrNotFound without calling it.
+func testUpdateShopConfig(t *testing.T, s store.Commerce) {
+	ctx := context.Background()
+	must(t, s.PutShop(ctx, &store.Shop{Slug: "alpha", Name: "Alpha", Currency: "EUR", Config: json.RawMessage(`{"rails":["x"]}`), CreatedAt: t0}))
+	must(t, s.UpdateShopConfig(ctx, "alpha", func(c json.RawMessage) (json.RawMessage, error) {
+		if string(c) != `{"rails":["x"]}` {
+			t.Errorf("update saw %s", c)
+		}
+		return json.RawMessage(`{"rails":["x"],"webhooks":{"order_events_url":"https://m.example/o"}}`), nil
+	}))
+	got, err := s.Shop(ctx, "alpha")
+	must(t, err)
+	if string(got.Config) != `{"rails":["x"],"webhooks":{"order_events_url":"https://m.example/o"}}` ||
+		got.Name != "Alpha" || got.Currency != "EUR" || !got.CreatedAt.Equal(t0) {
+		t.Fatalf("after update: %+v %s", got, got.Config)
+	}
+	refused := errors.New("refused by the caller")
+	if err := s.UpdateShopConfig(ctx, "alpha", func(json.RawMessage) (json.RawMessage, error) {
+		return json.RawMessage(`{}`), refused
+	}); !errors.Is(err, refused) {
+		t.Fatalf("update error: %v", err)
+	}
+	if err := s.UpdateShopConfig(ctx, "alpha", func(json.RawMessage) (json.RawMessage, error) {
+		return json.RawMessage(`{"unterminated`), nil
+	}); err == nil {
+		t.Fatal("a document that is not JSON was stored")
+	}
+	if got, _ := s.Shop(ctx, "alpha"); string(got.Config) != `{"rails":["x"],"webhooks":{"order_events_url":"https://m.example/o"}}` {
+		t.Fatalf("a refused update wrote %s", got.Config)
+	}
+	called := false
+	err = s.UpdateShopConfig(ctx, "nope", func(c json.RawMessage) (json.RawMessage, error) { called = true; return c, nil })
+	if !errors.Is(err, store.ErrNotFound) || called {
+		t.Fatalf("unknown shop: %v (update called: %v)", err, called)
+	}
+	// A shop without a document: the update gets none.
+	must(t, s.PutShop(ctx, &store.Shop{Slug: "bare", Name: "Bare", Currency: "EUR", CreatedAt: t0}))
+	must(t, s.UpdateShopConfig(ctx, "bare", func(c json.RawMessage) (json.RawMessage, error) {
+		if len(c) != 0 {
+			t.Errorf("bare shop's config: %s", c)
+		}
+		return json.RawMessage(`{"a":1}`), nil
+	}))
+	if got, _ := s.Shop(ctx, "bare"); string(got.Config) != `{"a":1}` {
+		t.Fatalf("bare shop: %s", got.Config)
+	}
+}
+
+// testConcurrentShopConfig: concurrent read-modify-writes of one shop's
+// document, each adding its own member, lose none of them.
+func testConcurrentShopConfig(t *testing.T, s store.Commerce) {
+	ctx := context.Background()
+	must(t, s.PutShop(ctx, &store.Shop{Slug: "alpha", Name: "Alpha", Currency: "EUR", Config: json.RawMessage(`{"base":true}`), CreatedAt: t0}))
+	warmUpCommerce(s, 8)
+	const writers, rounds = 8, 5
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for r := range rounds {
+				err := s.UpdateShopConfig(ctx, "alpha", func(c json.RawMessage) (json.RawMessage, error) {
+					var doc map[string]any
+					if err := json.Unmarshal(c, &doc); err != nil {
+						return nil, err
+					}
+					doc[fmt.Sprintf("w%d_r%d", w, r)] = true
+					return json.Marshal(doc)
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got, err := s.Shop(ctx, "alpha")
+	must(t, err)
+	var doc map[string]any
+	must(t, json.Unmarshal(got.Config, &doc))
+	if len(doc) != 1+writers*rounds || doc["base"] != true {
+		t.Fatalf("%d members after %d updates: %s", len(doc), writers*rounds, got.Config)
 	}
 }
