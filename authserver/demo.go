@@ -32,9 +32,9 @@ const (
 // DemoMerchantStore is the store the demo merchant's client is bound to.
 const DemoMerchantStore = "flower-shop"
 
-// DemoBuyerAccount is Ada's account: a default address and a saved
-// sandbox card (success_token), which a buyer-bound card payment charges
-// when the agent sends no card.
+// DemoBuyerAccount is Ada's account: a default address, a saved sandbox
+// card (success_token), which a buyer-bound card payment charges when the
+// agent sends no card, and an Artos coupon.
 var DemoBuyerAccount = store.AccountDoc{
 	Name: "Ada Lovelace", Phone: "+33 1 23 45 67 89",
 	Addresses: []store.SavedAddress{
@@ -42,6 +42,9 @@ var DemoBuyerAccount = store.AccountDoc{
 		{Label: "office", Address: json.RawMessage(`{"full_name":"Ada Lovelace","street_address":"3 Keizersgracht","address_locality":"Amsterdam","postal_code":"1015 CJ","address_country":"NL"}`)},
 	},
 	Card: &store.SavedCard{Token: "success_token", Brand: "visa", Last4: "4242"},
+	// 15.00 USD of Artos credit on orders from 30.00 USD (energy-sport).
+	Coupons: []store.SavedCoupon{{ID: "cpn_welcome", Title: "Welcome credit", Balance: 1500, Currency: "USD", MinSubtotal: 3000,
+		ExpiresAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}},
 }
 
 // DemoAgentRedirects are the demo agent's registered redirect URIs; any

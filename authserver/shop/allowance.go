@@ -31,13 +31,15 @@ func (oc *opCtx) buyerBound() bool {
 // the agent client, atomically with the checks (per-order limit,
 // currency, expiry, the daily cap with holds in flight, the mandate's
 // payment_mandate_id). The hold is consumed with the order or released.
-// A retry after a lost race keeps a hold of the same amount.
-func (cp *completion) holdSpend(ctx context.Context, c *ucp.Checkout) *Reply {
+// A retry after a lost race keeps a hold of the same amount. credit is
+// the buyer's coupon credit the order also uses: the buyer's money too,
+// so the hold covers the order's value before it.
+func (cp *completion) holdSpend(ctx context.Context, c *ucp.Checkout, credit int64) *Reply {
 	if !cp.oc.buyerBound() {
 		return nil
 	}
 	s, p := cp.s, cp.oc.Principal
-	total := c.Totals[len(c.Totals)-1].Amount
+	total := c.Totals[len(c.Totals)-1].Amount + credit
 	now := s.now()
 	from, to := oauth.SpendDay(now)
 	check := func(raw json.RawMessage, spent int64) error {
@@ -121,7 +123,10 @@ func (cp *completion) savedCardToken(ctx context.Context) string {
 // tier (a verified RFC 9421 request signature).
 func (cp *completion) requireSigned() *Reply {
 	oc := cp.oc
-	if !oc.shop.cfg.RequireSignedCompletion || oc.ownerOverride != "" || (oc.Principal != nil && oc.Principal.Tier == guard.TierSigned) {
+	// Signed means signed by the platform the request names: a signature
+	// verified against another profile proves nothing about this one.
+	if !oc.shop.cfg.RequireSignedCompletion || oc.ownerOverride != "" ||
+		(oc.Principal != nil && oc.Principal.Tier == guard.TierSigned && oc.Principal.Profile == oc.Agent) {
 		return nil
 	}
 	return protoErr(http.StatusForbidden, rpcAuth, "signature_required",

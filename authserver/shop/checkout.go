@@ -41,6 +41,8 @@ type checkoutState struct {
 	BuyerID  string `json:"buyer_id,omitempty"`
 	// Intent is the prepared crypto payment (crypto.go).
 	Intent *cryptoIntent `json:"intent,omitempty"`
+	// Coupon is the buyer's coupon credit the pricing applied (coupons.go).
+	Coupon *couponState `json:"coupon,omitempty"`
 }
 
 // checkoutInput is what create and update read. Unknown and response-only
@@ -73,6 +75,20 @@ func (s *Service) putCheckout(ctx context.Context, oc *opCtx) *Reply {
 		st := ses.st
 		if terminal(st.Checkout.Status) {
 			return oc.notModifiable(&st.Checkout), nil
+		}
+		in := in
+		if partial(oc.Body) {
+			// An update without line_items (the Artos SDK's coupon attach
+			// sends only context) changes what it names and keeps the
+			// rest: the stored inputs, overlaid with the body's members.
+			var prev checkoutInput
+			if err := json.Unmarshal(st.Input, &prev); err != nil {
+				return internalError(), nil
+			}
+			if rep := decodeInput(oc.Body, &prev); rep != nil {
+				return rep, nil
+			}
+			in = prev
 		}
 		c, err := s.priceCheckout(ctx, oc, &in, st)
 		if rep := s.pricingFailure(ctx, oc, err); rep != nil {
@@ -250,4 +266,17 @@ func storedInput(in *checkoutInput) json.RawMessage {
 	c.AP2 = nil
 	b, _ := json.Marshal(&c)
 	return b
+}
+
+// partial reports whether an update body leaves out line_items: UCP
+// 2026-04-08 updates replace the whole checkout, but a body without any
+// lines cannot mean "empty the basket" (a checkout needs lines), so it is
+// read as the older partial shape some clients send.
+func partial(body json.RawMessage) bool {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(body, &members) != nil {
+		return false
+	}
+	_, ok := members["line_items"]
+	return !ok
 }

@@ -112,18 +112,25 @@ func (s *Service) complete(ctx context.Context, oc *opCtx, shown *shownCheckout)
 		if rep := cp.authorize(ctx, ses.st, c, railID); rep != nil {
 			return rep, nil
 		}
+		if rep := cp.couponGate(ctx, ses.st, c, railID); rep != nil {
+			return rep, nil
+		}
 		if railID == HandlerCryptoID {
 			if rep := cp.checkIntent(ctx, ses, c, inst); rep != nil {
 				return rep, nil
 			}
 		}
-		if rep := cp.holdSpend(ctx, c); rep != nil {
+		if rep := cp.holdSpend(ctx, c, couponCredit(ses.st)); rep != nil {
 			return rep, nil
 		}
 		if rep, err := cp.pay(ctx, ses, c, railID, inst); rep != nil || err != nil {
 			return rep, err
 		}
 		rep, err := s.placeOrder(ctx, oc, ses, c)
+		if errors.Is(err, store.ErrCouponSpent) {
+			// Another order spent the coupon since this one was priced.
+			return cp.paymentFailed(ctx, c, "the coupon's balance changed since the checkout was priced; review the checkout and complete again"), nil
+		}
 		if errors.Is(err, store.ErrHoldLapsed) {
 			// The spend hold went (its payment was prepared again, or it
 			// outlived its life): no order without the spending it counts.

@@ -1,6 +1,7 @@
 package shop
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -33,8 +34,10 @@ type cryptoIntent struct {
 	Version  int64  `json:"version"` // the session version it was prepared at
 	Amount   int64  `json:"amount"`
 	Currency string `json:"currency"`
-	Digest   string `json:"digest"`
-	HoldID   string `json:"hold_id,omitempty"`
+	// Held is the hold's amount: Amount plus the coupon credit used.
+	Held   int64  `json:"held"`
+	Digest string `json:"digest"`
+	HoldID string `json:"hold_id,omitempty"`
 	// Buyer and client the hold was taken for.
 	BuyerID   string    `json:"buyer_id"`
 	ClientID  string    `json:"client_id"`
@@ -118,14 +121,14 @@ func (s *Service) prepareCheckoutPayment(ctx context.Context, oc *opCtx) *Reply 
 			}
 		}
 		cp.holdLife = intentTTL + time.Minute
-		if rep := cp.holdSpend(ctx, c); rep != nil {
+		if rep := cp.holdSpend(ctx, c, couponCredit(st)); rep != nil {
 			return rep, nil
 		}
 		now := s.now()
 		intent := &cryptoIntent{ID: newID("pi_"), Amount: total, Currency: c.Currency, BuyerID: oc.Principal.BuyerID,
 			ClientID: oc.Principal.ClientID, ExpiresAt: now.Add(intentTTL).UTC().Truncate(time.Second)}
 		if cp.hold != nil {
-			intent.HoldID = cp.hold.ID
+			intent.HoldID, intent.Held = cp.hold.ID, cp.hold.Amount
 		}
 		// The transaction names what it pays for, so its digest does.
 		tx, err := json.Marshal(map[string]any{"intent": intent.ID, "checkout": c.ID, "store": oc.shop.Slug,
@@ -211,7 +214,7 @@ func (cp *completion) checkIntent(ctx context.Context, ses *session[checkoutStat
 		return cp.paymentFailed(ctx, c, why)
 	}
 	if it.HoldID != "" && cp.hold == nil {
-		cp.hold = &store.SpendHold{ID: it.HoldID, BuyerID: it.BuyerID, ClientID: it.ClientID, Amount: it.Amount, Currency: it.Currency}
+		cp.hold = &store.SpendHold{ID: it.HoldID, BuyerID: it.BuyerID, ClientID: it.ClientID, Amount: cmp.Or(it.Held, it.Amount), Currency: it.Currency}
 		oc.holdID = it.HoldID
 	}
 	return nil

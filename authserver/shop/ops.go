@@ -191,6 +191,14 @@ func (s *Service) do(ctx context.Context, req *Request) *Reply {
 	if err := req.Principal.CheckResource(s.resources(req)...); err != nil {
 		return &Reply{Err: s.guardError(err, req.Resource)}
 	}
+	// A signature is verified against the profile the HTTP request named
+	// (UCP-Agent); an MCP call names its profile again in meta. The two
+	// must be one platform, or the signed tier would vouch for a profile
+	// whose key signed nothing.
+	if p := req.Principal; p != nil && p.Tier == guard.TierSigned && req.Agent != "" && p.Profile != req.Agent {
+		return &Reply{Err: &ProtocolError{Status: http.StatusUnauthorized, RPCCode: rpcAuth, Code: "signature_invalid",
+			Content: "the request is signed for the profile in UCP-Agent, but names another platform profile (meta[\"ucp-agent\"])"}}
+	}
 	var sh *shopInfo
 	if req.Shop != "" {
 		var err error
@@ -224,8 +232,9 @@ type opCtx struct {
 	// ownerOverride acts for a session's owner (the hosted page).
 	ownerOverride string
 	// holdID is the spend hold the order consumes (buyer-bound
-	// completion).
+	// completion); redeem the coupon credit it uses.
 	holdID string
+	redeem *store.CouponRedemption
 }
 
 func (s *Service) run(ctx context.Context, oc *opCtx) *Reply {

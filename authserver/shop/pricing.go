@@ -321,6 +321,10 @@ func (s *Service) priceCheckout(ctx context.Context, oc *opCtx, in *checkoutInpu
 		}
 		totals = append(totals, ucp.Total{Type: ucp.TotalTax, DisplayText: label, Amount: mulDivRound(base, sh.cfg.TaxBP, 10_000)})
 	}
+	// The coupon is credit against what is owed, after tax.
+	if totals, err = s.applyCoupon(ctx, oc, in, st, c, totals, p.subtotal); err != nil {
+		return nil, err
+	}
 	c.Totals = sumTotals(totals)
 	if in.Payment != nil && len(in.Payment.Instruments) > maxInstruments {
 		return nil, refuse("invalid_request", "$.payment.instruments", "at most %d payment instruments", maxInstruments)

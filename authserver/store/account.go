@@ -1,6 +1,15 @@
 package store
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// ErrCouponSpent: CompleteSession was asked to redeem more of a coupon
+// than its balance holds (or a coupon the buyer no longer has). Nothing
+// was changed.
+var ErrCouponSpent = errors.New("store: coupon balance too low")
 
 // AccountDoc is the buyer account document kept in Buyer.Account: what
 // the buyer account tools show and what a buyer-bound card payment
@@ -11,6 +20,27 @@ type AccountDoc struct {
 	SuiAddress string         `json:"suiAddress,omitempty"`
 	Addresses  []SavedAddress `json:"addresses,omitempty"`
 	Card       *SavedCard     `json:"card,omitempty"`
+	// Coupons are reusable store credit (Artos coupons): redeemable at
+	// any store in their currency, one per order, up to the balance.
+	Coupons []SavedCoupon `json:"coupons,omitempty"`
+}
+
+// SavedCoupon is a buyer's coupon. Amounts are minor units of Currency.
+type SavedCoupon struct {
+	ID          string    `json:"id"`
+	Title       string    `json:"title,omitempty"`
+	Balance     int64     `json:"balance"`
+	Currency    string    `json:"currency"`
+	MinSubtotal int64     `json:"minSubtotal,omitempty"`
+	ExpiresAt   time.Time `json:"expiresAt"`
+}
+
+// CouponRedemption takes Amount off a buyer's coupon; CompleteSession
+// applies it with the order (Order.Redeem).
+type CouponRedemption struct {
+	BuyerID  string
+	CouponID string
+	Amount   int64
 }
 
 // SavedAddress is an address-book entry; Address is a UCP postal

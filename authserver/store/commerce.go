@@ -135,6 +135,10 @@ type Order struct {
 	// the same transaction: the order and the spending it counts against
 	// happen together or not at all.
 	HoldID string
+	// Redeem, when set, is the buyer's coupon credit the order uses,
+	// taken off the coupon in the same transaction (ErrCouponSpent when
+	// the balance no longer covers it).
+	Redeem *CouponRedemption
 }
 
 // OrderCursor is where a page of a buyer's orders ends: the last order's

@@ -484,6 +484,11 @@ func (s *Store) CompleteSession(ctx context.Context, sess *store.Session, o *sto
 				return err
 			}
 		}
+		if o.Redeem != nil {
+			if err := s.redeemCoupon(ctx, tx, o.Redeem); err != nil {
+				return err
+			}
+		}
 		queued := map[string]bool{}
 		for _, u := range o.WebhookURLs {
 			if u == "" || queued[u] {

@@ -3,8 +3,10 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -172,4 +174,38 @@ func (s *Store) BuyerOrders(ctx context.Context, buyerID string, after *store.Or
 		return nil, fmt.Errorf("sqlstore: buyer orders: %w", err)
 	}
 	return out, nil
+}
+
+// redeemCoupon takes a redemption off the buyer's coupon inside
+// CompleteSession's transaction, under the buyer row's lock, so two
+// orders can never both spend the last of a balance.
+func (s *Store) redeemCoupon(ctx context.Context, tx *sql.Tx, r *store.CouponRedemption) error {
+	if r.Amount <= 0 {
+		return fmt.Errorf("sqlstore: redeem coupon: amount %d", r.Amount)
+	}
+	var raw sql.NullString
+	err := tx.QueryRowContext(ctx, s.q(`SELECT account FROM buyers WHERE id = ?`+s.d.forUpdate), r.BuyerID).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlstore: redeem coupon of buyer %q: %w", r.BuyerID, store.ErrCouponSpent)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: redeem coupon: %w", err)
+	}
+	doc, err := store.ParseAccount(rawJSON(raw))
+	if err != nil {
+		return fmt.Errorf("sqlstore: redeem coupon: buyer %q account: %w", r.BuyerID, err)
+	}
+	i := slices.IndexFunc(doc.Coupons, func(c store.SavedCoupon) bool { return c.ID == r.CouponID })
+	if i < 0 || doc.Coupons[i].Balance < r.Amount {
+		return fmt.Errorf("sqlstore: coupon %q: %w", r.CouponID, store.ErrCouponSpent)
+	}
+	doc.Coupons[i].Balance -= r.Amount
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE buyers SET account = ? WHERE id = ?`), string(b), r.BuyerID); err != nil {
+		return fmt.Errorf("sqlstore: redeem coupon: %w", err)
+	}
+	return nil
 }
