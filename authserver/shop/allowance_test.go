@@ -211,6 +211,17 @@ func TestArtosBuyerFlow(t *testing.T) {
 		t.Fatalf("order %+v %v", row, err)
 	}
 	bob := []string{"X-Test-Client", "demo-agent", "X-Test-Platform", "platform-a", "X-Test-Buyer", "buyer_bob", "X-Test-Scopes", "purchase:complete"}
+	// The platform completing a checkout its buyer claimed places the
+	// buyer's order (Bob claims one by an update, the platform pays).
+	c3 := e.createCheckout("flower-shop", lines(line("tulip_bunch", 1)))
+	if res, b := e.req("PUT", "/s/flower-shop/checkout-sessions/"+c3.ID, lines(line("tulip_bunch", 2)), bob...); res.StatusCode != http.StatusOK {
+		t.Fatalf("bob's update: %s", b)
+	}
+	if got, b := completeAs(t, e, "flower-shop", c3.ID, cardPayment("success_token")); got.Order == nil {
+		t.Fatalf("platform completion of a claimed checkout: %s", b)
+	} else if row, err := e.store.Order(t.Context(), "flower-shop", got.Order.ID); err != nil || row.BuyerID != "buyer_bob" {
+		t.Fatalf("the claimed checkout's order: %+v %v", row, err)
+	}
 	for who, hdr := range map[string][]string{"platform-a": nil, "bob": bob, "platform-b": {"X-Test-Client", "platform-b"}} {
 		_, b := e.req("GET", "/s/flower-shop/checkout-sessions/"+c.ID, nil, hdr...)
 		if seen := decode[ucp.Checkout](t, b).ID == c.ID; seen != (who == "platform-a") {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
@@ -57,10 +58,15 @@ func (s *Service) placeOrder(ctx context.Context, oc *opCtx, ses *session[checko
 	}
 	sess := ses.row
 	sess.Doc, sess.Status, sess.UpdatedAt = sdoc, c.Status, now
-	row := &store.Order{ShopSlug: oc.shop.Slug, ID: orderID, CheckoutID: c.ID, Owner: sess.Owner, HoldID: oc.holdID,
+	row := &store.Order{ShopSlug: oc.shop.Slug, ID: orderID, CheckoutID: c.ID, Owner: sess.Owner, HoldID: oc.holdID, Redeem: oc.redeem,
 		BuyerType: oc.BuyerType, Doc: doc, CreatedAt: now, WebhookURLs: s.orderWebhookURLs(ctx, oc, ses.st.Webhook)}
 	if p := oc.Principal; p != nil {
 		row.ClientID, row.BuyerID = p.ClientID, p.BuyerID
+		if p.BuyerID == "" && strings.Contains(sess.Owner, "|buyer:") {
+			// The platform completing a checkout its buyer claimed: the
+			// order is still the buyer's, who must find it.
+			row.BuyerID = ses.st.BuyerID
+		}
 	}
 	if oc.ownerOverride != "" {
 		// The hosted page runs with no principal: the order is placed

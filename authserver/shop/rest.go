@@ -100,6 +100,9 @@ func (s *Service) rest(op Op) http.Handler {
 			} else if err != nil {
 				return
 			}
+			// The guard reads the body again to check a request
+			// signature's Content-Digest: hand it the bytes as they came.
+			r.Body = io.NopCloser(bytes.NewReader(body))
 			if len(bytes.TrimSpace(body)) == 0 {
 				body = nil
 			} else if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {

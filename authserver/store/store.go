@@ -274,7 +274,8 @@ type Consents interface {
 	// ErrNotFound when there is none.
 	UpdateConsent(ctx context.Context, buyerID, clientID string, fn func(c *Consent) error) error
 	// RevokeClientGrants revokes every grant (with its tokens) a buyer
-	// gave a client, and returns how many were live.
+	// gave a client, spends the codes issued to it for the buyer and not
+	// yet redeemed, and returns how many grants were live.
 	RevokeClientGrants(ctx context.Context, buyerID, clientID string, now time.Time) (int64, error)
 }
 

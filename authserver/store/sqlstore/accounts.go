@@ -262,6 +262,13 @@ func (s *Store) RevokeClientGrants(ctx context.Context, buyerID, clientID string
 				return err
 			}
 		}
+		// Codes issued and not yet redeemed would mint a new family after
+		// the revocation: they are spent now (redeeming one is then a
+		// reuse, refused).
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE codes SET used_at = ? WHERE buyer_id = ? AND client_id = ? AND used_at IS NULL`),
+			ms(now), buyerID, clientID); err != nil {
+			return fmt.Errorf("sqlstore: revoke client grants: %w", err)
+		}
 		n = int64(len(ids))
 		return nil
 	})
