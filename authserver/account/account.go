@@ -13,6 +13,7 @@ import (
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/oauth"
+	"github.com/ucpbridge/ucpbridge/authserver/ratelimit"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 )
@@ -81,16 +82,27 @@ type Config struct {
 	// ScopesSupported are the scopes the metadata advertises; default
 	// DefaultScopes().
 	ScopesSupported []string
-	Logger          *slog.Logger // nil: discard
-	Now             func() time.Time
+	// RateLimit bounds each buyer's calls through each agent client;
+	// default DefaultRateLimit. DisableRateLimits turns it off (tests,
+	// load runs).
+	RateLimit         ratelimit.Limit
+	DisableRateLimits bool
+	Logger            *slog.Logger // nil: discard
+	Now               func() time.Time
 }
 
+// DefaultRateLimit is 10 calls a second, bursts of 40, per buyer and
+// agent client: an agent reads the account a few times a task, and every
+// call is a few database reads.
+var DefaultRateLimit = ratelimit.Limit{Rate: 10, Burst: 40}
+
 // DefaultScopes are the buyer scopes the metadata advertises by default.
-// Any buyer token reads the account (the guard's rule for the account
-// tools lists no scope); a client that learns its scopes from this
-// document asks for these, so one sign-in also lets it shop, see orders
-// at the stores and stay signed in (offline_access: clients written to
-// the 2025 MCP revisions add it only when a document lists it).
+// The account tools need purchase:complete (the order tools also take an
+// order-read scope: the guard's table); a client that learns its scopes
+// from this document asks for these, so one sign-in also lets it shop,
+// see orders at the stores and stay signed in (offline_access: clients
+// written to the 2025 MCP revisions add it only when a document lists
+// it).
 func DefaultScopes() []string {
 	return []string{guard.ScopePurchase, guard.ScopeOrdersRead, guard.ScopeOrderRead, "offline_access"}
 }
@@ -102,6 +114,7 @@ type Server struct {
 	log      *slog.Logger
 	resource string // BaseURL + Path
 	metadata []byte // the RFC 9728 document, fixed at New
+	limits   *ratelimit.Limiter // nil: no limit
 	mcp      http.Handler
 	mux      *http.ServeMux
 }
@@ -124,6 +137,16 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, resource: cfg.BaseURL + Path}
+	if !cfg.DisableRateLimits {
+		if cfg.RateLimit.IsZero() {
+			cfg.RateLimit = DefaultRateLimit
+		}
+		l, err := ratelimit.New(cfg.RateLimit, &ratelimit.Options{Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		s.limits = l
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -55,7 +55,7 @@ func (downAgents) RevokeAuthorization(context.Context, string, string) (int64, e
 func TestPlatformFailures(t *testing.T) {
 	t.Parallel()
 	buyer := &guard.Principal{Kind: guard.KindBuyer, Tier: guard.TierToken, Credential: guard.CredentialBearer,
-		ClientID: "agent", BuyerID: "ada", Scopes: []string{"orders:read"}}
+		ClientID: "agent", BuyerID: "ada", Scopes: []string{"purchase:complete"}}
 	identify := buyer
 	var identifyErr error
 	srv, err := account.New(account.Config{BaseURL: "https://api.example", Store: downStore{}, Agents: downAgents{},

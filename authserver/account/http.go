@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
 )
@@ -67,6 +68,12 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.writeError(w, body, s.refusal(err))
+		return
+	}
+	if ok, wait := s.limits.Allow(p.ClientID + "|" + p.BuyerID); !ok {
+		secs := int(wait/time.Second) + 1
+		s.writeError(w, body, &rpcError{Status: http.StatusTooManyRequests, RPCCode: rpcRefused, Code: "rate_limited",
+			Content: "too many calls to the buyer account; retry in " + strconv.Itoa(secs) + " s", RetryAfter: secs})
 		return
 	}
 	if r.Method != http.MethodPost {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/ucpbridge/ucpbridge/authserver"
 	"github.com/ucpbridge/ucpbridge/authserver/account"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 )
@@ -92,9 +93,24 @@ func TestCredentialsRefused(t *testing.T) {
 	res, out, b = e.post(body, "Authorization", merchant.AccessToken)
 	e.wantRefusal(res, out, b, http.StatusForbidden, "forbidden", `"call-1"`)
 
-	// Any buyer scope reads the account.
-	if bc := ok[account.BuyerContext](e, e.ada("orders:read"), "get_buyer_context", nil); bc.Profile.ID != e.p.BuyerID {
+	// The account acts on everything the buyer has: a grant that lets
+	// the agent shop reads and manages it; one that reads orders reads
+	// the orders only; a catalog-only grant gets nothing.
+	if bc := ok[account.BuyerContext](e, e.ada("purchase:complete"), "get_buyer_context", nil); bc.Profile.ID != e.p.BuyerID {
 		t.Fatalf("%+v", bc)
+	}
+	reads := e.ada("orders:read")
+	ok[account.OrderList](e, reads, "list_my_orders", nil)
+	for _, tool := range []string{"get_buyer_context", "list_my_addresses", "list_my_agent_authorizations"} {
+		res, out, b := e.post(toolCall(tool, nil), "Authorization", reads)
+		e.wantRefusal(res, out, b, http.StatusForbidden, "insufficient_scope", `"call-1"`)
+	}
+	res, out, b = e.post(toolCall("revoke_agent_authorization", map[string]any{"client_id": authserver.DemoAgentClientID}), "Authorization", reads)
+	e.wantRefusal(res, out, b, http.StatusForbidden, "insufficient_scope", `"call-1"`)
+	browse := e.ada("dev.ucp.shopping.catalog.search:read")
+	for _, tool := range []string{"get_buyer_context", "list_my_orders"} {
+		res, out, b := e.post(toolCall(tool, nil), "Authorization", browse)
+		e.wantRefusal(res, out, b, http.StatusForbidden, "insufficient_scope", `"call-1"`)
 	}
 	// The buyer comes from the bearer, never from the arguments.
 	e.refused(ada, "get_buyer_context", map[string]any{"buyer_id": "buyer_bob"}, "")
@@ -111,13 +127,13 @@ func TestResourceBoundTokens(t *testing.T) {
 	bound := func(resource string) string {
 		return e.token(conf, nil, oauth2.SetAuthURLParam("resource", resource))
 	}
-	res, out, b := e.post(toolCall("get_buyer_context", nil), "Authorization", bound(e.p.StoreURL("flower-shop")))
+	res, out, b := e.post(toolCall("list_my_orders", nil), "Authorization", bound(e.p.StoreURL("flower-shop")))
 	e.wantRefusal(res, out, b, http.StatusUnauthorized, "invalid_token", `"call-1"`)
 	if !strings.Contains(out.Error.Message, "another resource") {
 		t.Fatalf("%q", out.Error.Message)
 	}
 	for _, resource := range []string{e.endpoint, e.p.URL} {
-		ok[account.BuyerContext](e, bound(resource), "get_buyer_context", nil)
+		ok[account.OrderList](e, bound(resource), "list_my_orders", nil)
 	}
 }
 

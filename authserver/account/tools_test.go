@@ -25,7 +25,7 @@ import (
 func TestStatelessToolsCall(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	tok := e.ada("orders:read")
+	tok := e.ada("purchase:complete")
 	res, out, b := e.post(`{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"get_buyer_context"}}`, "Authorization", tok)
 	if res.StatusCode != http.StatusOK || out == nil || out.Result == nil || out.Result.IsError || string(out.ID) != "42" {
 		t.Fatalf("HTTP %d %s", res.StatusCode, b)
@@ -296,12 +296,12 @@ func TestRevokeScriptApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok[account.BuyerContext](e, script.AccessToken, "get_buyer_context", nil)
-	tok := e.ada("orders:read")
+	ok[account.OrderList](e, script.AccessToken, "list_my_orders", nil)
+	tok := e.ada("purchase:complete")
 	if rv := ok[account.Revocation](e, tok, "revoke_agent_authorization", map[string]any{"client_id": "ada-script"}); rv.GrantsRevoked != 1 {
 		t.Fatalf("%+v", rv)
 	}
-	if res, _, b := e.post(toolCall("get_buyer_context", nil), "Authorization", script.AccessToken); res.StatusCode != http.StatusUnauthorized {
+	if res, _, b := e.post(toolCall("list_my_orders", nil), "Authorization", script.AccessToken); res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("the script's token survived: HTTP %d %s", res.StatusCode, b)
 	}
 	e.refused(tok, "revoke_agent_authorization", map[string]any{"client_id": "ada-script"}, account.CodeNotFound)

@@ -47,16 +47,17 @@ func TestPolicyMatrix(t *testing.T) {
 	cart := []string{auth, ok, ok, ok, ok, ok, ok, scope, forb}
 	session := []string{auth, ok, ok, ok, ok, ok, ok, scope, forb}
 	complete := []string{auth, ok, ok, conf, scope, ok, scope, scope, forb}
-	prepare := []string{auth, forb, forb, forb, forb, ok, scope, scope, forb}
+	prepare := []string{auth, forb, forb, conf, forb, ok, scope, scope, forb}
 	order := []string{auth, ok, ok, ok, ok, scope, scope, ok, forb}
-	account := []string{auth, forb, forb, forb, forb, ok, ok, ok, forb}
+	account := []string{auth, forb, forb, conf, forb, ok, scope, scope, forb}
+	accountOrders := []string{auth, forb, forb, conf, forb, ok, scope, ok, forb}
 	settings := []string{auth, forb, forb, forb, ok, forb, forb, forb, forb}
 	want := map[guard.Operation][]string{
 		guard.OpSearchCatalog: catalog, guard.OpLookupCatalog: catalog, guard.OpGetProduct: catalog,
 		guard.OpCreateCart: cart, guard.OpGetCart: cart, guard.OpUpdateCart: cart, guard.OpCancelCart: cart,
 		guard.OpCreateCheckout: session, guard.OpGetCheckout: session, guard.OpUpdateCheckout: session, guard.OpCancelCheckout: session,
 		guard.OpCompleteCheckout: complete, guard.OpPrepareCheckoutPayment: prepare, guard.OpGetOrder: order,
-		guard.OpGetBuyerContext: account, guard.OpListMyAddresses: account, guard.OpListMyOrders: account, guard.OpGetMyOrder: account,
+		guard.OpGetBuyerContext: account, guard.OpListMyAddresses: account, guard.OpListMyOrders: accountOrders, guard.OpGetMyOrder: accountOrders,
 		guard.OpListMyAgentAuthorizations: account, guard.OpRevokeAgentAuthorization: account, guard.OpUpdateSpendingLimits: account,
 		guard.OpGetWebhookSettings: settings, guard.OpUpdateWebhookSettings: settings,
 	}

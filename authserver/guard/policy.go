@@ -77,11 +77,15 @@ type Rule struct {
 }
 
 var (
-	anyCaller    = Rule{}
-	sessionRule  = Rule{Kinds: []Kind{KindPlatform, KindMerchant, KindBuyer}, Scopes: map[Kind][]string{KindBuyer: {ScopePurchase, ScopeCheckoutManage}}}
-	cartRule     = Rule{Kinds: []Kind{KindPlatform, KindMerchant, KindBuyer}, Scopes: map[Kind][]string{KindBuyer: {ScopePurchase, ScopeCheckoutManage, ScopeCartManage}}}
-	accountRule  = Rule{Kinds: []Kind{KindBuyer}, BuyerBound: true}
-	completeRule = Rule{Kinds: []Kind{KindPlatform, KindMerchant, KindBuyer}, BuyerBound: true,
+	anyCaller   = Rule{}
+	sessionRule = Rule{Kinds: []Kind{KindPlatform, KindMerchant, KindBuyer}, Scopes: map[Kind][]string{KindBuyer: {ScopePurchase, ScopeCheckoutManage}}}
+	cartRule    = Rule{Kinds: []Kind{KindPlatform, KindMerchant, KindBuyer}, Scopes: map[Kind][]string{KindBuyer: {ScopePurchase, ScopeCheckoutManage, ScopeCartManage}}}
+	// The account tools act on the buyer's whole account (every store,
+	// every agent): a bearer needs the scope of an agent the buyer let
+	// shop, or one that reads orders; a catalog-only grant gets nothing.
+	accountRule       = Rule{Kinds: []Kind{KindBuyer}, BuyerBound: true, Scopes: map[Kind][]string{KindBuyer: {ScopePurchase}}}
+	accountOrdersRule = Rule{Kinds: []Kind{KindBuyer}, BuyerBound: true, Scopes: map[Kind][]string{KindBuyer: {ScopePurchase, ScopeOrdersRead, ScopeOrderRead}}}
+	completeRule      = Rule{Kinds: []Kind{KindPlatform, KindMerchant, KindBuyer}, BuyerBound: true,
 		Scopes: map[Kind][]string{KindBuyer: {ScopePurchase}, KindMerchant: {ScopePurchase}}}
 	// merchantRule: the store's merchant alone, with orders:read: the
 	// order events URL receives every order the store takes, so a token
@@ -113,8 +117,8 @@ var policy = map[Operation]Rule{
 		Scopes: map[Kind][]string{KindBuyer: {ScopeOrdersRead, ScopeOrderRead}, KindMerchant: {ScopeOrdersRead}}},
 	OpGetBuyerContext:           accountRule,
 	OpListMyAddresses:           accountRule,
-	OpListMyOrders:              accountRule,
-	OpGetMyOrder:                accountRule,
+	OpListMyOrders:              accountOrdersRule,
+	OpGetMyOrder:                accountOrdersRule,
 	OpListMyAgentAuthorizations: accountRule,
 	OpRevokeAgentAuthorization:  accountRule,
 	OpUpdateSpendingLimits:      accountRule,
@@ -167,6 +171,13 @@ func (rule Rule) check(p *Principal, op Operation) error {
 	if p == nil {
 		p = Anonymous()
 	}
+	// Before the kinds: the key with a bearer is the platform by kind,
+	// and the caller must learn the rule it broke, not that platforms
+	// may not call a buyer's operation.
+	if rule.BuyerBound && p.Dual {
+		return &Error{Status: http.StatusForbidden, Code: "credential_conflict",
+			Content: fmt.Sprintf("%s is buyer-bound: send the buyer's bearer token alone, without X-API-Key (a key with a bearer is never run as the platform)", op)}
+	}
 	if len(rule.Kinds) > 0 && !slices.Contains(rule.Kinds, p.Kind) {
 		if p.Kind == KindAnonymous {
 			need := "a platform API key or an OAuth bearer token"
@@ -181,10 +192,6 @@ func (rule Rule) check(p *Principal, op Operation) error {
 				Content: fmt.Sprintf("%s is the store's merchant's alone (its client_credentials token); %s callers may not call it", op, p.Kind)}
 		}
 		return &Error{Status: http.StatusForbidden, Code: "forbidden", Content: fmt.Sprintf("%s callers may not %s", p.Kind, op)}
-	}
-	if rule.BuyerBound && p.Dual {
-		return &Error{Status: http.StatusForbidden, Code: "credential_conflict",
-			Content: fmt.Sprintf("%s is buyer-bound: send the buyer's bearer token alone, without X-API-Key (a key with a bearer is never run as the platform)", op)}
 	}
 	if rule.MinTier != "" && tierRank[p.Tier] < tierRank[rule.MinTier] {
 		return &Error{Status: http.StatusForbidden, Code: "forbidden", Content: fmt.Sprintf("%s needs a %s caller", op, rule.MinTier)}
