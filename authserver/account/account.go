@@ -112,8 +112,8 @@ func DefaultScopes() []string {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	resource string // BaseURL + Path
-	metadata []byte // the RFC 9728 document, fixed at New
+	resource string             // BaseURL + Path
+	metadata []byte             // the RFC 9728 document, fixed at New
 	limits   *ratelimit.Limiter // nil: no limit
 	mcp      http.Handler
 	mux      *http.ServeMux

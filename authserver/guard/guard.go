@@ -93,7 +93,8 @@ type Principal struct {
 	Profile string
 	// Dual: the platform key came with a buyer's bearer (Artos
 	// platform+buyer mode). The key authorizes, the bearer names the
-	// buyer (BuyerID); buyer-bound operations refuse it.
+	// buyer (BuyerID) with its Scopes and Resource; buyer-bound
+	// operations refuse it.
 	Dual bool
 }
 
@@ -251,7 +252,12 @@ func (g *Guard) IdentifyProfile(r *http.Request, profile string) (*Principal, er
 				return nil, &Error{Status: http.StatusUnauthorized, Code: "credential_conflict",
 					Content: "the bearer token sent with X-API-Key must be a buyer token of the same platform application"}
 			}
+			// The bearer keeps its limits: its resource binding is
+			// checked like a bearer's (CheckResource), and its scopes
+			// say what the buyer let it do (a coupon is the buyer's
+			// to spend only with purchase:complete).
 			p.Dual, p.BuyerID, p.GrantID = true, info.BuyerID, info.GrantID
+			p.Resource, p.Scopes = info.Resource, strings.Fields(info.Scope)
 		default:
 			p = &Principal{Tier: TierToken, Credential: CredentialBearer, ClientID: info.ClientID, BuyerID: info.BuyerID,
 				Scopes: strings.Fields(info.Scope), Resource: info.Resource, GrantID: info.GrantID, Platform: info.Platform, Store: info.Store}
@@ -305,7 +311,7 @@ func (g *Guard) bearer(ctx context.Context, auth string) (*oauth.TokenInfo, erro
 // MCP endpoint, the API root for API-wide tokens). Tokens without a
 // resource are good everywhere.
 func (p *Principal) CheckResource(accepted ...string) error {
-	if p == nil || p.Resource == "" || p.Credential != CredentialBearer {
+	if p == nil || p.Resource == "" || (p.Credential != CredentialBearer && !p.Dual) {
 		return nil
 	}
 	got := strings.TrimSuffix(p.Resource, "/")

@@ -220,4 +220,9 @@ func TestCheckResource(t *testing.T) {
 	if err := p.CheckResource(api+"/account/mcp", api); err != nil {
 		t.Fatalf("unbound token: %v", err)
 	}
+	// The key with a bearer: the bearer's binding still holds.
+	dual := &guard.Principal{Kind: guard.KindPlatform, Credential: guard.CredentialAPIKey, Dual: true, BuyerID: "ada", Resource: api + "/account/mcp"}
+	if err := dual.CheckResource(api+"/s/kyoto-tea", api+"/s/kyoto-tea/mcp", api); !errors.As(err, &ge) || ge.Status != http.StatusUnauthorized {
+		t.Fatalf("key with a bearer bound elsewhere: %v", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 
@@ -79,16 +80,26 @@ func (s *Service) putCheckout(ctx context.Context, oc *opCtx) *Reply {
 		in := in
 		if partial(oc.Body) {
 			// An update without line_items (the Artos SDK's coupon attach
-			// sends only context) changes what it names and keeps the
-			// rest: the stored inputs, overlaid with the body's members.
-			var prev checkoutInput
-			if err := json.Unmarshal(st.Input, &prev); err != nil {
+			// sends only context) replaces the members it names, each
+			// whole, and keeps the others as stored. Whole members: a
+			// context without eligibility drops the coupon claim, a new
+			// buyer keeps nothing of the old one.
+			var merged, body map[string]json.RawMessage
+			if err := json.Unmarshal(st.Input, &merged); err != nil || merged == nil {
 				return internalError(), nil
 			}
-			if rep := decodeInput(oc.Body, &prev); rep != nil {
+			if err := json.Unmarshal(oc.Body, &body); err != nil {
+				return invalidRequest("malformed request body"), nil
+			}
+			maps.Copy(merged, body)
+			b, err := json.Marshal(merged)
+			if err != nil {
+				return internalError(), nil
+			}
+			in = checkoutInput{}
+			if rep := decodeInput(b, &in); rep != nil {
 				return rep, nil
 			}
-			in = prev
 		}
 		c, err := s.priceCheckout(ctx, oc, &in, st)
 		if rep := s.pricingFailure(ctx, oc, err); rep != nil {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
@@ -52,10 +53,14 @@ func (s *Service) applyCoupon(ctx context.Context, oc *opCtx, in *checkoutInput,
 		return totals, nil
 	}
 	buyer := ""
-	switch {
-	case oc.Principal != nil && oc.Principal.BuyerID != "":
-		buyer = oc.Principal.BuyerID
-	case prev != nil:
+	switch p := oc.Principal; {
+	case p != nil && p.BuyerID != "" && p.HasScope(guard.ScopePurchase):
+		// The buyer's bearer (alone, or with the key) lets the agent
+		// spend: it may name the buyer's coupon.
+		buyer = p.BuyerID
+	case prev != nil && (p == nil || p.BuyerID == "" || p.BuyerID == prev.BuyerID):
+		// Re-pricing by the platform's key keeps the buyer who attached
+		// it; another buyer's request never inherits it.
 		buyer = prev.BuyerID
 	}
 	warn := func(code, content string) {

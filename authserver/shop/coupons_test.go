@@ -168,3 +168,17 @@ func TestCouponSpentOnce(t *testing.T) {
 		t.Fatalf("balance %d", bal)
 	}
 }
+
+// TestCouponNeedsSpendingBearer: the key with a buyer's bearer that may
+// not spend (no purchase:complete) cannot name the buyer's coupon.
+func TestCouponNeedsSpendingBearer(t *testing.T) {
+	t.Parallel()
+	e, _ := couponEnv(t, 1500)
+	c := sportCheckout(t, e, 2)
+	res, b := e.req("PUT", "/s/energy-sport/checkout-sessions/"+c.ID, map[string]any{"context": map[string]any{"eligibility": []string{shop.CouponClaim}}},
+		"X-Test-Dual", "buyer_ada", "X-Test-Scopes", "orders:read")
+	wantStatus(t, res, b, http.StatusOK)
+	if got := decode[ucp.Checkout](t, b); couponLine(got) != 0 || hasMessage(got, "coupon_requires_buyer") == nil {
+		t.Fatalf("a read-only bearer applied the buyer's coupon: %s", b)
+	}
+}

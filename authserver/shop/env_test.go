@@ -2,6 +2,7 @@ package shop_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -419,7 +420,7 @@ func (testAccounts) Buyer(context.Context, string) (*store.Buyer, error) {
 var dualAuth = guard.IdentifyFunc(func(r *http.Request) (*guard.Principal, error) {
 	if b := r.Header.Get("X-Test-Dual"); b != "" {
 		return &guard.Principal{Kind: guard.KindPlatform, Tier: guard.TierToken, Credential: guard.CredentialAPIKey,
-			ClientID: "platform-a", Platform: "platform-a", BuyerID: b, Dual: true}, nil
+			ClientID: "platform-a", Platform: "platform-a", BuyerID: b, Dual: true, Scopes: strings.Fields(cmp.Or(r.Header.Get("X-Test-Scopes"), "purchase:complete"))}, nil
 	}
 	return testAuth(r)
 })

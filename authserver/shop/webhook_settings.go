@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/ucpbridge/ucpbridge/authserver/store"
@@ -171,13 +172,19 @@ func (s *Service) checkWebhookURL(raw string) error {
 	return nil
 }
 
-// hostPort is u's host with its scheme's default port made explicit.
+// hostPort is u's host with its port as a number (the scheme's default
+// when none is written): ":0443" and ":443" dial the same port, so they
+// must compare equal.
 func hostPort(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	port := map[string]int{"http": 80, "https": 443}[u.Scheme]
+	if p := u.Port(); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return "" // no port a dial accepts; never equal to the API's
+		}
+		port = int(n)
 	}
-	return strings.TrimSuffix(u.Hostname(), ".") + ":" + port
+	return strings.ToLower(strings.TrimSuffix(u.Hostname(), ".")) + ":" + strconv.Itoa(port)
 }
 
 // withOrderEventsURL returns the settings document raw with
