@@ -126,15 +126,18 @@ func (s *Service) complete(ctx context.Context, oc *opCtx, shown *shownCheckout)
 		if rep, err := cp.pay(ctx, ses, c, railID, inst); rep != nil || err != nil {
 			return rep, err
 		}
+		// placeOrder marks c completed before the transaction that may
+		// refuse it: a refusal answers with the checkout as it was.
+		unplaced := *c
 		rep, err := s.placeOrder(ctx, oc, ses, c)
 		if errors.Is(err, store.ErrCouponSpent) {
 			// Another order spent the coupon since this one was priced.
-			return cp.paymentFailed(ctx, c, "the coupon's balance changed since the checkout was priced; review the checkout and complete again"), nil
+			return cp.paymentFailed(ctx, &unplaced, "the coupon's balance changed since the checkout was priced; review the checkout and complete again"), nil
 		}
 		if errors.Is(err, store.ErrHoldLapsed) {
 			// The spend hold went (its payment was prepared again, or it
 			// outlived its life): no order without the spending it counts.
-			return cp.paymentFailed(ctx, c, "the spending reserved for this payment lapsed; prepare or complete the payment again"), nil
+			return cp.paymentFailed(ctx, &unplaced, "the spending reserved for this payment lapsed; prepare or complete the payment again"), nil
 		}
 		cp.placed = err == nil
 		return rep, err

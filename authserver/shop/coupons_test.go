@@ -161,8 +161,15 @@ func TestCouponSpentOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if n, err := st.BuyerOrders(t.Context(), "buyer_ada", nil, 10); err != nil || len(n) != 1 {
+		t.Fatalf("%d orders stored, want 1 (%v)", len(n), err)
+	}
 	if placed[0] == placed[1] {
-		t.Fatalf("placed %v: want exactly one", placed)
+		for _, id := range ids {
+			_, b := e.req("GET", "/s/energy-sport/checkout-sessions/"+id, nil)
+			t.Logf("%s", b)
+		}
+		t.Fatalf("placed %v: want exactly one; balance %d", placed, couponBalance(t, st))
 	}
 	if bal := couponBalance(t, st); bal < 0 || bal >= 10000 {
 		t.Fatalf("balance %d", bal)
