@@ -79,7 +79,7 @@ func TestGoSDKDiscoveryAndTools(t *testing.T) {
 		t.Fatalf("challenge %q: %v", rec.seen[0], err)
 	}
 	ch := parsed[0].Params
-	if ch["realm"] != e.p.URL || ch["error"] == "" || ch["resource_metadata"] != e.p.URL+account.PathResourceMetadata {
+	if ch["realm"] != e.p.URL || ch["error"] != "" || ch["resource_metadata"] != e.p.URL+account.PathResourceMetadata {
 		t.Fatalf("challenge %q", rec.seen[0])
 	}
 

@@ -26,7 +26,10 @@ func (e *env) wantRefusal(res *http.Response, out *rpcResponse, b []byte, status
 		e.t.Fatalf("want HTTP %d %s (id %s), got HTTP %d %s", status, code, id, res.StatusCode, b)
 	}
 	ch := res.Header.Get("WWW-Authenticate")
-	if status == http.StatusUnauthorized && (!strings.HasPrefix(ch, `Bearer realm="`+e.p.URL+`"`) || !strings.Contains(ch, `error="`) ||
+	// An error code only when a token was sent (RFC 6750 §3.1, UCP
+	// identity linking): none when the request carried no credential.
+	if status == http.StatusUnauthorized && (!strings.HasPrefix(ch, `Bearer realm="`+e.p.URL+`"`) ||
+		strings.Contains(ch, `error="`) != (code != "identity_required") ||
 		!strings.Contains(ch, `resource_metadata="`+e.p.URL+account.PathResourceMetadata+`"`)) {
 		e.t.Fatalf("challenge %q", ch)
 	}

@@ -176,9 +176,14 @@ func (e *Error) Challenge(realm, resourceMetadata string) string {
 		code = "insufficient_scope"
 	case e.Status == http.StatusForbidden:
 		return "" // a refusal no token fixes has no challenge
+	case e.Code == "identity_required":
+		code = "" // no credential was sent: RFC 6750 §3.1 and UCP send no error code
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Bearer realm=%q, error=%q, error_description=%q", realm, code, quoteSafe(e.Content))
+	fmt.Fprintf(&b, "Bearer realm=%q", realm)
+	if code != "" {
+		fmt.Fprintf(&b, ", error=%q, error_description=%q", code, quoteSafe(e.Content))
+	}
 	if e.Scope != "" {
 		fmt.Fprintf(&b, ", scope=%q", e.Scope)
 	}

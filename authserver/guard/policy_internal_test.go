@@ -47,6 +47,12 @@ func TestRuleMechanics(t *testing.T) {
 	if !errors.As(err, &ge) || ge.Challenge("r", "") != `Bearer realm="r", error="insufficient_scope", error_description="complete_checkout needs one of the scopes purchase:complete", scope="purchase:complete"` {
 		t.Fatalf("challenge: %v", err)
 	}
+	// No credential sent: the challenge names the metadata, no error code
+	// (RFC 6750 §3.1).
+	err = Rule{Kinds: []Kind{KindPlatform}}.check(Anonymous(), OpCreateCheckout)
+	if !errors.As(err, &ge) || ge.Challenge("r", "m") != `Bearer realm="r", resource_metadata="m"` {
+		t.Fatalf("anonymous challenge: %q", ge.Challenge("r", "m"))
+	}
 	if (&Error{Status: http.StatusForbidden, Code: "forbidden"}).Challenge("r", "") != "" {
 		t.Fatal("a 403 no token fixes has a challenge")
 	}

@@ -392,10 +392,17 @@ func wantIdentityRequired(t *testing.T, e *env, method, path string, body any) {
 	res, b := e.req(method, path, body, "X-Test-Client", "")
 	wantStatus(t, res, b, http.StatusUnauthorized)
 	ch := res.Header.Get("WWW-Authenticate")
-	if !strings.Contains(ch, `resource_metadata="`+e.srv.URL+"/.well-known/oauth-protected-resource/s/") || !strings.HasPrefix(ch, "Bearer ") {
+	if !strings.Contains(ch, `resource_metadata="`+e.srv.URL+"/.well-known/oauth-protected-resource/s/") || !strings.HasPrefix(ch, "Bearer ") ||
+		strings.Contains(ch, "error=") {
 		t.Fatalf("%s %s: challenge %q", method, path, ch)
 	}
-	if !strings.Contains(string(b), "identity_required") {
+	// Both UCP shapes: the flat protocol error and the messages the
+	// identity-linking examples send.
+	var refusal struct {
+		Code     string
+		Messages []ucp.Message
+	}
+	if json.Unmarshal(b, &refusal) != nil || refusal.Code != "identity_required" || len(refusal.Messages) != 1 || refusal.Messages[0].Code != "identity_required" {
 		t.Fatalf("%s %s: %s", method, path, b)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
@@ -194,9 +195,17 @@ func writeProtocolError(w http.ResponseWriter, e *ProtocolError) {
 		h.Set("WWW-Authenticate", e.WWWAuthenticate)
 	}
 	w.WriteHeader(e.Status)
+	// UCP's protocol-error body is flat {code, content}; its identity
+	// linking examples answer 401 and 403 with messages instead. Both
+	// shapes ride along for those, so either reading finds the code.
+	var msgs []ucp.Message
+	if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
+		msgs = []ucp.Message{{Type: "error", Code: e.Code, Content: e.Content, Severity: ucp.SeverityUnrecoverable}}
+	}
 	json.NewEncoder(w).Encode(struct {
-		Code        string `json:"code"`
-		Content     string `json:"content"`
-		ContinueURL string `json:"continue_url,omitempty"`
-	}{e.Code, e.Content, e.ContinueURL})
+		Code        string        `json:"code"`
+		Content     string        `json:"content"`
+		ContinueURL string        `json:"continue_url,omitempty"`
+		Messages    []ucp.Message `json:"messages,omitempty"`
+	}{e.Code, e.Content, e.ContinueURL, msgs})
 }
