@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,4 +263,37 @@ func (a cardAccounts) Buyer(_ context.Context, id string) (*store.Buyer, error) 
 	}
 	raw, _ := json.Marshal(store.AccountDoc{Card: c})
 	return &store.Buyer{ID: id, Account: raw}, nil
+}
+
+// TestAllowanceDayBoundary: the daily cap is per calendar day in UTC: a
+// full day's spending at 23:59:59 UTC leaves nothing until 00:00:00 UTC,
+// when the whole cap is there again.
+func TestAllowanceDayBoundary(t *testing.T) {
+	t.Parallel()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 12, 7, 23, 59, 0, 0, time.UTC).UnixNano())
+	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Now = func() time.Time { return time.Unix(0, now.Load()) } }})
+	al := oauth.Allowance{ID: uuid(), MaxPerOrder: 1900, DailyCap: 1900, Currency: "EUR", ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}
+	raw, _ := json.Marshal(al)
+	if err := e.store.(interface {
+		SaveConsent(context.Context, *store.Consent) error
+	}).SaveConsent(t.Context(), &store.Consent{BuyerID: "buyer_ada", ClientID: "demo-agent", Scope: "purchase:complete", Allowance: raw, UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	buy := func() *ucp.Checkout {
+		c := e.createCheckout("flower-shop", lines(line("tulip_bunch", 1)), ada...)
+		got, _ := completeAs(t, e, "flower-shop", c.ID, cardPayment("success_token"), ada...)
+		return got
+	}
+	if got := buy(); got.Order == nil {
+		t.Fatal("the day's first order was refused")
+	}
+	now.Store(time.Date(2026, 12, 7, 23, 59, 59, 999_000_000, time.UTC).UnixNano())
+	if got := buy(); got.Order != nil || hasMessage(got, oauth.CodeSpendCapExceeded) == nil {
+		t.Fatal("a second order fitted into a spent day")
+	}
+	now.Store(time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC).UnixNano())
+	if got := buy(); got.Order == nil {
+		t.Fatal("the new day's cap is not there at 00:00:00 UTC")
+	}
 }
