@@ -26,6 +26,8 @@ commands:
   dev    run the whole stack locally (SQLite, demo fixtures, loopback CIMD
          and platform profiles allowed, unreachable profiles tolerated)
   serve  run the platform for real (https issuer, spec profile rules)
+  client register a platform application, a merchant's app or a buyer-facing
+         app ("ucpbridge client add -h")
 
 Run "ucpbridge <command> -h" for its flags.
 `
@@ -40,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDev(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return runServe(ctx, args[1:], stdout, stderr)
+	case "client":
+		return runClient(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
