@@ -58,7 +58,7 @@ func TestClientAdd(t *testing.T) {
 		t.Fatalf("merchant: %v %q", err, out)
 	}
 	for _, bad := range [][]string{
-		{"--role", "platform", "--id", "acme"},                                              // taken
+		{"--role", "platform", "--id", "acme"},                                               // taken
 		{"--role", "platform", "--id", "rival", "--cimd", "https://acme.example/agent.json"}, // another's CIMD URL
 		{"--role", "merchant", "--id", "m2", "--store", "no-such-store"},
 		{"--role", "app", "--id", "a2", "--platform", "flowers-bot", "--redirect", "http://127.0.0.1/cb"}, // not a platform
