@@ -29,6 +29,9 @@ func (s *Store) HoldSpend(ctx context.Context, h *store.SpendHold, from, to, now
 	if h.Amount < 0 {
 		return fmt.Errorf("sqlstore: hold spend: negative amount %d", h.Amount)
 	}
+	if s.d.postgres {
+		return s.holdSpendPG(ctx, h, from, to, now, check)
+	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		c, err := s.consent(ctx, tx, h.BuyerID, h.ClientID, s.d.forUpdate)
 		var allowance []byte
@@ -208,6 +211,54 @@ func (s *Store) redeemCoupon(ctx context.Context, tx *sql.Tx, r *store.CouponRed
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE buyers SET account = ? WHERE id = ?`), string(b), r.BuyerID); err != nil {
 		return fmt.Errorf("sqlstore: redeem coupon: %w", err)
+	}
+	return nil
+}
+
+// holdSpendFunc takes a hold on PostgreSQL in one round trip: it locks
+// the pair's consent row, sums the window (a fresh snapshot per
+// statement in a volatile function under READ COMMITTED, so the sum
+// sees every hold committed before the lock was granted), stores the
+// hold and returns the allowance and the sum. The caller decides, and
+// deletes the hold it refuses: meanwhile the hold counts, which can only
+// refuse others, never let them overspend.
+const holdSpendFunc = `CREATE OR REPLACE FUNCTION ucpbridge_hold_spend(
+	p_id TEXT, p_buyer TEXT, p_client TEXT, p_ref TEXT, p_amount BIGINT, p_currency TEXT,
+	p_created BIGINT, p_expires BIGINT, p_from BIGINT, p_to BIGINT, p_now BIGINT)
+RETURNS TABLE (allowance TEXT, spent BIGINT) LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE a TEXT; s BIGINT;
+BEGIN
+	SELECT c.allowance INTO a FROM consents c WHERE c.buyer_id = p_buyer AND c.client_id = p_client FOR UPDATE;
+	SELECT COALESCE(SUM(h.amount), 0) INTO s FROM spend_holds h
+		WHERE h.buyer_id = p_buyer AND h.client_id = p_client AND h.created_at >= p_from AND h.created_at < p_to
+		AND (h.state = 'consumed' OR (h.state = 'held' AND h.expires_at > p_now));
+	INSERT INTO spend_holds (id, buyer_id, client_id, ref, amount, currency, state, created_at, expires_at)
+		VALUES (p_id, p_buyer, p_client, p_ref, p_amount, p_currency, 'held', p_created, p_expires);
+	RETURN QUERY SELECT a, s;
+END
+$fn$`
+
+// holdSpendPG is HoldSpend on PostgreSQL: one call of holdSpendFunc in
+// its own transaction, then, if check refuses, the hold is deleted.
+func (s *Store) holdSpendPG(ctx context.Context, h *store.SpendHold, from, to, now time.Time, check store.SpendCheck) error {
+	var (
+		allowance sql.NullString
+		spent     int64
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT allowance, spent FROM ucpbridge_hold_spend($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		h.ID, h.BuyerID, h.ClientID, h.Ref, h.Amount, h.Currency, ms(h.CreatedAt), ms(h.ExpiresAt), ms(from), ms(to), ms(now)).
+		Scan(&allowance, &spent)
+	if isUnique(err) {
+		return fmt.Errorf("sqlstore: hold %q: %w", h.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: hold spend: %w", err)
+	}
+	if err := check(rawJSON(allowance), spent); err != nil {
+		if _, derr := s.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM spend_holds WHERE id = $1 AND state = $2`, h.ID, holdHeld); derr != nil {
+			return errors.Join(err, fmt.Errorf("sqlstore: drop a refused hold: %w", derr))
+		}
+		return err
 	}
 	return nil
 }

@@ -137,11 +137,11 @@ func (s *Store) migrate(ctx context.Context) error {
 // migrations change the schema of databases created by earlier builds,
 // in order; schema_version counts how many ran. Never edit or reorder one
 // that shipped: append.
-var migrations = []string{
+var migrations = []migration{
 	// 1: client roles (platform keys, store-bound merchants), platform
 	// ownership of OAuth clients, tokens bound to a store, buyer accounts,
 	// spend holds, buyer order history.
-	`ALTER TABLE clients ADD COLUMN role TEXT NOT NULL DEFAULT '';
+	{both: `ALTER TABLE clients ADD COLUMN role TEXT NOT NULL DEFAULT '';
 	ALTER TABLE clients ADD COLUMN store TEXT NOT NULL DEFAULT '';
 	ALTER TABLE clients ADD COLUMN platform TEXT NOT NULL DEFAULT '';
 	ALTER TABLE clients ADD COLUMN profile TEXT NOT NULL DEFAULT '';
@@ -154,7 +154,17 @@ var migrations = []string{
 		expires_at BIGINT NOT NULL);
 	CREATE INDEX spend_holds_pair ON spend_holds(buyer_id, client_id, created_at);
 	CREATE INDEX spend_holds_created ON spend_holds(created_at);
-	CREATE INDEX orders_buyer ON orders(buyer_id, created_at, shop_slug, id)`,
+	CREATE INDEX orders_buyer ON orders(buyer_id, created_at, shop_slug, id)`},
+	// 2: PostgreSQL takes a spend hold in one round trip (holdSpendFunc).
+	{postgres: holdSpendFunc},
+}
+
+// migration is one schema change: both runs on either engine, split at
+// semicolons; postgres runs on PostgreSQL only, as one statement (a
+// function body has semicolons of its own).
+type migration struct {
+	both     string
+	postgres string
 }
 
 // upgrade runs the migrations a database lacks, in one transaction that
@@ -175,7 +185,11 @@ func (s *Store) upgrade(ctx context.Context) error {
 			return fmt.Errorf("sqlstore: migrate: %w", err)
 		}
 		for i := int(v.Int64); i < len(migrations); i++ {
-			for _, stmt := range strings.Split(migrations[i], ";") {
+			stmts := strings.Split(migrations[i].both, ";")
+			if s.d.postgres && migrations[i].postgres != "" {
+				stmts = append(stmts, migrations[i].postgres)
+			}
+			for _, stmt := range stmts {
 				if strings.TrimSpace(stmt) == "" {
 					continue
 				}
