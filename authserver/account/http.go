@@ -3,7 +3,6 @@ package account
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
+	"github.com/ucpbridge/ucpbridge/authserver/rpcwire"
 )
 
 // JSON-RPC error codes, as the stores use them: -32000 for a refusal of
@@ -20,27 +20,13 @@ const (
 	rpcInvalid = -32600
 )
 
-// rpcError is a protocol-level failure: the HTTP status (the primary
-// signal for MCP clients), the JSON-RPC code, and the flat {code,
-// content} data the stores' MCP errors carry.
-type rpcError struct {
-	Status          int
-	RPCCode         int
-	Code            string
-	Content         string
-	WWWAuthenticate string
-	RetryAfter      int
-}
-
-func (e *rpcError) Error() string { return "account: " + e.Code + ": " + e.Content }
-
 // call carries the request's principal to the tool handlers (whose
 // context derives from the request's) and brings back a protocol error
 // one of them hit: mcp-go gives a handler no way to choose the JSON-RPC
 // code or the HTTP status, so the wrapper rewrites the response.
 type call struct {
 	principal *guard.Principal
-	err       *rpcError
+	err       *rpcwire.Error
 }
 
 type callKey struct{}
@@ -58,7 +44,7 @@ func callFrom(ctx context.Context) *call {
 func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	body, rerr := s.readBody(w, r)
 	if rerr != nil {
-		s.writeError(w, body, rerr)
+		rpcwire.WriteError(w, body, rerr)
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -67,12 +53,12 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		err = s.admit(p)
 	}
 	if err != nil {
-		s.writeError(w, body, s.refusal(err))
+		rpcwire.WriteError(w, body, s.refusal(err))
 		return
 	}
 	if ok, wait := s.limits.Allow(p.ClientID + "|" + p.BuyerID); !ok {
 		secs := int(wait/time.Second) + 1
-		s.writeError(w, body, &rpcError{Status: http.StatusTooManyRequests, RPCCode: rpcRefused, Code: "rate_limited",
+		rpcwire.WriteError(w, body, &rpcwire.Error{Status: http.StatusTooManyRequests, RPCCode: rpcRefused, Code: "rate_limited",
 			Content: "too many calls to the buyer account; retry in " + strconv.Itoa(secs) + " s", RetryAfter: secs})
 		return
 	}
@@ -85,26 +71,26 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	c := &call{principal: p}
-	buf := &bufferedResponse{header: http.Header{}}
-	s.mcp.ServeHTTP(buf, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
+	var res rpcwire.Response
+	s.mcp.ServeHTTP(&res, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
 	if c.err != nil {
-		buf.rewrite(c.err)
+		res.Rewrite(c.err)
 	}
-	buf.flush(w)
+	res.Send(w)
 }
 
 // readBody reads the whole (bounded) body up front: the guard may need
 // it for a request signature, a refusal echoes its JSON-RPC id, and a
 // body over the bound is refused as a whole rather than cut short.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *rpcError) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *rpcwire.Error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, &rpcError{Status: http.StatusRequestEntityTooLarge, RPCCode: rpcInvalid, Code: "payload_too_large",
+		return nil, &rpcwire.Error{Status: http.StatusRequestEntityTooLarge, RPCCode: rpcInvalid, Code: "payload_too_large",
 			Content: "the request body is larger than " + strconv.FormatInt(s.cfg.MaxBody, 10) + " bytes"}
 	case err != nil:
-		return nil, &rpcError{Status: http.StatusBadRequest, RPCCode: rpcInvalid, Code: "invalid_request",
+		return nil, &rpcwire.Error{Status: http.StatusBadRequest, RPCCode: rpcInvalid, Code: "invalid_request",
 			Content: "the request body could not be read"}
 	}
 	return body, nil
@@ -132,98 +118,16 @@ func (s *Server) admit(p *guard.Principal) error {
 
 // refusal renders the guard's refusal with the challenge pointing at this
 // resource's metadata.
-func (s *Server) refusal(err error) *rpcError {
+func (s *Server) refusal(err error) *rpcwire.Error {
 	var ge *guard.Error
 	if !errors.As(err, &ge) {
 		return unavailable()
 	}
-	return &rpcError{Status: ge.Status, RPCCode: rpcRefused, Code: ge.Code, Content: ge.Content,
+	return &rpcwire.Error{Status: ge.Status, RPCCode: rpcRefused, Code: ge.Code, Content: ge.Content,
 		WWWAuthenticate: ge.Challenge(s.cfg.BaseURL, s.ResourceMetadataURL()), RetryAfter: ge.RetryAfter}
 }
 
-func unavailable() *rpcError {
-	return &rpcError{Status: http.StatusServiceUnavailable, RPCCode: rpcRefused, Code: "unavailable",
+func unavailable() *rpcwire.Error {
+	return &rpcwire.Error{Status: http.StatusServiceUnavailable, RPCCode: rpcRefused, Code: "unavailable",
 		Content: "the account is temporarily unavailable; retry", RetryAfter: 1}
-}
-
-// writeError answers with e as a JSON-RPC error echoing the request's id,
-// so a client can tell which call failed.
-func (s *Server) writeError(w http.ResponseWriter, body []byte, e *rpcError) {
-	buf := &bufferedResponse{header: http.Header{}}
-	buf.body.WriteString(`{"jsonrpc":"2.0","id":` + requestID(body) + `}`)
-	buf.rewrite(e)
-	buf.flush(w)
-}
-
-// requestID is the id of a JSON-RPC request as JSON ("null" when there is
-// none to echo), never anything else from the body.
-func requestID(body []byte) string {
-	var msg struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(body, &msg) != nil || len(msg.ID) == 0 {
-		return "null"
-	}
-	switch msg.ID[0] {
-	case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return string(msg.ID)
-	}
-	return "null"
-}
-
-// bufferedResponse holds mcp-go's answer so a protocol error can replace
-// it before anything is sent.
-type bufferedResponse struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (b *bufferedResponse) Header() http.Header { return b.header }
-
-func (b *bufferedResponse) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	return b.body.Write(p)
-}
-
-func (b *bufferedResponse) WriteHeader(status int) {
-	if b.status == 0 {
-		b.status = status
-	}
-}
-
-// rewrite replaces the buffered answer with e, keeping the request id the
-// buffered JSON-RPC response carries.
-func (b *bufferedResponse) rewrite(e *rpcError) {
-	var msg struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(b.body.Bytes(), &msg) != nil || len(msg.ID) == 0 {
-		msg.ID = json.RawMessage("null")
-	}
-	out, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": msg.ID,
-		"error": map[string]any{"code": e.RPCCode, "message": e.Content, "data": map[string]any{"code": e.Code, "content": e.Content}}})
-	b.body.Reset()
-	b.body.Write(out)
-	b.header = http.Header{"Content-Type": {"application/json"}}
-	if e.WWWAuthenticate != "" {
-		b.header.Set("WWW-Authenticate", e.WWWAuthenticate)
-	}
-	if e.RetryAfter > 0 {
-		b.header.Set("Retry-After", strconv.Itoa(e.RetryAfter))
-	}
-	b.status = e.Status
-}
-
-func (b *bufferedResponse) flush(w http.ResponseWriter) {
-	for k, v := range b.header {
-		w.Header()[k] = v
-	}
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	w.WriteHeader(b.status)
-	w.Write(b.body.Bytes())
 }

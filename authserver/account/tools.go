@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
+	"github.com/ucpbridge/ucpbridge/authserver/rpcwire"
 )
 
 // ToolError is a refusal the agent or the buyer can act on (an unknown
@@ -86,7 +87,7 @@ func addTool[In, Out any](s *Server, srv *server.MCPServer, d toolDef, fn toolFu
 		if c == nil || c.principal == nil {
 			// Only serveMCP reaches the tools, and it always sets
 			// the call; refuse rather than run for nobody.
-			return s.fail(c, &rpcError{Status: http.StatusUnauthorized, RPCCode: rpcRefused, Code: "identity_required",
+			return s.fail(c, &rpcwire.Error{Status: http.StatusUnauthorized, RPCCode: rpcRefused, Code: "identity_required",
 				Content: "no buyer identified"})
 		}
 		if err := guard.Authorize(c.principal, d.op, ""); err != nil {
@@ -117,7 +118,7 @@ func addTool[In, Out any](s *Server, srv *server.MCPServer, d toolDef, fn toolFu
 
 // fail records a protocol error for serveMCP to answer with, and returns
 // it to mcp-go, which answers with a generic error first.
-func (s *Server) fail(c *call, e *rpcError) (*mcp.CallToolResult, error) {
+func (s *Server) fail(c *call, e *rpcwire.Error) (*mcp.CallToolResult, error) {
 	if c != nil {
 		c.err = e
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
+	"github.com/ucpbridge/ucpbridge/authserver/rpcwire"
 	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
 )
 
@@ -125,11 +126,8 @@ func (s *Service) mcpHandler(global bool) http.Handler {
 			return
 		}
 		if r.ContentLength > s.cfg.MaxBody {
-			buf := newBuffered()
-			buf.body.WriteString(`{"jsonrpc":"2.0","id":null}`)
-			rewriteRPCError(buf, &ProtocolError{Status: http.StatusRequestEntityTooLarge, RPCCode: rpcInvalid,
+			rpcwire.WriteError(w, nil, &ProtocolError{Status: http.StatusRequestEntityTooLarge, RPCCode: rpcInvalid,
 				Code: "payload_too_large", Content: "the request body is larger than " + strconv.FormatInt(s.cfg.MaxBody, 10) + " bytes"})
-			buf.flush(w)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
@@ -140,69 +138,18 @@ func (s *Service) mcpHandler(global bool) http.Handler {
 			// A JSON-RPC error echoing the request id, so MCP clients
 			// can tell the failed call apart and keep their session.
 			body, _ := io.ReadAll(r.Body)
-			buf := newBuffered()
-			buf.body.WriteString(`{"jsonrpc":"2.0","id":` + requestID(body) + `}`)
-			rewriteRPCError(buf, perr)
-			buf.flush(w)
+			rpcwire.WriteError(w, body, perr)
 			return
 		}
 		call.principal = p
-		buf := newBuffered()
-		h.ServeHTTP(buf, r.WithContext(context.WithValue(r.Context(), mcpCallKey{}, call)))
+		var res rpcwire.Response
+		h.ServeHTTP(&res, r.WithContext(context.WithValue(r.Context(), mcpCallKey{}, call)))
 		if call.err != nil {
-			rewriteRPCError(buf, call.err)
+			// The UCP error in place of the library's generic -32603.
+			res.Rewrite(call.err)
 		}
-		buf.flush(w)
+		res.Send(w)
 	})
-}
-
-// requestID is the id of a JSON-RPC request as JSON ("null" when there is
-// none to echo), never anything else from the body.
-func requestID(body []byte) string {
-	var msg struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(body, &msg) != nil || len(msg.ID) == 0 {
-		return "null"
-	}
-	switch msg.ID[0] {
-	case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return string(msg.ID)
-	}
-	return "null"
-}
-
-// rewriteRPCError replaces the library's error response with the UCP one:
-// the UCP JSON-RPC code, the flat {code, content} in data, and the HTTP
-// status as the primary signal (checkout-mcp.md).
-func rewriteRPCError(buf *bufferedResponse, e *ProtocolError) {
-	var msg struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(buf.body.Bytes(), &msg) != nil {
-		return
-	}
-	data := map[string]any{"code": e.Code, "content": e.Content}
-	if e.ContinueURL != "" {
-		data["continue_url"] = e.ContinueURL
-	}
-	if e.RetryAfter > 0 {
-		data["retry_after"] = e.RetryAfter
-		buf.header.Set("Retry-After", strconv.Itoa(e.RetryAfter))
-	}
-	if e.WWWAuthenticate != "" {
-		buf.header.Set("WWW-Authenticate", e.WWWAuthenticate)
-	}
-	out, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": msg.ID,
-		"error": map[string]any{"code": e.RPCCode, "message": e.Content, "data": data}})
-	if err != nil {
-		return
-	}
-	buf.body.Reset()
-	buf.body.Write(out)
-	buf.header.Set("Content-Type", "application/json")
-	buf.header.Del("Content-Length")
-	buf.status = e.Status
 }
 
 // toolArgs is the UCP tool argument envelope.

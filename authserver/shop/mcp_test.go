@@ -879,8 +879,8 @@ func TestMCPAuthErrorIDs(t *testing.T) {
 
 // TestReviewMCPAuthFailureEchoesRequestWith200 (security review, finding 7):
 // MCP authentication failure with a body that is not a JSON object
-// (a batch, or anything else): rewriteRPCError gives up and the wrapper
-// flushes the *request* body back with HTTP 200 (content type sniffed).
+// (a batch, or anything else): the error rewrite gave up and the wrapper
+// flushed the *request* body back with HTTP 200 (content type sniffed).
 func TestReviewMCPAuthFailureEchoesRequestWith200(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)

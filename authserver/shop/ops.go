@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
+	"github.com/ucpbridge/ucpbridge/authserver/rpcwire"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
@@ -106,19 +107,9 @@ type Reply struct {
 }
 
 // ProtocolError is a transport-level failure (ucp.md §7): a flat
-// {code, content} body with an HTTP status on REST, a JSON-RPC error on MCP.
-type ProtocolError struct {
-	Status      int
-	RPCCode     int
-	Code        string
-	Content     string
-	ContinueURL string
-	RetryAfter  int // seconds, for 429 and 503
-	// WWWAuthenticate is the challenge for 401 and 403.
-	WWWAuthenticate string
-}
-
-func (e *ProtocolError) Error() string { return e.Code + ": " + e.Content }
+// {code, content} body with an HTTP status on REST (writeProtocolError),
+// a JSON-RPC error on MCP (rpcwire).
+type ProtocolError = rpcwire.Error
 
 // JSON-RPC codes UCP assigns (checkout-mcp.md).
 const (

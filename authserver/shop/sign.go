@@ -1,7 +1,6 @@
 package shop
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -14,44 +13,11 @@ import (
 	"github.com/dunglas/httpsfv"
 	"github.com/yaronf/httpsign"
 
+	"github.com/ucpbridge/ucpbridge/authserver/rpcwire"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
 )
-
-// bufferedResponse collects a handler's response so it can be signed or
-// rewritten before it is sent.
-type bufferedResponse struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func newBuffered() *bufferedResponse { return &bufferedResponse{header: http.Header{}} }
-
-func (b *bufferedResponse) Header() http.Header { return b.header }
-func (b *bufferedResponse) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	return b.body.Write(p)
-}
-func (b *bufferedResponse) WriteHeader(status int) {
-	if b.status == 0 {
-		b.status = status
-	}
-}
-
-func (b *bufferedResponse) flush(w http.ResponseWriter) {
-	for k, v := range b.header {
-		w.Header()[k] = v
-	}
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	w.WriteHeader(b.status)
-	w.Write(b.body.Bytes())
-}
 
 // wantsSignature: the platform asks for signed responses by signing its
 // request or sending Accept-Signature (RFC 9421 §5).
@@ -71,11 +37,8 @@ func (s *Service) signResponses(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		buf := newBuffered()
-		next.ServeHTTP(buf, r)
-		if buf.status == 0 {
-			buf.status = http.StatusOK
-		}
+		var res rpcwire.Response
+		next.ServeHTTP(&res, r)
 		key, _ := keys.Load(slug)
 		if key == nil {
 			// Only stores that exist have keys: asking for signatures on
@@ -88,16 +51,16 @@ func (s *Service) signResponses(next http.Handler) http.Handler {
 			if err != nil {
 				// Unknown store (the handler answered 404) or no key:
 				// send the response unsigned rather than fail it.
-				buf.flush(w)
+				res.Send(w)
 				return
 			}
 			key, _ = keys.LoadOrStore(slug, k)
 		}
 		want := acceptSignature(r.Header.Values("Accept-Signature"))
-		if err := signResponse(key.(*mandate.SigningKey), want, buf.status, buf.header, buf.body.Bytes()); err != nil {
+		if err := signResponse(key.(*mandate.SigningKey), want, res.Status(), res.Header(), res.Body()); err != nil {
 			s.log.ErrorContext(r.Context(), "shop: sign response", "err", err)
 		}
-		buf.flush(w)
+		res.Send(w)
 	})
 }
 
