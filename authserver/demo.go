@@ -59,20 +59,46 @@ func SeedDemo(ctx context.Context, st Store, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	for _, err := range []error{
-		st.CreateBuyer(ctx, &store.Buyer{ID: DemoBuyerID, Email: DemoBuyerEmail, PasswordHash: oauth.HashPassword(DemoBuyerPassword),
-			Account: account, CreatedAt: now}),
-		st.CreateClient(ctx, &store.Client{ID: DemoPlatformID, Type: store.ClientWeb, Name: "Demo platform", Role: store.RolePlatform,
-			Platform: DemoPlatformID, SecretHash: oauth.HashClientSecret(DemoPlatformSecret), GrantTypes: []string{"client_credentials"}, CreatedAt: now}),
-		st.CreateClient(ctx, &store.Client{ID: DemoAgentClientID, Type: store.ClientInstalled, Name: "Demo agent", Platform: DemoPlatformID,
-			RedirectURIs: DemoAgentRedirects, GrantTypes: []string{"authorization_code", "refresh_token"}, CreatedAt: now}),
-		st.CreateClient(ctx, &store.Client{ID: DemoMerchantID, Type: store.ClientWeb, Name: "Demo merchant", Role: store.RoleMerchant,
+	if err := st.CreateBuyer(ctx, &store.Buyer{ID: DemoBuyerID, Email: DemoBuyerEmail, PasswordHash: oauth.HashPassword(DemoBuyerPassword),
+		Account: account, CreatedAt: now}); err != nil && !errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("seed: %w", err)
+	}
+	for _, c := range []*store.Client{
+		{ID: DemoPlatformID, Type: store.ClientWeb, Name: "Demo platform", Role: store.RolePlatform,
+			Platform: DemoPlatformID, SecretHash: oauth.HashClientSecret(DemoPlatformSecret), GrantTypes: []string{"client_credentials"}, CreatedAt: now},
+		{ID: DemoAgentClientID, Type: store.ClientInstalled, Name: "Demo agent", Platform: DemoPlatformID,
+			RedirectURIs: DemoAgentRedirects, GrantTypes: []string{"authorization_code", "refresh_token"}, CreatedAt: now},
+		{ID: DemoMerchantID, Type: store.ClientWeb, Name: "Demo merchant", Role: store.RoleMerchant,
 			Store: DemoMerchantStore, SecretHash: oauth.HashClientSecret(DemoMerchantSecret), GrantTypes: []string{"client_credentials"},
-			Scopes: []string{"orders:read", "purchase:complete", "dev.ucp.shopping.catalog.search:read", "dev.ucp.shopping.catalog.lookup:read"}, CreatedAt: now}),
+			Scopes: []string{"orders:read", "purchase:complete", "dev.ucp.shopping.catalog.search:read", "dev.ucp.shopping.catalog.lookup:read"}, CreatedAt: now},
 	} {
-		if err != nil && !errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("seed: %w", err)
+		if err := seedClient(ctx, st, c); err != nil {
+			return err
 		}
 	}
 	return shop.Seed(ctx, st, shop.DemoShops(), now)
+}
+
+// seedClient creates a demo client, or brings one a data directory of an
+// earlier build holds up to date (a demo client from before client roles
+// would otherwise lose its platform key or its store binding).
+func seedClient(ctx context.Context, st Store, c *store.Client) error {
+	err := st.CreateClient(ctx, c)
+	if !errors.Is(err, store.ErrConflict) {
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		return nil
+	}
+	old, err := st.Client(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	if old.Role == c.Role && old.Platform == c.Platform && old.Store == c.Store {
+		return nil // as seeded, or as the developer changed it since
+	}
+	if err := st.UpdateClient(ctx, c); err != nil {
+		return fmt.Errorf("seed: update %s: %w", c.ID, err)
+	}
+	return nil
 }

@@ -195,6 +195,11 @@ type Clients interface {
 	// URL it declares belongs to another platform.
 	CreateClient(ctx context.Context, c *Client) error
 	Client(ctx context.Context, id string) (*Client, error)
+	// UpdateClient replaces a registered client's registration (all but
+	// ID and CreatedAt) and its ownership rows, in one transaction:
+	// ErrNotFound when there is no such client, ErrConflict when a CIMD
+	// URL it declares belongs to another platform (nothing changes).
+	UpdateClient(ctx context.Context, c *Client) error
 	// ClientPlatform returns the platform application owning a client id
 	// (a registered client's Platform, or the platform declaring a CIMD
 	// URL), or "" when none does.

@@ -28,24 +28,53 @@ func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
 		if err != nil {
 			return fmt.Errorf("sqlstore: create client: %w", err)
 		}
-		owned := map[string]string{}
-		if c.Platform != "" {
-			owned[c.ID] = c.Platform
-		}
-		for _, u := range c.CIMD {
-			owned[u] = c.ID
-		}
-		for id, platform := range owned {
-			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO platform_clients (client_id, platform_id) VALUES (?, ?)`), id, platform)
-			if isUnique(err) {
-				return fmt.Errorf("sqlstore: client %q: %q already belongs to a platform: %w", c.ID, id, store.ErrConflict)
-			}
-			if err != nil {
-				return fmt.Errorf("sqlstore: create client: %w", err)
-			}
-		}
-		return nil
+		return s.ownClient(ctx, tx, c)
 	})
+}
+
+// UpdateClient implements store.Clients.
+func (s *Store) UpdateClient(ctx context.Context, c *store.Client) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE clients SET secret_hash = ?, type = ?, name = ?, redirect_uris = ?, grant_types = ?,
+			scopes = ?, developers = ?, role = ?, store = ?, platform = ?, profile = ? WHERE id = ?`),
+			c.SecretHash, string(c.Type), c.Name, jsonList(c.RedirectURIs), jsonList(c.GrantTypes), jsonList(c.Scopes),
+			jsonList(c.Developers), string(c.Role), c.Store, c.Platform, c.Profile, c.ID)
+		if err != nil {
+			return fmt.Errorf("sqlstore: update client: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("sqlstore: client %q: %w", c.ID, store.ErrNotFound)
+		}
+		// Its own row, and the CIMD URLs it declared (rows of ids that
+		// are no registered client); the rows of apps it owns stay.
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM platform_clients WHERE client_id = ?
+			OR (platform_id = ? AND client_id NOT IN (SELECT id FROM clients))`), c.ID, c.ID); err != nil {
+			return fmt.Errorf("sqlstore: update client: %w", err)
+		}
+		return s.ownClient(ctx, tx, c)
+	})
+}
+
+// ownClient stores a client's ownership rows: itself under its platform,
+// and the CIMD URLs a platform declares.
+func (s *Store) ownClient(ctx context.Context, tx *sql.Tx, c *store.Client) error {
+	owned := map[string]string{}
+	if c.Platform != "" {
+		owned[c.ID] = c.Platform
+	}
+	for _, u := range c.CIMD {
+		owned[u] = c.ID
+	}
+	for id, platform := range owned {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO platform_clients (client_id, platform_id) VALUES (?, ?)`), id, platform)
+		if isUnique(err) {
+			return fmt.Errorf("sqlstore: client %q: %q already belongs to a platform: %w", c.ID, id, store.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlstore: client ownership: %w", err)
+		}
+	}
+	return nil
 }
 
 // ClientPlatform implements store.Clients.

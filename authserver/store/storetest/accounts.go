@@ -81,6 +81,31 @@ func testClientRoles(t *testing.T, s Platform) {
 	if got, _ := s.ClientPlatform(ctx, "plat2"); got != "" {
 		t.Fatalf("half-registered platform owns itself: %q", got)
 	}
+	// UpdateClient: a new registration, its CIMD URLs moved with it; the
+	// apps it owns keep their owner.
+	p.CIMD, p.Profile = []string{"https://agent.example/v2.json"}, "https://plat.example/v2"
+	must(t, s.UpdateClient(ctx, p))
+	if got, _ := s.Client(ctx, "plat"); got.Profile != "https://plat.example/v2" || len(got.CIMD) != 1 || got.CIMD[0] != "https://agent.example/v2.json" {
+		t.Fatalf("after update: %+v", got)
+	}
+	for id, want := range map[string]string{cimd: "", "https://agent.example/v2.json": "plat", "agent": "plat", "plat": "plat"} {
+		if got, _ := s.ClientPlatform(ctx, id); got != want {
+			t.Errorf("after update: ClientPlatform(%q) = %q, want %q", id, got, want)
+		}
+	}
+	// A role-less client gets its role.
+	m.Role, m.Store = store.RoleMerchant, "flower-shop"
+	must(t, s.UpdateClient(ctx, m))
+	if got, _ := s.Client(ctx, "shopbot"); got.Store != "flower-shop" {
+		t.Fatalf("merchant after update: %+v", got)
+	}
+	must(t, s.CreateClient(ctx, &store.Client{ID: "plat3", Type: store.ClientWeb, Name: "P3", Role: store.RolePlatform, Platform: "plat3", CreatedAt: t0}))
+	wantErr(t, s.UpdateClient(ctx, &store.Client{ID: "plat3", Type: store.ClientWeb, Name: "P3", Role: store.RolePlatform, Platform: "plat3",
+		CIMD: []string{"https://agent.example/v2.json"}}), store.ErrConflict, "another platform's CIMD URL")
+	if got, _ := s.ClientPlatform(ctx, "plat3"); got != "plat3" {
+		t.Fatalf("a refused update changed the ownership rows: %q", got)
+	}
+	wantErr(t, s.UpdateClient(ctx, &store.Client{ID: "nobody", Type: store.ClientWeb, Name: "N"}), store.ErrNotFound, "unknown client")
 }
 
 func testTokenStoreAndPlatform(t *testing.T, s Platform) {
