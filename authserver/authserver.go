@@ -122,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	acct, err := account.New(account.Config{BaseURL: cfg.Issuer, Guard: g, Store: cfg.Store, Agents: as,
-		Dev: cfg.Dev, DisableRateLimits: cfg.DisableRateLimits, Logger: cfg.Logger, Now: cfg.Now})
+		Dev: cfg.Dev, DisableRateLimits: cfg.DisableRateLimits, ClientIP: sc.ClientIP, Logger: cfg.Logger, Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}

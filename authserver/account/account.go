@@ -11,6 +11,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/ucpbridge/ucpbridge/authserver/clientip"
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/oauth"
 	"github.com/ucpbridge/ucpbridge/authserver/ratelimit"
@@ -87,6 +88,10 @@ type Config struct {
 	// load runs).
 	RateLimit         ratelimit.Limit
 	DisableRateLimits bool
+	// ClientIP finds a caller's network behind trusted proxies, for the
+	// budget of refused credentials (DefaultFailureLimit per network);
+	// nil is the socket peer.
+	ClientIP *clientip.Resolver
 	Logger            *slog.Logger // nil: discard
 	Now               func() time.Time
 }
@@ -95,6 +100,12 @@ type Config struct {
 // agent client: an agent reads the account a few times a task, and every
 // call is a few database reads.
 var DefaultRateLimit = ratelimit.Limit{Rate: 10, Burst: 40}
+
+// DefaultFailureLimit bounds refused credentials per client network: 20
+// bad tokens at once, then one every 6 s. Past it a network gets 429
+// before its credentials are looked up, so guessing costs the platform
+// nothing.
+var DefaultFailureLimit = ratelimit.Limit{Rate: 1.0 / 6, Burst: 20}
 
 // DefaultScopes are the buyer scopes the metadata advertises by default.
 // The account tools need purchase:complete (the order tools also take an
@@ -114,7 +125,8 @@ type Server struct {
 	log      *slog.Logger
 	resource string             // BaseURL + Path
 	metadata []byte             // the RFC 9728 document, fixed at New
-	limits   *ratelimit.Limiter // nil: no limit
+	limits   *ratelimit.Limiter // per buyer and agent; nil: no limit
+	failures *ratelimit.Limiter // refused credentials per network; nil: no limit
 	mcp      http.Handler
 	mux      *http.ServeMux
 }
@@ -145,7 +157,11 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.limits = l
+		f, err := ratelimit.New(DefaultFailureLimit, &ratelimit.Options{Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		s.limits, s.failures = l, f
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/clientip"
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/authserver/rpcwire"
 )
@@ -47,12 +48,26 @@ func (s *Server) serveMCP(w http.ResponseWriter, r *http.Request) {
 		rpcwire.WriteError(w, body, rerr)
 		return
 	}
+	network := clientip.Key(s.cfg.ClientIP.Addr(r))
+	if blocked, wait := s.failures.Blocked(network); blocked {
+		secs := int(wait/time.Second) + 1
+		rpcwire.WriteError(w, body, &rpcwire.Error{Status: http.StatusTooManyRequests, RPCCode: rpcRefused, Code: "rate_limited",
+			Content: "too many refused credentials from this network; retry in " + strconv.Itoa(secs) + " s", RetryAfter: secs})
+		return
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	p, err := s.cfg.Guard.Identify(r)
 	if err == nil {
 		err = s.admit(p)
 	}
 	if err != nil {
+		// A bad token (401) counts against its network; a request with
+		// no credential at all is discovery (the 401 names the
+		// metadata), and an unavailable store is nobody's failure.
+		var ge *guard.Error
+		if errors.As(err, &ge) && ge.Status == http.StatusUnauthorized && ge.Code != "identity_required" {
+			s.failures.Allow(network)
+		}
 		rpcwire.WriteError(w, body, s.refusal(err))
 		return
 	}

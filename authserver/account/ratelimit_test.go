@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,5 +57,55 @@ func TestRateLimited(t *testing.T) {
 	who, now = "ada", now.Add(2*time.Second)
 	if res, b := call(); res.StatusCode == http.StatusTooManyRequests {
 		t.Fatalf("not refilled: %s", b)
+	}
+}
+
+// TestRefusedCredentialsLimitedPerNetwork: bad tokens count against their
+// network; past DefaultFailureLimit the network gets 429 before the
+// guard is asked; requests without credentials (discovery) never count.
+func TestRefusedCredentialsLimitedPerNetwork(t *testing.T) {
+	t.Parallel()
+	var asked atomic.Int64
+	anonymous := false
+	srv, err := account.New(account.Config{BaseURL: "https://api.example", Store: downStore{}, Agents: downAgents{},
+		Guard: guard.IdentifyFunc(func(*http.Request) (*guard.Principal, error) {
+			asked.Add(1)
+			if anonymous {
+				return guard.Anonymous(), nil
+			}
+			return nil, &guard.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Content: "not valid"}
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	status := func() int {
+		res, err := http.Post(ts.URL+account.Path, "application/json", bytes.NewBufferString(toolCall("get_buyer_context", nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	anonymous = true
+	for range 30 {
+		if s := status(); s != http.StatusUnauthorized {
+			t.Fatalf("anonymous discovery limited: HTTP %d", s)
+		}
+	}
+	anonymous = false
+	burst := int(account.DefaultFailureLimit.Burst)
+	for i := range burst {
+		if s := status(); s != http.StatusUnauthorized {
+			t.Fatalf("bad token %d: HTTP %d", i, s)
+		}
+	}
+	before := asked.Load()
+	if s := status(); s != http.StatusTooManyRequests {
+		t.Fatalf("past the budget: HTTP %d", s)
+	}
+	if asked.Load() != before {
+		t.Fatal("the guard was asked for a blocked network")
 	}
 }
