@@ -92,8 +92,8 @@ type Config struct {
 	// budget of refused credentials (DefaultFailureLimit per network);
 	// nil is the socket peer.
 	ClientIP *clientip.Resolver
-	Logger            *slog.Logger // nil: discard
-	Now               func() time.Time
+	Logger   *slog.Logger // nil: discard
+	Now      func() time.Time
 }
 
 // DefaultRateLimit is 10 calls a second, bursts of 40, per buyer and
