@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/mandate"
@@ -90,6 +92,15 @@ func (s *Service) putCheckout(ctx context.Context, oc *opCtx) *Reply {
 			}
 			if err := json.Unmarshal(oc.Body, &body); err != nil {
 				return invalidRequest("malformed request body"), nil
+			}
+			// Go's decoder matches member names without regard to case,
+			// this merge by exact name: "Context" would slip past the
+			// stored "context" and the older one would win. Names are
+			// UCP's, exactly.
+			for k := range body {
+				if m, ok := inputMembers[strings.ToLower(k)]; ok && m != k {
+					return invalidRequest("member %.64q: UCP member names are case-sensitive; send %q", k, m), nil
+				}
 			}
 			maps.Copy(merged, body)
 			b, err := json.Marshal(merged)
@@ -291,3 +302,17 @@ func partial(body json.RawMessage) bool {
 	_, ok := members["line_items"]
 	return !ok
 }
+
+// inputMembers maps checkoutInput's member names, lowercased, to their
+// exact spelling.
+var inputMembers = func() map[string]string {
+	out := map[string]string{}
+	t := reflect.TypeFor[checkoutInput]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out[strings.ToLower(name)] = name
+		}
+	}
+	return out
+}()

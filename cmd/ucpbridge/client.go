@@ -14,6 +14,7 @@ import (
 	"github.com/ucpbridge/ucpbridge/authserver/oauth"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore"
+	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
 )
 
 const clientUsage = `usage: ucpbridge client add --db DSN --role platform|merchant|app --id ID [flags]
@@ -62,6 +63,14 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !idRE.MatchString(*id) {
 		return fmt.Errorf("client add: --id %q: use 1 to 64 letters, digits, '.', '_' or '-'", *id)
 	}
+	// A flag another role takes is a mistake, not something to ignore.
+	for flagName, roles := range map[string]string{"store": "merchant", "platform": "app", "profile": "platform", "cimd": "platform", "redirect": "app"} {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == flagName })
+		if set && *role != roles {
+			return fmt.Errorf("client add: --%s is for --role %s, not %s", flagName, roles, *role)
+		}
+	}
 	c := &store.Client{ID: *id, Name: cmpOr(*name, *id), Scopes: strings.Fields(*scopes), CreatedAt: time.Now()}
 	var secret string
 	switch *role {
@@ -89,6 +98,11 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "app":
 		if len(redirects) == 0 {
 			return errors.New("client add: an app needs at least one --redirect")
+		}
+		for _, r := range redirects {
+			if err := checkRedirect(r); err != nil {
+				return fmt.Errorf("client add: --redirect %q: %w", r, err)
+			}
 		}
 		c.Type, c.Role, c.Platform, c.RedirectURIs = store.ClientInstalled, store.RoleApp, *platformID, redirects
 		c.GrantTypes = []string{"authorization_code", "refresh_token"}
@@ -126,6 +140,31 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "merchant %s registered for store %s; its client secret (shown once):\n%s\n", *id, *shopSlug, secret)
 	default:
 		fmt.Fprintf(stdout, "app %s registered (public client, PKCE)\n", *id)
+	}
+	return nil
+}
+
+// checkRedirect applies the authorization server's rules for redirect
+// URIs (those it applies to CIMD documents): absolute, no fragment, no
+// user information; https, plain http only to loopback, or a private-use
+// scheme named in reverse DNS (never javascript:, data: and the like).
+func checkRedirect(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(s, "#"):
+		return errors.New("must be an absolute URI without a fragment")
+	case u.User != nil:
+		return errors.New("must not carry user information")
+	case u.Scheme == "https":
+		if u.Host == "" {
+			return errors.New("names no host")
+		}
+	case u.Scheme == "http":
+		if !netguard.IsLoopbackHost(u.Hostname()) {
+			return errors.New("plain http is for loopback redirects only (127.0.0.1, [::1], localhost)")
+		}
+	case !strings.Contains(u.Scheme, "."):
+		return errors.New("private-use schemes must be reverse-DNS names (com.example.app:/callback)")
 	}
 	return nil
 }

@@ -66,6 +66,9 @@ func TestClientAdd(t *testing.T) {
 		{"--role", "platform", "--id", "p2", "--profile", "http://acme.example/p"},
 		{"--role", "owner", "--id", "x"},
 		{"--role", "platform", "--id", "bad id"},
+		{"--role", "merchant", "--id", "m3", "--store", "flower-shop", "--cimd", "https://acme.example/m3.json"}, // a platform's flag
+		{"--role", "app", "--id", "a4", "--redirect", "http://127.0.0.1/cb", "--profile", "https://acme.example/p"},
+		{"--role", "app", "--id", "a5", "--redirect", "com.example.app:/cb", "--store", "flower-shop"},
 	} {
 		if _, err := add(bad...); err == nil {
 			t.Errorf("%v accepted", bad)

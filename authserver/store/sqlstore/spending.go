@@ -20,6 +20,9 @@ const (
 	holdReleased = "released"
 )
 
+// holdTimeout bounds a hold that no longer listens to its caller.
+const holdTimeout = 10 * time.Second
+
 // HoldSpend implements store.Spending. The consent row is the lock every
 // hold of a (buyer, client) pair takes first (FOR UPDATE on PostgreSQL,
 // the one write transaction on SQLite), so the sum read here cannot be
@@ -29,6 +32,16 @@ func (s *Store) HoldSpend(ctx context.Context, h *store.SpendHold, from, to, now
 	if h.Amount < 0 {
 		return fmt.Errorf("sqlstore: hold spend: negative amount %d", h.Amount)
 	}
+	// Once started, a hold runs to a definite end whatever the caller
+	// does: a commit cut short by a cancelled context may still land on
+	// the server while the caller hears it failed, leaving a hold nobody
+	// releases. So the caller's cancellation stops only a hold not yet
+	// begun; a caller gone by the end releases what it was given.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), holdTimeout)
+	defer cancel()
 	if s.d.postgres {
 		return s.holdSpendPG(ctx, h, from, to, now, check)
 	}
@@ -215,13 +228,13 @@ func (s *Store) redeemCoupon(ctx context.Context, tx *sql.Tx, r *store.CouponRed
 	return nil
 }
 
-// holdSpendFunc takes a hold on PostgreSQL in one round trip: it locks
+// holdSpendFunc takes a hold on PostgreSQL in one statement: it locks
 // the pair's consent row, sums the window (a fresh snapshot per
-// statement in a volatile function under READ COMMITTED, so the sum
-// sees every hold committed before the lock was granted), stores the
-// hold and returns the allowance and the sum. The caller decides, and
-// deletes the hold it refuses: meanwhile the hold counts, which can only
-// refuse others, never let them overspend.
+// statement in a volatile function under READ COMMITTED, which Open
+// pins, so the sum sees every hold committed before the lock was
+// granted), stores the hold and returns the allowance and the sum. The
+// caller's transaction commits it only if its check passes: until then
+// the hold is invisible to others, who wait on the row lock.
 const holdSpendFunc = `CREATE OR REPLACE FUNCTION ucpbridge_hold_spend(
 	p_id TEXT, p_buyer TEXT, p_client TEXT, p_ref TEXT, p_amount BIGINT, p_currency TEXT,
 	p_created BIGINT, p_expires BIGINT, p_from BIGINT, p_to BIGINT, p_now BIGINT)
@@ -239,26 +252,24 @@ END
 $fn$`
 
 // holdSpendPG is HoldSpend on PostgreSQL: one call of holdSpendFunc in
-// its own transaction, then, if check refuses, the hold is deleted.
+// a transaction committed only when check passes (three round trips, the
+// lock held over two). A request cancelled meanwhile rolls it back, so no
+// hold outlives a caller that was told it failed.
 func (s *Store) holdSpendPG(ctx context.Context, h *store.SpendHold, from, to, now time.Time, check store.SpendCheck) error {
-	var (
-		allowance sql.NullString
-		spent     int64
-	)
-	err := s.db.QueryRowContext(ctx, `SELECT allowance, spent FROM ucpbridge_hold_spend($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		h.ID, h.BuyerID, h.ClientID, h.Ref, h.Amount, h.Currency, ms(h.CreatedAt), ms(h.ExpiresAt), ms(from), ms(to), ms(now)).
-		Scan(&allowance, &spent)
-	if isUnique(err) {
-		return fmt.Errorf("sqlstore: hold %q: %w", h.ID, store.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("sqlstore: hold spend: %w", err)
-	}
-	if err := check(rawJSON(allowance), spent); err != nil {
-		if _, derr := s.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM spend_holds WHERE id = $1 AND state = $2`, h.ID, holdHeld); derr != nil {
-			return errors.Join(err, fmt.Errorf("sqlstore: drop a refused hold: %w", derr))
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			allowance sql.NullString
+			spent     int64
+		)
+		err := tx.QueryRowContext(ctx, `SELECT allowance, spent FROM ucpbridge_hold_spend($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			h.ID, h.BuyerID, h.ClientID, h.Ref, h.Amount, h.Currency, ms(h.CreatedAt), ms(h.ExpiresAt), ms(from), ms(to), ms(now)).
+			Scan(&allowance, &spent)
+		if isUnique(err) {
+			return fmt.Errorf("sqlstore: hold %q: %w", h.ID, store.ErrConflict)
 		}
-		return err
-	}
-	return nil
+		if err != nil {
+			return fmt.Errorf("sqlstore: hold spend: %w", err)
+		}
+		return check(rawJSON(allowance), spent)
+	})
 }

@@ -28,8 +28,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -65,8 +66,16 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	)
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		d = dialect{postgres: true, forUpdate: " FOR UPDATE", instr: "strpos"}
-		db, err = sql.Open("pgx", dsn)
-		if err == nil {
+		var cfg *pgx.ConnConfig
+		if cfg, err = pgx.ParseConfig(dsn); err == nil {
+			// Every lock-then-read in this package (spend holds, refresh
+			// rotation, idempotency claims) relies on READ COMMITTED's
+			// fresh snapshot per statement: a database or role default
+			// of REPEATABLE READ would read sums from before the lock
+			// wait and let spending pass the cap. It is pinned here, per
+			// connection, whatever the server's default.
+			cfg.RuntimeParams["default_transaction_isolation"] = "read committed"
+			db = stdlib.OpenDB(*cfg)
 			db.SetMaxOpenConns(32)
 			db.SetMaxIdleConns(32)
 		}
@@ -155,7 +164,7 @@ var migrations = []migration{
 	CREATE INDEX spend_holds_pair ON spend_holds(buyer_id, client_id, created_at);
 	CREATE INDEX spend_holds_created ON spend_holds(created_at);
 	CREATE INDEX orders_buyer ON orders(buyer_id, created_at, shop_slug, id)`},
-	// 2: PostgreSQL takes a spend hold in one round trip (holdSpendFunc).
+	// 2: PostgreSQL takes a spend hold in one statement (holdSpendFunc).
 	{postgres: holdSpendFunc},
 }
 
