@@ -46,12 +46,8 @@ func (s *Store) HoldSpend(ctx context.Context, h *store.SpendHold, from, to, now
 		return s.holdSpendPG(ctx, h, from, to, now, check)
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		c, err := s.consent(ctx, tx, h.BuyerID, h.ClientID, s.d.forUpdate)
-		var allowance []byte
-		switch {
-		case err == nil:
-			allowance = c.Allowance
-		case !errors.Is(err, store.ErrNotFound):
+		allowance, err := s.lockAllowance(ctx, tx, h.BuyerID, h.ClientID)
+		if err != nil {
 			return err
 		}
 		// The hold goes in first and the window's sum (without it) comes
@@ -76,15 +72,25 @@ func (s *Store) HoldSpend(ctx context.Context, h *store.SpendHold, from, to, now
 	})
 }
 
+// lockAllowance reads a pair's allowance under its consent row's lock,
+// the lock every hold of the pair queues on; no consent is no allowance
+// (nil), and no lock: such holds are refused anyway.
+func (s *Store) lockAllowance(ctx context.Context, tx *sql.Tx, buyerID, clientID string) ([]byte, error) {
+	c, err := s.consent(ctx, tx, buyerID, clientID, s.d.forUpdate)
+	switch {
+	case err == nil:
+		return c.Allowance, nil
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	}
+	return nil, err
+}
+
 // RecheckHold implements store.Spending.
 func (s *Store) RecheckHold(ctx context.Context, h *store.SpendHold, from, to, now time.Time, check store.SpendCheck) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		c, err := s.consent(ctx, tx, h.BuyerID, h.ClientID, s.d.forUpdate)
-		var allowance []byte
-		switch {
-		case err == nil:
-			allowance = c.Allowance
-		case !errors.Is(err, store.ErrNotFound):
+		allowance, err := s.lockAllowance(ctx, tx, h.BuyerID, h.ClientID)
+		if err != nil {
 			return err
 		}
 		var amount, created int64
