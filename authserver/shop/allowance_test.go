@@ -297,3 +297,34 @@ func TestAllowanceDayBoundary(t *testing.T) {
 		t.Fatal("the new day's cap is not there at 00:00:00 UTC")
 	}
 }
+
+// TestSweepHolds: spend holds are kept while a daily window may still
+// read them, then swept with the service's other expired records.
+func TestSweepHolds(t *testing.T) {
+	t.Parallel()
+	var now atomic.Int64
+	start := time.Now()
+	now.Store(start.UnixNano())
+	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Now = func() time.Time { return time.Unix(0, now.Load()) } }})
+	e.allow("buyer_ada", "demo-agent", 100000, 100000, "EUR")
+	c := e.createCheckout("flower-shop", lines(line("tulip_bunch", 1)), ada...)
+	if got, b := completeAs(t, e, "flower-shop", c.ID, cardPayment("success_token"), ada...); got.Order == nil {
+		t.Fatalf("%s", b)
+	}
+	from, to := oauth.SpendDay(start)
+	counted := func() int64 {
+		n, err := e.store.Spent(t.Context(), "buyer_ada", "demo-agent", from, to, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	now.Store(start.Add(time.Hour).UnixNano())
+	if _, err := e.svc.Sweep(t.Context()); err != nil || counted() != 1900 {
+		t.Fatalf("a sweep an hour later dropped today's hold (%v, counted %d)", err, counted())
+	}
+	now.Store(start.Add(shop.HoldRetention + time.Minute).UnixNano())
+	if _, err := e.svc.Sweep(t.Context()); err != nil || counted() != 0 {
+		t.Fatalf("a hold past its retention survived the sweep (%v, counted %d)", err, counted())
+	}
+}

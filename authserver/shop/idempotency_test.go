@@ -297,6 +297,14 @@ type sweepCounter struct {
 	mu      sync.Mutex
 	passes  []time.Time // the now of each SweepIdempotency
 	cutoffs []time.Time // each SweepSessions' before
+	holds   []time.Time // each SweepHolds' before
+}
+
+func (s *sweepCounter) SweepHolds(_ context.Context, before time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holds = append(s.holds, before)
+	return 0, nil
 }
 
 func (s *sweepCounter) SweepIdempotency(_ context.Context, now time.Time) (int64, error) {
@@ -334,8 +342,13 @@ func TestSweepEvery(t *testing.T) {
 		<-done
 		st.mu.Lock()
 		defer st.mu.Unlock()
-		if len(st.passes) != 4 || len(st.cutoffs) != 4 {
-			t.Fatalf("%d idempotency and %d session sweeps in 3 h, want 4 each", len(st.passes), len(st.cutoffs))
+		if len(st.passes) != 4 || len(st.cutoffs) != 4 || len(st.holds) != 4 {
+			t.Fatalf("%d idempotency, %d session and %d hold sweeps in 3 h, want 4 each", len(st.passes), len(st.cutoffs), len(st.holds))
+		}
+		for i, before := range st.holds {
+			if !before.Equal(st.passes[i].Add(-shop.HoldRetention)) {
+				t.Errorf("hold sweep %d cut at %v, want %v", i, before, st.passes[i].Add(-shop.HoldRetention))
+			}
 		}
 		for i, now := range st.passes {
 			want := start.Add(time.Duration(i) * time.Hour)

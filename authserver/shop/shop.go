@@ -223,16 +223,27 @@ func (s *Service) storeURL(slug string) string { return s.cfg.BaseURL + "/s/" + 
 // canceled); completed checkouts are kept with their orders.
 const SessionRetention = 30 * 24 * time.Hour
 
-// Sweep deletes expired idempotency records and sessions expired longer
-// than SessionRetention. Run it periodically (the binary does, hourly).
+// Sweep deletes expired idempotency records, sessions expired longer
+// than SessionRetention and spend holds older than HoldRetention. Run it
+// periodically (the binary does, hourly).
 func (s *Service) Sweep(ctx context.Context) (int64, error) {
 	n, err := s.cfg.Store.SweepIdempotency(ctx, s.now())
 	if err != nil {
 		return n, err
 	}
 	m, err := s.cfg.Store.SweepSessions(ctx, s.now().Add(-SessionRetention))
-	return n + m, err
+	if err != nil {
+		return n + m, err
+	}
+	h, err := s.cfg.Store.SweepHolds(ctx, s.now().Add(-HoldRetention))
+	return n + m + h, err
 }
+
+// HoldRetention is how long spend holds are kept after they were taken:
+// the daily cap reads today's (a calendar day in UTC), so two days
+// covers every window any instance may still be summing, with margin for
+// clocks.
+const HoldRetention = 48 * time.Hour
 
 // SweepEvery runs Sweep every interval until ctx ends, logging failures.
 func (s *Service) SweepEvery(ctx context.Context, interval time.Duration) {
