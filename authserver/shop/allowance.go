@@ -73,9 +73,10 @@ func (cp *completion) holdSpend(ctx context.Context, c *ucp.Checkout, credit int
 	var se *oauth.SpendError
 	switch {
 	case errors.As(err, &se):
-		c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: se.Code, Content: se.Content,
+		// The buyer has not let this agent spend this much: refused,
+		// without the checkout (completion.refused says why).
+		return cp.refused(ucp.Message{Type: "error", Code: se.Code, Content: se.Content,
 			Severity: ucp.SeverityRequiresBuyerInput})
-		return s.checkoutReply(ctx, cp.oc, c, http.StatusOK, ucp.StatusError)
 	case errors.Is(err, store.ErrHoldLapsed):
 		cp.hold, cp.oc.holdID = nil, ""
 		return cp.paymentFailed(ctx, c, "the spending reserved for this payment lapsed; prepare or complete the payment again")

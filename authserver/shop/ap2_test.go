@@ -158,7 +158,8 @@ func TestAP2Mandates(t *testing.T) {
 	t.Run("required", func(t *testing.T) {
 		_, b := e.req("POST", base+"/complete", cardPayment("success_token"))
 		r := decode[ucp.Checkout](t, b)
-		if r.Status == ucp.CheckoutCompleted || r.UCP.Status != "error" || !slices.Contains(messageCodes(r.Messages), "mandate_required") {
+		if r.Status == ucp.CheckoutCompleted || r.UCP.Status != "success" || r.ID != c.ID || r.Payment != nil ||
+			!slices.Contains(messageCodes(r.Messages), "mandate_required") {
 			t.Fatalf("%s", b)
 		}
 	})

@@ -248,7 +248,8 @@ func TestArtosSDKInterop(t *testing.T) {
 		"query":      "roses",
 		"shippingAddress": map[string]any{"street_address": "1 rue de Rivoli", "address_locality": "Paris",
 			"postal_code": "75001", "address_country": "FR"},
-		"readmeAddress": map[string]any{"country": "FR", "postal_code": "75001"},
+		// The SDK README's example destination, flat {country, postal_code}.
+		"readmeAddress": map[string]any{"country": "US", "postal_code": "94016"},
 	}
 	res := &artosResult{}
 	raw := runArtos(t, "purchase", job, res)
@@ -413,9 +414,12 @@ func TestArtosSDKInterop(t *testing.T) {
 		}
 	}
 
-	// The SDK README's address shape ({country, postal_code}): reported.
-	if b, ok := res.Steps["readmeAddress"]; ok {
-		t.Logf("create_checkout with the README's shippingAddress {country, postal_code}: %s", b)
+	// The SDK README's example (bouquet_roses to {country: "US",
+	// postal_code: "94016"}): flower-shop ships there, so the checkout
+	// the SDK creates is ready to complete (and TestArtosReadmeExample-
+	// Completes completes one).
+	if s := step("readmeAddress"); s.Status != ucp.CheckoutReadyForComplete || s.Total != 3500+690 || len(s.Messages) != 0 || !s.MerchantAuthorizationValid {
+		t.Fatalf("the SDK README's example: %+v", s)
 	}
 }
 

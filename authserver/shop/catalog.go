@@ -25,8 +25,6 @@ const (
 	maxSelections = 20
 )
 
-var catalogCaps = []string{ucp.CapCatalogSearch, ucp.CapCatalogLookup}
-
 // cursor is the opaque pagination token: a keyset position, or an offset
 // into a sorted result.
 type cursor struct {
@@ -54,10 +52,11 @@ func decodeCursor(s string) (cursor, bool) {
 
 func (s *Service) searchCatalog(ctx context.Context, oc *opCtx) *Reply {
 	var req ucp.SearchRequest
-	if len(oc.Body) > 0 {
-		if rep := decodeBody(oc.Body, &req); rep != nil {
-			return rep
-		}
+	if len(oc.Body) == 0 {
+		return noSearchInput()
+	}
+	if rep := decodeBody(oc.Body, &req); rep != nil {
+		return rep
 	}
 	if len(req.Query) > 500 {
 		return invalidRequest("the query is longer than 500 characters")
@@ -65,6 +64,9 @@ func (s *Service) searchCatalog(ctx context.Context, oc *opCtx) *Reply {
 	terms := strings.Fields(strings.ToLower(req.Query))
 	if len(terms) > 20 {
 		return invalidRequest("the query has more than 20 words")
+	}
+	if len(terms) == 0 && !hasFilter(req.Filters) {
+		return noSearchInput()
 	}
 	limit := defaultPageSize
 	var cur cursor
@@ -123,7 +125,7 @@ func (s *Service) searchCatalog(ctx context.Context, oc *opCtx) *Reply {
 			next = cursor{Offset: cur.Offset + limit}.encode()
 		}
 	}
-	resp := ucp.SearchResponse{UCP: oc.neg.envelope(catalogCaps...), Products: []ucp.Product{},
+	resp := ucp.SearchResponse{UCP: oc.neg.envelope(oc.info.capability), Products: []ucp.Product{},
 		Pagination: &ucp.Pagination{HasNextPage: next != "", Cursor: next}}
 	switch {
 	case q.MinPrice == nil && q.MaxPrice == nil:
@@ -144,6 +146,25 @@ func (s *Service) searchCatalog(ctx context.Context, oc *opCtx) *Reply {
 	return payload(http.StatusOK, &resp)
 }
 
+// noSearchInput refuses a search without an input. search.md: a request
+// MUST include at least one of a query, filters or an extension's input,
+// and the store SHOULD reject one without; the bindings answer a missing
+// required parameter with 400 (catalog/rest.md) and, on MCP, a JSON-RPC
+// invalid-params error (catalog/mcp.md: tool inputs are validated). These
+// stores define no extension input, so a query with a word in it, or a
+// category or price filter, is what a search needs.
+func noSearchInput() *Reply {
+	return invalidRequest("a search needs an input: a query with at least one word, or filters " +
+		"(categories, or a price with min or max); to browse everything, filter on a price from 0: " +
+		`{"filters":{"price":{"min":0}}}`)
+}
+
+// hasFilter reports whether filters narrow anything: a category, or a
+// price bound.
+func hasFilter(f *ucp.SearchFilters) bool {
+	return f != nil && (len(f.Categories) > 0 || f.Price != nil && (f.Price.Min != nil || f.Price.Max != nil))
+}
+
 // productView renders a stored product with live prices and availability;
 // the cross-store catalog also names the seller.
 func (s *Service) productView(ctx context.Context, oc *opCtx, p *store.Product) (*ucp.Product, error) {
@@ -161,9 +182,17 @@ func (s *Service) productView(ctx context.Context, oc *opCtx, p *store.Product) 
 	}
 	var seller *ucp.Seller
 	if oc.shop == nil {
-		if sh, err := s.cfg.Store.Shop(ctx, p.ShopSlug); err == nil {
-			seller = &ucp.Seller{Name: sh.Name, Links: []ucp.Link{{Type: "ucp_profile", URL: s.storeURL(sh.Slug) + "/.well-known/ucp", Title: sh.Slug}}}
+		// The cross-store catalog says which store sells each product,
+		// as members of its own (store: slug, URL, endpoints), and as the
+		// Artos SDK reads it (metadata.store) and UCP's variant seller.
+		u := s.storeURL(p.ShopSlug)
+		doc.Store = &ucp.StoreRef{Slug: p.ShopSlug, URL: u, MCP: u + "/mcp", Profile: u + "/.well-known/ucp"}
+		sh, err := s.cfg.Store.Shop(ctx, p.ShopSlug)
+		if err != nil {
+			return nil, err
 		}
+		doc.Store.Name = sh.Name
+		seller = &ucp.Seller{Name: sh.Name, Links: []ucp.Link{{Type: "ucp_profile", URL: doc.Store.Profile, Title: sh.Slug}}}
 		doc.Metadata = json.RawMessage(fmt.Sprintf(`{"store":%q}`, p.ShopSlug))
 	}
 	var vs []ucp.Variant
@@ -259,7 +288,7 @@ func (s *Service) lookupCatalog(ctx context.Context, oc *opCtx) *Reply {
 	if err != nil {
 		return s.storeFailure(ctx, err)
 	}
-	resp := ucp.LookupResponse{UCP: oc.neg.envelope(catalogCaps...), Products: []ucp.Product{}}
+	resp := ucp.LookupResponse{UCP: oc.neg.envelope(oc.info.capability), Products: []ucp.Product{}}
 	index := map[string]int{} // shop/product -> position in resp.Products
 	inputs := map[string]map[string][]ucp.InputCorrelation{}
 	for i, id := range req.IDs {
@@ -379,7 +408,7 @@ func (s *Service) getProduct(ctx context.Context, oc *opCtx) *Reply {
 		f := view.Variants[fi]
 		view.Variants = append([]ucp.Variant{f}, slices.Delete(slices.Clone(view.Variants), fi, fi+1)...)
 	}
-	return payload(http.StatusOK, &ucp.ProductResponse{UCP: oc.neg.envelope(catalogCaps...), Product: *view})
+	return payload(http.StatusOK, &ucp.ProductResponse{UCP: oc.neg.envelope(oc.info.capability), Product: *view})
 }
 
 // featured picks the variant matching the selections (an available one

@@ -135,13 +135,14 @@ func TestCatalogSearchQueryTerms(t *testing.T) {
 	}
 }
 
-// TestCatalogSearchEmptyQuery: no query (or no body at all) browses the
-// whole store, and only that store.
-func TestCatalogSearchEmptyQuery(t *testing.T) {
+// TestCatalogSearchBrowse: a filter without a query browses the whole
+// store, and only that store (a request with no input at all is refused:
+// TestSearchNeedsInput).
+func TestCatalogSearchBrowse(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	for slug, want := range map[string][]string{"energy-sport": esProducts, "flower-shop": fsProducts, "kyoto-tea": ktProducts} {
-		for _, body := range []any{map[string]any{}, map[string]any{"query": "   "}, nil} {
+		for _, body := range []any{map[string]any{"filters": browseAll}, map[string]any{"query": "   ", "filters": browseAll}} {
 			r := e.catSearch(t, "/s/"+slug+"/catalog/search", body)
 			if got := catProductIDs(r.Products); !slices.Equal(got, want) {
 				t.Errorf("%s %v: %v, want %v", slug, body, got, want)
@@ -151,7 +152,7 @@ func TestCatalogSearchEmptyQuery(t *testing.T) {
 			}
 		}
 	}
-	res, b := e.req("POST", "/s/nowhere/catalog/search", map[string]any{})
+	res, b := e.req("POST", "/s/nowhere/catalog/search", map[string]any{"query": "x"})
 	catProtoErr(t, res, b, http.StatusNotFound, "store_not_found")
 }
 
@@ -328,12 +329,12 @@ func (e *env) catWalk(t *testing.T, path string, body map[string]any, limit int)
 func TestCatalogSearchPagination(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	pages := e.catWalk(t, "/s/energy-sport/catalog/search", nil, 2)
+	pages := e.catWalk(t, "/s/energy-sport/catalog/search", map[string]any{"filters": browseAll}, 2)
 	if !reflect.DeepEqual(pages, [][]string{esProducts[:2], esProducts[2:4], esProducts[4:]}) {
 		t.Fatalf("pages %v", pages)
 	}
 	// An exact multiple: the last full page says there is nothing more.
-	pages = e.catWalk(t, "/s/kyoto-tea/catalog/search", nil, 3)
+	pages = e.catWalk(t, "/s/kyoto-tea/catalog/search", map[string]any{"filters": browseAll}, 3)
 	if !reflect.DeepEqual(pages, [][]string{ktProducts}) {
 		t.Fatalf("pages %v", pages)
 	}
@@ -343,24 +344,24 @@ func TestCatalogSearchPagination(t *testing.T) {
 	}
 	// Across stores: 13 products, 4 a page, each exactly once.
 	all := append(append(slices.Clone(esProducts), fsProducts...), ktProducts...)
-	pages = e.catWalk(t, "/catalog/search", nil, 4)
+	pages = e.catWalk(t, "/catalog/search", map[string]any{"filters": browseAll}, 4)
 	if len(pages) != 4 || !slices.Equal(slices.Concat(pages...), all) {
 		t.Fatalf("global pages %v", pages)
 	}
 	// The default page is 10; limits above the maximum are clamped, not
 	// refused.
-	r := e.catSearch(t, "/catalog/search", map[string]any{})
+	r := e.catSearch(t, "/catalog/search", map[string]any{"filters": browseAll})
 	if len(r.Products) != 10 || !r.Pagination.HasNextPage {
 		t.Fatalf("default page: %d products, %+v", len(r.Products), r.Pagination)
 	}
-	r = e.catSearch(t, "/catalog/search", map[string]any{"pagination": map[string]any{"limit": 100000}})
+	r = e.catSearch(t, "/catalog/search", map[string]any{"filters": browseAll, "pagination": map[string]any{"limit": 100000}})
 	if len(r.Products) != 13 || r.Pagination.HasNextPage {
 		t.Fatalf("clamped page: %d products, %+v", len(r.Products), r.Pagination)
 	}
 	// A cursor is bound to nothing but its position: the next page of a
 	// store search starts after the cursor's product.
-	r = e.catSearch(t, "/s/energy-sport/catalog/search", map[string]any{"pagination": map[string]any{"limit": 2}})
-	r2 := e.catSearch(t, "/s/energy-sport/catalog/search", map[string]any{"pagination": map[string]any{"limit": 2, "cursor": r.Pagination.Cursor}})
+	r = e.catSearch(t, "/s/energy-sport/catalog/search", map[string]any{"filters": browseAll, "pagination": map[string]any{"limit": 2}})
+	r2 := e.catSearch(t, "/s/energy-sport/catalog/search", map[string]any{"filters": browseAll, "pagination": map[string]any{"limit": 2, "cursor": r.Pagination.Cursor}})
 	if !slices.Equal(catProductIDs(r2.Products), esProducts[2:4]) {
 		t.Fatalf("%v", catProductIDs(r2.Products))
 	}
@@ -373,16 +374,16 @@ func TestCatalogSearchPagination(t *testing.T) {
 		forgeCursor(`{"o":1000000}`),
 		base64.StdEncoding.EncodeToString([]byte(`{"s":"energy-sport","i":"road-racer-2"}==`)),
 	} {
-		res, b := e.req("POST", "/s/energy-sport/catalog/search", map[string]any{"pagination": map[string]any{"cursor": cur}})
+		res, b := e.req("POST", "/s/energy-sport/catalog/search", map[string]any{"query": "shoes", "pagination": map[string]any{"cursor": cur}})
 		if res.StatusCode != http.StatusBadRequest {
 			t.Errorf("cursor %q: %d %s", cur, res.StatusCode, b)
 			continue
 		}
 		catProtoErr(t, res, b, http.StatusBadRequest, "invalid_request")
 	}
-	res, b := e.req("POST", "/s/energy-sport/catalog/search", `{"pagination":{"limit":-1}}`)
+	res, b := e.req("POST", "/s/energy-sport/catalog/search", `{"query":"shoes","pagination":{"limit":-1}}`)
 	catProtoErr(t, res, b, http.StatusBadRequest, "invalid_request")
-	res, b = e.req("POST", "/s/energy-sport/catalog/search", `{"pagination":{"limit":"2"}}`)
+	res, b = e.req("POST", "/s/energy-sport/catalog/search", `{"query":"shoes","pagination":{"limit":"2"}}`)
 	catProtoErr(t, res, b, http.StatusBadRequest, "invalid_request")
 }
 
@@ -397,12 +398,12 @@ func TestCatalogSearchSort(t *testing.T) {
 	desc := slices.Clone(asc)
 	slices.Reverse(desc)
 	for sort, want := range map[string][]string{"price_asc": asc, "price_desc": desc, "relevance": esProducts, "": esProducts} {
-		r := e.catSearch(t, "/s/energy-sport/catalog/search", map[string]any{"sort": sort})
+		r := e.catSearch(t, "/s/energy-sport/catalog/search", map[string]any{"sort": sort, "filters": browseAll})
 		if got := catProductIDs(r.Products); !slices.Equal(got, want) {
 			t.Errorf("sort %q: %v, want %v", sort, got, want)
 		}
 		for limit := 1; limit <= 3; limit++ {
-			if got := slices.Concat(e.catWalk(t, "/s/energy-sport/catalog/search", map[string]any{"sort": sort}, limit)...); !slices.Equal(got, want) {
+			if got := slices.Concat(e.catWalk(t, "/s/energy-sport/catalog/search", map[string]any{"sort": sort, "filters": browseAll}, limit)...); !slices.Equal(got, want) {
 				t.Errorf("sort %q limit %d: %v, want %v", sort, limit, got, want)
 			}
 		}
@@ -420,7 +421,7 @@ func TestCatalogSearchSort(t *testing.T) {
 	// Sorted across stores (prices compared as numbers, whatever the
 	// currency): ascending amounts.
 	var prev int64 = -1
-	r = e.catSearch(t, "/catalog/search", map[string]any{"sort": "price_asc", "pagination": map[string]any{"limit": 50}})
+	r = e.catSearch(t, "/catalog/search", map[string]any{"sort": "price_asc", "filters": browseAll, "pagination": map[string]any{"limit": 50}})
 	if len(r.Products) != 13 {
 		t.Fatalf("%d products", len(r.Products))
 	}
@@ -430,11 +431,11 @@ func TestCatalogSearchSort(t *testing.T) {
 		}
 		prev = p.PriceRange.Min.Amount
 	}
-	if got := slices.Concat(e.catWalk(t, "/catalog/search", map[string]any{"sort": "price_asc"}, 5)...); !slices.Equal(got, catProductIDs(r.Products)) {
+	if got := slices.Concat(e.catWalk(t, "/catalog/search", map[string]any{"sort": "price_asc", "filters": browseAll}, 5)...); !slices.Equal(got, catProductIDs(r.Products)) {
 		t.Fatalf("paged %v, want %v", got, catProductIDs(r.Products))
 	}
 	for _, sort := range []string{"cheapest", "PRICE_ASC", "price", "name"} {
-		res, b := e.req("POST", "/s/energy-sport/catalog/search", map[string]any{"sort": sort})
+		res, b := e.req("POST", "/s/energy-sport/catalog/search", map[string]any{"sort": sort, "query": "shoes"})
 		catProtoErr(t, res, b, http.StatusBadRequest, "invalid_request")
 	}
 }
@@ -479,14 +480,11 @@ func TestCatalogSearchProductShape(t *testing.T) {
 	if r.UCP == nil || r.UCP.Version != ucp.Version || r.UCP.Status != ucp.StatusSuccess {
 		t.Fatalf("envelope %+v", r.UCP)
 	}
+	// Only the operation's capability (overview.md, Response Capability
+	// Selection): search, not lookup.
 	if len(r.UCP.Capabilities[ucp.CapCatalogSearch]) != 1 || r.UCP.Capabilities[ucp.CapCatalogSearch][0].Version != ucp.Version ||
-		len(r.UCP.Capabilities[ucp.CapCatalogLookup]) != 1 {
+		len(r.UCP.Capabilities) != 1 {
 		t.Fatalf("catalog capabilities %+v", r.UCP.Capabilities)
-	}
-	for name := range r.UCP.Capabilities {
-		if name != ucp.CapCatalogSearch && name != ucp.CapCatalogLookup {
-			t.Fatalf("search echoes %s", name)
-		}
 	}
 	if r.UCP.PaymentHandlers != nil {
 		t.Fatal("payment handlers on a catalog response")
@@ -521,7 +519,7 @@ func TestCatalogSearchProductShape(t *testing.T) {
 	}
 	// Gardenias are out of stock; sunflowers are untracked (always
 	// available); JPY amounts are yen.
-	r = e.catSearch(t, "/s/flower-shop/catalog/search", nil)
+	r = e.catSearch(t, "/s/flower-shop/catalog/search", map[string]any{"filters": browseAll})
 	g := catFindProduct(t, r.Products, "gardenias").Variants[0]
 	if g.Availability == nil || g.Availability.Available || g.Availability.Status != "out_of_stock" || g.Price != (ucp.Price{Amount: 2800, Currency: "EUR"}) {
 		t.Fatalf("gardenias %+v", g)
@@ -574,7 +572,7 @@ func TestCatalogSearchAnonymous(t *testing.T) {
 	res, b = e.req("POST", "/s/energy-sport/catalog/product", map[string]any{"id": "trx-blk-9"}, "UCP-Agent", "")
 	wantStatus(t, res, b, http.StatusOK)
 	// A bad credential is still refused.
-	res, b = e.req("POST", "/s/energy-sport/catalog/search", map[string]any{}, "X-Test-Client", "bad")
+	res, b = e.req("POST", "/s/energy-sport/catalog/search", map[string]any{"query": "shoes"}, "X-Test-Client", "bad")
 	wantStatus(t, res, b, http.StatusUnauthorized)
 	// Carts name a platform profile.
 	res, b = e.req("POST", "/s/energy-sport/carts", lines(line("trx-blk-9", 1)), "UCP-Agent", "")
@@ -586,7 +584,7 @@ func TestCatalogSearchAnonymous(t *testing.T) {
 func TestCatalogSearchGlobal(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	r := e.catSearch(t, "/catalog/search", map[string]any{"pagination": map[string]any{"limit": 50}})
+	r := e.catSearch(t, "/catalog/search", map[string]any{"filters": browseAll, "pagination": map[string]any{"limit": 50}})
 	stores := map[string][]string{}
 	names := map[string]string{"energy-sport": "Energy Sport", "flower-shop": "Flower Shop", "kyoto-tea": "Kyoto Tea House"}
 	for _, p := range r.Products {
@@ -595,6 +593,12 @@ func TestCatalogSearchGlobal(t *testing.T) {
 		}
 		if err := json.Unmarshal(p.Metadata, &md); err != nil || md.Store == "" {
 			t.Fatalf("%s: metadata %s", p.ID, p.Metadata)
+		}
+		// The store is also a first-class member: slug, name, URL and
+		// endpoints, the one metadata.store names.
+		u := e.srv.URL + "/s/" + md.Store
+		if want := (ucp.StoreRef{Slug: md.Store, Name: names[md.Store], URL: u, MCP: u + "/mcp", Profile: u + "/.well-known/ucp"}); p.Store == nil || *p.Store != want {
+			t.Fatalf("%s: store %+v, want %+v", p.ID, p.Store, want)
 		}
 		stores[md.Store] = append(stores[md.Store], p.ID)
 		if len(p.Variants) == 0 {
@@ -639,7 +643,7 @@ func TestCatalogSearchGlobal(t *testing.T) {
 	}
 	// Store searches carry neither seller nor metadata.
 	r = e.catSearch(t, "/s/kyoto-tea/catalog/search", map[string]any{"query": "matcha"})
-	if r.Products[0].Metadata != nil || r.Products[0].Variants[0].Seller != nil {
+	if r.Products[0].Metadata != nil || r.Products[0].Variants[0].Seller != nil || r.Products[0].Store != nil {
 		t.Fatalf("%+v", r.Products[0])
 	}
 	// The apex catalog has no carts or checkouts.
@@ -1122,7 +1126,7 @@ func TestReviewPriceSortTruncatedAt1000(t *testing.T) {
 	if err := shop.PutSeedShop(t.Context(), e.store, big, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	r := e.catSearch(t, "/s/big-store/catalog/search", map[string]any{"sort": "price_asc", "pagination": map[string]any{"limit": 1}})
+	r := e.catSearch(t, "/s/big-store/catalog/search", map[string]any{"sort": "price_asc", "filters": browseAll, "pagination": map[string]any{"limit": 1}})
 	if len(r.Products) != 1 || r.Products[0].ID != "zzz-cheapest" {
 		var got string
 		if len(r.Products) > 0 {

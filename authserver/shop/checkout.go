@@ -121,7 +121,7 @@ func (s *Service) putCheckout(ctx context.Context, oc *opCtx) *Reply {
 		if err := ses.save(ctx, s, st.Checkout.Status); err != nil {
 			return nil, err
 		}
-		return s.checkoutReply(ctx, oc, &st.Checkout, http.StatusOK, ucp.StatusSuccess), nil
+		return s.checkoutReply(ctx, oc, &st.Checkout, http.StatusOK), nil
 	})
 }
 
@@ -137,7 +137,7 @@ func (s *Service) createCheckout(ctx context.Context, oc *opCtx, in *checkoutInp
 		}
 		if id := cart.st.CheckoutID; id != "" {
 			if prev, rep := checkouts.load(ctx, s, oc, id); rep == nil && !terminal(prev.st.Checkout.Status) {
-				return s.checkoutReply(ctx, oc, &prev.st.Checkout, http.StatusOK, ucp.StatusSuccess)
+				return s.checkoutReply(ctx, oc, &prev.st.Checkout, http.StatusOK)
 			}
 		}
 		in.LineItems = nil
@@ -184,7 +184,7 @@ func (s *Service) createCheckout(ctx context.Context, oc *opCtx, in *checkoutInp
 			s.log.WarnContext(ctx, "shop: link cart to checkout", "cart", in.CartID, "err", err)
 		}
 	}
-	return s.checkoutReply(ctx, oc, &st.Checkout, http.StatusCreated, ucp.StatusSuccess)
+	return s.checkoutReply(ctx, oc, &st.Checkout, http.StatusCreated)
 }
 
 func (s *Service) links(slug string) []ucp.Link {
@@ -209,7 +209,7 @@ func (s *Service) getCheckout(ctx context.Context, oc *opCtx) *Reply {
 	if rep != nil {
 		return rep
 	}
-	return s.checkoutReply(ctx, oc, &ses.st.Checkout, http.StatusOK, ucp.StatusSuccess)
+	return s.checkoutReply(ctx, oc, &ses.st.Checkout, http.StatusOK)
 }
 
 // notModifiable refuses a change to a completed or canceled checkout: 409
@@ -231,15 +231,17 @@ func (s *Service) cancelCheckout(ctx context.Context, oc *opCtx) *Reply {
 		if err := ses.save(ctx, s, c.Status); err != nil {
 			return nil, err
 		}
-		return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusSuccess), nil
+		return s.checkoutReply(ctx, oc, c, http.StatusOK), nil
 	})
 }
 
 // checkoutReply serialises a checkout with its envelope and signs it:
 // ap2.merchant_authorization covers JCS(checkout minus ap2), envelope
-// included.
-func (s *Service) checkoutReply(ctx context.Context, oc *opCtx, c *ucp.Checkout, status int, ucpStatus string) *Reply {
-	b, err := s.signedCheckout(oc, c, ucpStatus)
+// included. Its ucp.status is "success", whatever its messages say: a
+// body carrying the checkout is the payload, and "error" is for bodies
+// that carry none (checkout.md, Error Handling; oc.errorEnvelope).
+func (s *Service) checkoutReply(ctx context.Context, oc *opCtx, c *ucp.Checkout, status int) *Reply {
+	b, err := s.signedCheckout(oc, c)
 	if err != nil {
 		s.log.ErrorContext(ctx, "shop: sign checkout", "err", err)
 		return internalError()
@@ -247,10 +249,9 @@ func (s *Service) checkoutReply(ctx context.Context, oc *opCtx, c *ucp.Checkout,
 	return &Reply{Status: status, Body: b}
 }
 
-func (s *Service) signedCheckout(oc *opCtx, c *ucp.Checkout, ucpStatus string) ([]byte, error) {
+func (s *Service) signedCheckout(oc *opCtx, c *ucp.Checkout) ([]byte, error) {
 	out := *c
 	out.UCP = oc.neg.envelope(checkoutCaps...)
-	out.UCP.Status = ucpStatus
 	out.UCP.PaymentHandlers = oc.neg.paymentHandlers()
 	unsigned, err := json.Marshal(&out)
 	if err != nil {

@@ -48,6 +48,9 @@ type completion struct {
 	// prepared crypto payment's); holdLife overrides holdLife.
 	hold     *store.SpendHold
 	holdLife time.Duration
+	// stored is the checkout as the session holds it, read by this
+	// attempt: what a failed completion answers with (failed).
+	stored *ucp.Checkout
 }
 
 // charge is one successful charge through a rail, under the payment
@@ -69,9 +72,9 @@ func cloneTerms(c *ucp.Checkout) *ucp.Checkout {
 // completeCheckout runs the completion steps on the session, in order:
 // reprice it against the live catalog, choose the rail, authorize the
 // charge, pay through the rail and place the order, taking stock in the
-// same transaction. A business failure at any step returns the checkout
-// with messages and ucp.status "error" and changes nothing; a lost race
-// runs the steps again on the reloaded session.
+// same transaction. A business failure at any step changes nothing and
+// answers as failed and refused say; a lost race runs the steps again on
+// the reloaded session.
 func (s *Service) completeCheckout(ctx context.Context, oc *opCtx) *Reply {
 	return s.complete(ctx, oc, nil)
 }
@@ -98,6 +101,8 @@ func (s *Service) complete(ctx context.Context, oc *opCtx, shown *shownCheckout)
 		if oc.ownerOverride != "" && ses.st.Checkout.Status != ucp.CheckoutRequiresEscalation {
 			return notPayable(), nil
 		}
+		stored := ses.st.Checkout
+		cp.stored = &stored
 		c, inst, rep := cp.reprice(ctx, ses.st)
 		if rep != nil {
 			return rep, nil
@@ -241,7 +246,11 @@ func (cp *completion) reprice(ctx context.Context, st *checkoutState) (*ucp.Chec
 		return nil, nil, rep
 	}
 	if hasError(c.Messages) {
-		return nil, nil, cp.s.checkoutReply(ctx, cp.oc, c, http.StatusOK, ucp.StatusError)
+		// The checkout cannot complete as it now prices (stock went, the
+		// request named a handler this store lacks): its errors say why.
+		msgs := errorsOf(c.Messages)
+		c.Messages = slices.DeleteFunc(c.Messages, func(m ucp.Message) bool { return m.Type == "error" })
+		return nil, nil, cp.failed(ctx, c, msgs...)
 	}
 	return c, selectedInstrument(prev.Payment), nil
 }
@@ -260,12 +269,10 @@ func (cp *completion) chooseRail(ctx context.Context, c *ucp.Checkout, inst *ucp
 	case len(offered) == 1:
 		id = offered[0]
 	default:
-		c.Status = ucp.CheckoutIncomplete
 		c.Messages = slices.DeleteFunc(c.Messages, func(m ucp.Message) bool { return m.Code == "payment_selection_required" })
-		c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: "payment_selection_required", Path: "$.payment.instruments",
+		return "", cp.failed(ctx, c, ucp.Message{Type: "error", Code: "payment_selection_required", Path: "$.payment.instruments",
 			Content: "this store offers several payment handlers; complete with one selected instrument whose handler_id is one of " +
 				fmt.Sprint(offered), Severity: ucp.SeverityRecoverable})
-		return "", cp.s.checkoutReply(ctx, cp.oc, c, http.StatusOK, ucp.StatusError)
 	}
 	if id != "" && !slices.Contains(offered, id) {
 		return "", cp.paymentFailed(ctx, c, "this store does not offer "+id)
@@ -293,7 +300,7 @@ func (cp *completion) authorize(ctx context.Context, st *checkoutState, c *ucp.C
 // checkMandate verifies ap2.checkout_mandate against the live checkout.
 func (cp *completion) checkMandate(ctx context.Context, c *ucp.Checkout, railID string) *Reply {
 	s, oc := cp.s, cp.oc
-	live, err := s.signedCheckout(oc, c, ucp.StatusSuccess)
+	live, err := s.signedCheckout(oc, c)
 	if err != nil {
 		return internalError()
 	}
@@ -311,9 +318,8 @@ func (cp *completion) checkMandate(ctx context.Context, c *ucp.Checkout, railID 
 		}
 		return nil
 	case errors.As(err, &me):
-		c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: string(me.Code), Path: "$.ap2.checkout_mandate",
+		return cp.failed(ctx, c, ucp.Message{Type: "error", Code: string(me.Code), Path: "$.ap2.checkout_mandate",
 			Content: me.Reason, Severity: ucp.SeverityRecoverable})
-		return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusError)
 	default:
 		s.failure(ctx, "shop: mandate verification", err)
 		return unavailable("mandate verification is unavailable")
@@ -374,14 +380,70 @@ func (cp *completion) pay(ctx context.Context, ses *session[checkoutState], c *u
 		if err := ses.save(ctx, cp.s, c.Status); err != nil {
 			return nil, err
 		}
-		return cp.s.checkoutReply(ctx, cp.oc, c, http.StatusOK, ucp.StatusSuccess), nil
+		return cp.s.checkoutReply(ctx, cp.oc, c, http.StatusOK), nil
 	default:
 		return cp.paymentFailed(ctx, c, out.content), nil
 	}
 }
 
+// A completion that places no order answers by UCP's rule for
+// ucp.status (checkout.md, Error Handling): it is the shape
+// discriminator, "success" when the body is the checkout, "error" when
+// the body carries error information instead, and then no resource
+// (error_response.json: ucp, messages, continue_url, nothing else). Which
+// of the two a refusal is:
+//
+//   - failed: the completion ran into the checkout's terms or its
+//     payment (payment_failed, a mandate refused, no rail chosen). It is
+//     a business outcome on the checkout: the checkout, ucp.status
+//     "success", the error among its messages, as checkout.md's
+//     eligibility_invalid example at completion answers. Nothing of the
+//     request is kept, so the checkout is at the terms just priced with
+//     its status and payment as stored: the instruments the request
+//     sent are not echoed as if stored (a GET shows what this shows).
+//   - refused: the buyer's money is not the caller's to spend as asked:
+//     the buyer's spend allowance for the agent, the buyer's coupon
+//     credit, the buyer's own crypto wallet. Nothing about the checkout
+//     is at issue, nothing was tried, and the answer carries no
+//     resource: the error envelope with the refusal.
+//
+// The Artos SDK (@artos-commerce/ucp-client 0.14.0) needs the second:
+// its confirmPurchase reports a completion as an error only when
+// ucp.status is "error", and as completed otherwise, whatever the
+// checkout's status; answered with the checkout and "success", an
+// allowance refusal would be reported to its agent as a purchase made.
+// The spec allows either shape for an error, so the choice follows what
+// the refusal is about, and the shape follows the spec.
+
+// failed answers a completion that failed on the checkout with msgs:
+// the checkout as stored, at the terms c was priced at. A crypto prepare
+// creates a payment intent; refused, it creates none (refused).
+func (cp *completion) failed(ctx context.Context, c *ucp.Checkout, msgs ...ucp.Message) *Reply {
+	if cp.oc.Op == OpPrepareCheckoutPayment {
+		return cp.refused(msgs...)
+	}
+	out := *c
+	if cp.stored != nil {
+		out.Status, out.Payment = cp.stored.Status, cp.stored.Payment
+	}
+	out.Messages = append(slices.Clone(c.Messages), msgs...)
+	return cp.s.checkoutReply(ctx, cp.oc, &out, http.StatusOK)
+}
+
+// refused answers a completion (or a crypto prepare) refused for whose
+// money it would spend: UCP's error envelope, without the checkout.
+func (cp *completion) refused(msgs ...ucp.Message) *Reply {
+	return cp.oc.errorEnvelope(http.StatusOK, msgs...)
+}
+
+// errorsOf are the error messages among msgs.
+func errorsOf(msgs []ucp.Message) []ucp.Message {
+	return slices.DeleteFunc(slices.Clone(msgs), func(m ucp.Message) bool { return m.Type != "error" })
+}
+
+// paymentFailed: the payment did not go through (declined, a rail this
+// store does not offer, the prepared payment no longer matching).
 func (cp *completion) paymentFailed(ctx context.Context, c *ucp.Checkout, content string) *Reply {
-	c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: "payment_failed", Path: "$.payment.instruments",
+	return cp.failed(ctx, c, ucp.Message{Type: "error", Code: "payment_failed", Path: "$.payment.instruments",
 		Content: content, Severity: ucp.SeverityRecoverable})
-	return cp.s.checkoutReply(ctx, cp.oc, c, http.StatusOK, ucp.StatusError)
 }

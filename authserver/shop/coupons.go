@@ -118,10 +118,11 @@ func (cp *completion) couponGate(ctx context.Context, st *checkoutState, c *ucp.
 	if st.Coupon == nil {
 		return nil
 	}
+	// The coupon is the buyer's credit: a refusal to redeem it is
+	// refused without the checkout (completion.refused says why).
 	msg := func(code, content string) *Reply {
-		c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: code, Path: "$.context.eligibility", Content: content,
+		return cp.refused(ucp.Message{Type: "error", Code: code, Path: "$.context.eligibility", Content: content,
 			Severity: ucp.SeverityRecoverable})
-		return cp.s.checkoutReply(ctx, cp.oc, c, 200, ucp.StatusError)
 	}
 	switch {
 	case railID != "" && railID != HandlerCryptoID:

@@ -184,10 +184,11 @@ func containsString(list []string, s string) bool {
 func (cp *completion) checkIntent(ctx context.Context, ses *session[checkoutState], c *ucp.Checkout, inst *ucp.PaymentInstrument) *Reply {
 	oc := cp.oc
 	if !oc.buyerBound() {
-		c.Messages = append(c.Messages, ucp.Message{Type: "error", Code: "authentication_required", Path: "$.payment.instruments",
+		// The buyer's wallet pays: refused without the checkout
+		// (completion.refused says why).
+		return cp.refused(ucp.Message{Type: "error", Code: "authentication_required", Path: "$.payment.instruments",
 			Severity: ucp.SeverityRequiresBuyerInput,
 			Content:  "crypto payments are the buyer's: complete with the buyer's bearer token alone (prepare_checkout_payment first)"})
-		return cp.s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusError)
 	}
 	it := ses.st.Intent
 	token := ""

@@ -12,8 +12,38 @@ import (
 	"github.com/ucpbridge/ucpbridge/mandate"
 )
 
+// The accepted idempotency key: 16 to 255 visible ASCII characters
+// (0x21-0x7E: no spaces, no control characters). UCP gives the key the
+// format uuid (rest.openapi.json, mcp.openrpc.json), which this admits;
+// so are the 32 hex digits or base64url strings other clients send.
+const (
+	minIdemKey = 16
+	maxIdemKey = 255
+	// idemKeyForm says so, in every refusal of a key.
+	idemKeyForm = "16 to 255 visible ASCII characters (0x21-0x7E, no spaces), e.g. a UUID such as 550e8400-e29b-41d4-a716-446655440000"
+)
+
+// checkIdemKey refuses a request whose idempotency key is present but
+// not of the accepted form, an empty one included (a key sent empty is a
+// client mistake, not the absence of a key: running the call without the
+// protection the client thought it asked for could charge twice), and a
+// call that requires a key and has none.
+func checkIdemKey(req *Request, info opInfo) *Reply {
+	switch {
+	case req.IdempotencyKeyEmpty:
+		return protoErr(http.StatusBadRequest, rpcParams, "invalid_idempotency_key",
+			"the idempotency key is empty; send "+idemKeyForm+", or no key at all where none is required")
+	case req.IdempotencyKey == "" && info.needsKey:
+		return protoErr(http.StatusBadRequest, rpcParams, "idempotency_key_required",
+			string(req.Op)+" requires an idempotency key (Idempotency-Key header or meta[\"idempotency-key\"]): "+idemKeyForm)
+	case req.IdempotencyKey != "" && !validIdemKey(req.IdempotencyKey):
+		return protoErr(http.StatusBadRequest, rpcParams, "invalid_idempotency_key", "the idempotency key must be "+idemKeyForm)
+	}
+	return nil
+}
+
 func validIdemKey(k string) bool {
-	if len(k) < 16 || len(k) > 255 {
+	if len(k) < minIdemKey || len(k) > maxIdemKey {
 		return false
 	}
 	for i := 0; i < len(k); i++ {

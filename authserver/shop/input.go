@@ -202,10 +202,24 @@ func freeForm[V any](b *bounds, path string, m map[string]V) {
 	}
 }
 
+// lines checks what line_item.json requires of each line (an item id, an
+// integer quantity from 1) and this store's bounds, with priceLines'
+// words: a body is refused the same way wherever it is read (the MCP
+// binding reads it before Do, to answer a schema violation as REST does).
+// No lines at all is priceLines' to refuse: a cart conversion sends none.
 func (b *bounds) lines(ls []lineInput) {
+	if len(ls) > maxLines {
+		b.fail("$.line_items", "has more than %d lines", maxLines)
+	}
 	for i, l := range ls {
 		b.text(fmt.Sprintf("$.line_items[%d].id", i), l.ID, maxIDLen)
 		b.text(fmt.Sprintf("$.line_items[%d].item.id", i), l.Item.ID, maxIDLen)
+		if l.Item.ID == "" {
+			b.fail(fmt.Sprintf("$.line_items[%d].item.id", i), "is required: the id of the variant to buy")
+		}
+		if _, ok := quantity(l.Quantity); !ok {
+			b.fail(fmt.Sprintf("$.line_items[%d].quantity", i), "is required and must be an integer from 1 to %d", maxQuantity)
+		}
 	}
 }
 

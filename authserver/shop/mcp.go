@@ -26,8 +26,10 @@ type mcpCall struct {
 	principal *guard.Principal
 	addr      netip.Addr // the client's address (Request.ClientAddr)
 	// idemKey is the HTTP Idempotency-Key, used when meta has none (the
-	// binding lets the same headers sit on the HTTP layer).
-	idemKey string
+	// binding lets the same headers sit on the HTTP layer); idemHeader
+	// says the header was sent (an empty one is refused).
+	idemKey    string
+	idemHeader bool
 	// err is the protocol error a handler hit; the wrapper turns the
 	// library's generic -32603 into the UCP code (mcp-go has no way for a
 	// tool handler to choose the JSON-RPC error code).
@@ -131,7 +133,8 @@ func (s *Service) mcpHandler(global bool) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-		call := &mcpCall{slug: r.PathValue("slug"), idemKey: r.Header.Get("Idempotency-Key"), addr: s.clientAddr(r),
+		keys := r.Header.Values("Idempotency-Key")
+		call := &mcpCall{slug: r.PathValue("slug"), idemKey: strings.Join(keys, ", "), idemHeader: len(keys) > 0, addr: s.clientAddr(r),
 			resource: s.cfg.BaseURL + strings.TrimSuffix(r.URL.Path, "/")}
 		p, perr := s.authenticate(r, call.addr)
 		if perr != nil {
@@ -158,7 +161,9 @@ type toolArgs struct {
 		Agent *struct {
 			Profile string `json:"profile"`
 		} `json:"ucp-agent"`
-		IdempotencyKey string `json:"idempotency-key"`
+		// IdempotencyKey is a pointer: an empty key is refused, not
+		// taken for none.
+		IdempotencyKey *string `json:"idempotency-key"`
 	} `json:"meta"`
 	ID       string          `json:"id"`
 	Checkout json.RawMessage `json:"checkout"`
@@ -193,8 +198,11 @@ func (s *Service) toolHandler(op Op) server.ToolHandlerFunc {
 				Content: `meta["ucp-agent"].profile is required`})
 		}
 		r := &Request{Op: op, Shop: call.slug, ID: args.ID, Agent: args.Meta.Agent.Profile,
-			IdempotencyKey: cmpOr(args.Meta.IdempotencyKey, call.idemKey), Principal: call.principal, BuyerType: "agent",
+			IdempotencyKey: call.idemKey, IdempotencyKeyEmpty: call.idemHeader && call.idemKey == "", Principal: call.principal, BuyerType: "agent",
 			ClientAddr: call.addr, Resource: call.resource}
+		if k := args.Meta.IdempotencyKey; k != nil {
+			r.IdempotencyKey, r.IdempotencyKeyEmpty = *k, *k == ""
+		}
 		switch info.bodyKey {
 		case "checkout":
 			r.Body = args.Checkout

@@ -524,12 +524,13 @@ func TestMCPBusinessErrorIsResult(t *testing.T) {
 	}
 
 	// A declined card is a business outcome too: the checkout comes back
-	// with ucp.status error and payment_failed.
+	// (ucp.status success: it is the payload) with payment_failed, its
+	// status unchanged.
 	c := decode[ucp.Checkout](t, e.mcpCall("flower-shop", "create_checkout", e.mcpArgs("checkout", lines(line("bouquet_roses", 1)))))
 	sc = e.mcpCall("flower-shop", "complete_checkout", e.mcpArgs("id", c.ID, "checkout", cardPayment(shop.TokenFail)))
 	declined := decode[ucp.Checkout](t, sc)
-	if declined.ID != c.ID || declined.UCP == nil || declined.UCP.Status != ucp.StatusError ||
-		!slices.Contains(messageCodes(declined.Messages), "payment_failed") {
+	if declined.ID != c.ID || declined.UCP == nil || declined.UCP.Status != ucp.StatusSuccess || declined.Status != c.Status ||
+		declined.Payment != nil || !slices.Contains(messageCodes(declined.Messages), "payment_failed") {
 		t.Fatalf("declined card: %s", sc)
 	}
 
@@ -635,12 +636,16 @@ func TestMCPToolsList(t *testing.T) {
 func TestMCPGlobalSearchCatalog(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	res, out, b := e.mcpCallRaw("/mcp", "search_catalog", e.mcpArgs("catalog", map[string]any{"pagination": map[string]any{"limit": 50}}))
+	res, out, b := e.mcpCallRaw("/mcp", "search_catalog", e.mcpArgs("catalog", map[string]any{"filters": browseAll, "pagination": map[string]any{"limit": 50}}))
 	sr := decode[ucp.SearchResponse](t, mustResult(t, "search_catalog", res, out, b))
 	sellers := map[string]bool{}
 	for _, p := range sr.Products {
 		if len(p.Variants) == 0 {
 			t.Fatalf("product %s has no variants", p.ID)
+		}
+		// The store, first-class: its slug and URL, where checkout goes.
+		if st := p.Store; st == nil || st.Slug == "" || st.URL != e.srv.URL+"/s/"+st.Slug || st.MCP != st.URL+"/mcp" {
+			t.Fatalf("product %s: store %+v", p.ID, p.Store)
 		}
 		for _, v := range p.Variants {
 			if v.Seller == nil || v.Seller.Name == "" || len(v.Seller.Links) == 0 || !strings.HasSuffix(v.Seller.Links[0].URL, "/.well-known/ucp") {

@@ -88,6 +88,10 @@ type Request struct {
 	// (or the cross-store MCP endpoint).
 	Resource       string
 	IdempotencyKey string
+	// IdempotencyKeyEmpty: the binding received a key, empty (an
+	// Idempotency-Key header or meta["idempotency-key"] of ""); Do
+	// refuses it rather than run the call without one.
+	IdempotencyKeyEmpty bool
 	// Principal is the caller, as the guard identified it; nil is
 	// anonymous.
 	Principal *guard.Principal
@@ -163,12 +167,8 @@ func (s *Service) do(ctx context.Context, req *Request) *Reply {
 	if info.hasID && req.ID == "" {
 		return invalidRequest("the id argument is required")
 	}
-	if info.needsKey && req.IdempotencyKey == "" {
-		return protoErr(http.StatusBadRequest, rpcParams, "idempotency_key_required",
-			string(req.Op)+" requires an idempotency key (Idempotency-Key header or meta[\"idempotency-key\"])")
-	}
-	if req.IdempotencyKey != "" && !validIdemKey(req.IdempotencyKey) {
-		return invalidRequest("the idempotency key must be 16 to 255 visible ASCII characters")
+	if rep := checkIdemKey(req, info); rep != nil {
+		return rep
 	}
 	if req.Resource == "" {
 		req.Resource = s.cfg.BaseURL + "/mcp"

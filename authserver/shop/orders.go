@@ -83,7 +83,7 @@ func (s *Service) placeOrder(ctx context.Context, oc *opCtx, ses *session[checko
 	if err := s.cfg.Store.CompleteSession(ctx, sess, row, list); err != nil {
 		return nil, err
 	}
-	return s.checkoutReply(ctx, oc, c, http.StatusOK, ucp.StatusSuccess), nil
+	return s.checkoutReply(ctx, oc, c, http.StatusOK), nil
 }
 
 func (s *Service) getOrder(ctx context.Context, oc *opCtx) *Reply {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
@@ -52,10 +53,13 @@ type priced struct {
 	subtotal int64
 }
 
-// badRequest is input of the wrong JSON type: a 400, like a decoding error.
+// badRequest is a request the UCP request schema (or a bound of this
+// store) refuses: a protocol error, 400 (MCP -32602), naming the field.
 type badRequest struct{ msg string }
 
 func (e *badRequest) Error() string { return e.msg }
+
+func badField(format string, a ...any) *badRequest { return &badRequest{fmt.Sprintf(format, a...)} }
 
 // envelopeError is a refusal that creates or changes nothing.
 type envelopeError struct{ msgs []ucp.Message }
@@ -68,30 +72,32 @@ func refuse(code, path, format string, a ...any) *envelopeError {
 }
 
 // priceLines validates the requested lines and prices them from the
-// catalog. Unknown items, bad quantities and too many lines refuse the
-// whole request; a line short of stock is kept with an out_of_stock error.
-// prev keeps line ids stable across updates.
+// catalog. prev keeps line ids stable across updates.
+//
+// Lines the request schema refuses are a protocol error (badRequest: 400,
+// MCP -32602), like any malformed body: no lines, a line without an item
+// id or a quantity, a quantity that is not an integer from 1 (line_item.json
+// "minimum": 1) to maxQuantity, more than maxLines lines. What the store
+// says about well-formed lines is a business outcome: an item it does not
+// sell, or a product id with several variants, refuses the whole request
+// (the error envelope: nothing is created or changed); a line short of
+// stock is kept, with an out_of_stock error on it.
 func (s *Service) priceLines(ctx context.Context, sh *shopInfo, in []lineInput, prev []ucp.LineItem) (*priced, error) {
 	if len(in) == 0 {
-		return nil, refuse("invalid_request", "$.line_items", "at least one line item is required")
+		return nil, badField(`$.line_items is required and holds at least one line: [{"item":{"id":"<variant id>"},"quantity":1}]`)
 	}
 	if len(in) > maxLines {
-		return nil, refuse("invalid_request", "$.line_items", "at most %d line items are allowed", maxLines)
+		return nil, badField("$.line_items has more than %d lines", maxLines)
 	}
 	ids := make([]string, 0, len(in))
 	qty := make([]int64, len(in))
 	for i, l := range in {
 		if l.Item.ID == "" {
-			return nil, refuse("invalid_request", fmt.Sprintf("$.line_items[%d].item.id", i), "line %d names no item", i)
+			return nil, badField("$.line_items[%d].item.id is required: the id of the variant to buy", i)
 		}
-		raw := bytes.TrimSpace(l.Quantity)
-		if len(raw) > 0 && string(raw) != "null" && raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
-			return nil, &badRequest{fmt.Sprintf("$.line_items[%d].quantity must be an integer", i)}
-		}
-		q, err := strconv.ParseInt(string(raw), 10, 64)
-		if err != nil || q < 1 || q > maxQuantity {
-			return nil, refuse("invalid_quantity", fmt.Sprintf("$.line_items[%d].quantity", i),
-				"quantity must be an integer from 1 to %d", maxQuantity)
+		q, ok := quantity(l.Quantity)
+		if !ok {
+			return nil, badField("$.line_items[%d].quantity is required and must be an integer from 1 to %d", i, maxQuantity)
 		}
 		qty[i] = q
 		ids = append(ids, l.Item.ID)
@@ -99,6 +105,19 @@ func (s *Service) priceLines(ctx context.Context, sh *shopInfo, in []lineInput, 
 	variants, err := s.cfg.Store.Variants(ctx, sh.Slug, ids)
 	if err != nil {
 		return nil, err
+	}
+	for i, l := range in {
+		if _, ok := variants[l.Item.ID]; ok {
+			continue
+		}
+		v, err := s.soleVariant(ctx, sh, i, l.Item.ID)
+		if err != nil {
+			return nil, err
+		}
+		// A product id names its only variant: the line is that
+		// variant's, as if the request had named it.
+		in[i].Item.ID = v.ID
+		variants[v.ID] = v
 	}
 	prevIDs := map[string]bool{}
 	next := 0
@@ -112,11 +131,7 @@ func (s *Service) priceLines(ctx context.Context, sh *shopInfo, in []lineInput, 
 	used := map[string]bool{}
 	want := map[string]int64{}
 	for i, l := range in {
-		v, ok := variants[l.Item.ID]
-		if !ok {
-			return nil, refuse("item_unavailable", fmt.Sprintf("$.line_items[%d].item.id", i),
-				"item %q is not sold by this store", l.Item.ID)
-		}
+		v := variants[l.Item.ID]
 		id := l.ID
 		if id == "" {
 			// Lines sent without ids keep the id of the previous line
@@ -162,6 +177,89 @@ func (s *Service) priceLines(ctx context.Context, sh *shopInfo, in []lineInput, 
 	return out, nil
 }
 
+// quantity reads a line's quantity: a JSON integer (2.0 is one, as JSON
+// Schema counts) from 1 to maxQuantity.
+func quantity(raw json.RawMessage) (int64, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return 0, false // missing, null, a string, an object...
+	}
+	if q, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+		return q, q >= 1 && q <= maxQuantity
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || f != math.Trunc(f) || f < 1 || f > maxQuantity {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// soleVariant resolves a line's item id that names no variant: a product
+// id names the product's only variant. A product with several variants,
+// or an id that names nothing, refuses the request with what to send
+// instead (line i).
+func (s *Service) soleVariant(ctx context.Context, sh *shopInfo, i int, id string) (*store.Variant, error) {
+	path := fmt.Sprintf("$.line_items[%d].item.id", i)
+	p, err := s.cfg.Store.Product(ctx, sh.Slug, id)
+	if isNotFound(err) {
+		return nil, refuse("item_unavailable", path, "item %q is not sold by %s: line items name a variant id, as search_catalog and get_product list them", id, sh.Name)
+	} else if err != nil {
+		return nil, err
+	}
+	rows, err := s.cfg.Store.ProductVariants(ctx, sh.Slug, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 1 {
+		return rows[0], nil
+	}
+	if len(rows) == 0 {
+		return nil, refuse("item_unavailable", path, "%q (%s) has no variant for sale at %s", id, p.Title, sh.Name)
+	}
+	return nil, variantRequired(p, rows, path)
+}
+
+// maxListedVariants bounds the variants a variant_required message lists.
+const maxListedVariants = 20
+
+// variantRequired refuses a product id with several variants: it names
+// the product and lists its variants, each id with its option values, for
+// the caller to pick one.
+func variantRequired(p *store.Product, rows []*store.Variant, path string) *envelopeError {
+	var doc ucp.Product
+	opts := map[string][]ucp.SelectedOption{}
+	if json.Unmarshal(p.Doc, &doc) == nil {
+		for _, v := range doc.Variants {
+			opts[v.ID] = v.Options
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q (%s) is a product with %d variants; a line item names one variant: pick one of ", p.ID, p.Title, len(rows))
+	for k, v := range rows {
+		if k == maxListedVariants {
+			fmt.Fprintf(&b, "; and %d more (get_product lists them all)", len(rows)-k)
+			break
+		}
+		if k > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(v.ID)
+		var vals []string
+		for _, o := range opts[v.ID] {
+			vals = append(vals, o.Name+": "+o.Label)
+		}
+		if v.Stock == 0 {
+			vals = append(vals, "out of stock")
+		}
+		if len(vals) > 0 {
+			b.WriteString(" (" + strings.Join(vals, ", ") + ")")
+		}
+	}
+	b.WriteString(`, and send it as item.id`)
+	return &envelopeError{[]ucp.Message{{Type: "error", Code: "variant_required", Path: path, Content: b.String(),
+		Severity: ucp.SeverityUnrecoverable}}}
+}
+
 // discountsInput is the discounts member of a cart or checkout request.
 type discountsInput struct {
 	Codes []string `json:"codes"`
@@ -181,7 +279,7 @@ func priceDiscounts(cfg Settings, in *discountsInput, subtotal int64) (*discount
 	var codes []string
 	if in != nil {
 		if len(in.Codes) > maxCodes {
-			return nil, refuse("invalid_request", "$.discounts.codes", "at most %d discount codes", maxCodes)
+			return nil, badField("$.discounts.codes has more than %d codes", maxCodes)
 		}
 		codes = in.Codes
 	}
@@ -260,7 +358,7 @@ func (s *Service) pricingFailure(ctx context.Context, oc *opCtx, err error) *Rep
 	case err == nil:
 		return nil
 	case errors.As(err, &br):
-		return invalidRequest("malformed request body: %s", br.msg)
+		return invalidRequest("%s", br.msg)
 	case errors.As(err, &ee):
 		return oc.errorEnvelope(http.StatusOK, ee.msgs...)
 	default:
@@ -327,7 +425,7 @@ func (s *Service) priceCheckout(ctx context.Context, oc *opCtx, in *checkoutInpu
 	}
 	c.Totals = sumTotals(totals)
 	if in.Payment != nil && len(in.Payment.Instruments) > maxInstruments {
-		return nil, refuse("invalid_request", "$.payment.instruments", "at most %d payment instruments", maxInstruments)
+		return nil, badField("$.payment.instruments has more than %d instruments", maxInstruments)
 	}
 	pay, pm := s.payment(sh, in.Payment)
 	c.Payment = pay

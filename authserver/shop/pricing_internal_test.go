@@ -102,7 +102,7 @@ func TestSignedCheckoutEncoding(t *testing.T) {
 	c := &ucp.Checkout{ID: "chk_1", LineItems: []ucp.LineItem{{ID: "li_1", Item: ucp.Item{ID: "x", Title: "<b>&", Price: 5}, Quantity: 1}},
 		Status: ucp.CheckoutIncomplete, Currency: "EUR", Totals: []ucp.Total{{Type: "subtotal", Amount: 5}, {Type: "total", Amount: 5}}}
 	s := &Service{}
-	got, err := s.signedCheckout(&opCtx{neg: neg}, c, ucp.StatusSuccess)
+	got, err := s.signedCheckout(&opCtx{neg: neg}, c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -187,7 +187,7 @@ func (s *Service) negotiate(ctx context.Context, sh *shopInfo, req *Request, inf
 		}
 		if s.cfg.Dev && de.Code != discovery.CodeInvalidProfileURL {
 			s.log.WarnContext(ctx, "shop: dev mode: platform profile unusable, serving own capabilities", "profile", req.Agent, "err", err)
-			return own(), nil
+			return withoutPlatform(own()), nil
 		}
 		return nil, protoErr(de.Status(), rpcDiscovery, de.Code, de.Content)
 	}
@@ -206,6 +206,24 @@ func (s *Service) negotiate(ctx context.Context, sh *shopInfo, req *Request, inf
 		return nil, incompatible(neg.version, s.continueBase(sh))
 	}
 	return neg, nil
+}
+
+// needPlatform are the capabilities a request is held to only with the
+// platform's profile: an AP2 checkout mandate is verified with keys the
+// profile publishes, so without one no mandate is asked for.
+var needPlatform = []string{ucp.CapAP2Mandate}
+
+// withoutPlatform is n for a request served without the platform's
+// profile (dev mode, the profile unreachable): the capabilities it cannot
+// be held to go, so no response claims them (overview.md: responses list
+// the capabilities active for the request) and no session is locked to
+// them (ap2-mandates.md: a session that negotiated AP2 refuses to
+// complete without a mandate).
+func withoutPlatform(n *negotiation) *negotiation {
+	for _, c := range needPlatform {
+		delete(n.caps, c)
+	}
+	return n
 }
 
 func incompatible(version, continueURL string) *Reply {

@@ -116,8 +116,12 @@ func (s *Service) rest(op Op) http.Handler {
 			body = nil // e.g. cancel: the spec sends an empty body
 		}
 		addr := s.clientAddr(r)
+		// Several Idempotency-Key lines join into one value that no key
+		// matches (it holds a space): refused, never one of them picked.
+		keys := r.Header.Values("Idempotency-Key")
+		key := strings.Join(keys, ", ")
 		req := &Request{Op: op, Shop: r.PathValue("slug"), ID: r.PathValue("id"), Body: body,
-			IdempotencyKey: r.Header.Get("Idempotency-Key"), BuyerType: "agent", ClientAddr: addr}
+			IdempotencyKey: key, IdempotencyKeyEmpty: len(keys) > 0 && key == "", BuyerType: "agent", ClientAddr: addr}
 		if req.Shop == "" {
 			req.Resource = s.cfg.BaseURL + "/catalog"
 		}

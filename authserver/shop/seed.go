@@ -78,9 +78,14 @@ func DemoShops() []SeedShop {
 				Categories: []string{"Nutrition"}, Tags: []string{"gel", "nutrition"},
 				Variants: []SeedVariant{{ID: "energy-gels-12", Title: "Energy Gels (12 pack)", SKU: "ES-GEL-12", Price: 3000, Stock: -1}}},
 		}},
+		// flower-shop ships to the US as well as the EU, so the Artos
+		// SDK README's example (bouquet_roses to {country: "US",
+		// postal_code: "94016"}) and any client defaulting to a US
+		// address can complete; gardenias stay out of stock.
 		{Slug: "flower-shop", Name: "Flower Shop", Currency: "EUR", Config: Settings{
-			Rails: []string{HandlerCardID}, ShipTo: []string{"FR", "DE", "NL", "BE"},
-			Shipping:  []ShippingOption{{ID: "courier", Title: "Same-day courier", Amount: 690, FreeOver: 6000}},
+			Rails: []string{HandlerCardID}, ShipTo: []string{"FR", "DE", "NL", "BE", "US"},
+			Shipping: []ShippingOption{{ID: "courier", Title: "Courier delivery", Amount: 690, FreeOver: 6000,
+				Description: "Same day in France, Germany, the Netherlands and Belgium; 3 to 5 business days to the United States"}},
 			Discounts: map[string]DiscountRule{"SPRING15": {Title: "Spring 15%", PercentBP: 1500}},
 		}, Products: []SeedProduct{
 			{ID: "bouquet_roses", Title: "Bouquet of Red Roses", Description: "Twelve long-stem red roses.", Categories: []string{"Flowers > Bouquets"}, Tags: []string{"roses", "bouquet"},

@@ -96,6 +96,23 @@ type Product struct {
 	Tags        []string         `json:"tags,omitempty"`
 	Selected    []SelectedOption `json:"selected,omitempty"`
 	Metadata    json.RawMessage  `json:"metadata,omitempty"`
+	// Store is the store selling the product, on a catalog spanning
+	// several stores (ucpbridge's cross-store catalog; UCP products are
+	// open to such members): where to go on to its checkout.
+	Store *StoreRef `json:"store,omitempty"`
+}
+
+// StoreRef names one store of a cross-store catalog.
+type StoreRef struct {
+	// Slug is the store's name in the platform's paths.
+	Slug string `json:"slug"`
+	Name string `json:"name,omitempty"`
+	// URL is the store's UCP REST endpoint (checkout sessions are
+	// URL + "/checkout-sessions"); MCP its MCP endpoint; Profile its
+	// business profile (/.well-known/ucp).
+	URL     string `json:"url"`
+	MCP     string `json:"mcp,omitempty"`
+	Profile string `json:"profile,omitempty"`
 }
 
 // Category is a product category.
