@@ -54,6 +54,7 @@ func TestPolicyMatrix(t *testing.T) {
 	settings := []string{auth, forb, forb, forb, ok, forb, forb, forb, forb}
 	want := map[guard.Operation][]string{
 		guard.OpSearchCatalog: catalog, guard.OpLookupCatalog: catalog, guard.OpGetProduct: catalog,
+		guard.OpSearchLocations: catalog, guard.OpLookupLocations: catalog,
 		guard.OpCreateCart: cart, guard.OpGetCart: cart, guard.OpUpdateCart: cart, guard.OpCancelCart: cart,
 		guard.OpCreateCheckout: session, guard.OpGetCheckout: session, guard.OpUpdateCheckout: session, guard.OpCancelCheckout: session,
 		guard.OpCompleteCheckout: complete, guard.OpPrepareCheckoutPayment: prepare, guard.OpGetOrder: order,

@@ -27,6 +27,10 @@ const (
 	OpGetOrder         Operation = "get_order"
 	// OpPrepareCheckoutPayment builds a crypto payment intent (Artos).
 	OpPrepareCheckoutPayment Operation = "prepare_checkout_payment"
+	// The store's physical locations (the UCP location capability's
+	// search and lookup; the Artos bridge's tools).
+	OpSearchLocations Operation = "search_locations"
+	OpLookupLocations Operation = "lookup_locations"
 )
 
 // The buyer account operations (/account/mcp).
@@ -103,6 +107,8 @@ var policy = map[Operation]Rule{
 	OpSearchCatalog:          anyCaller,
 	OpLookupCatalog:          anyCaller,
 	OpGetProduct:             anyCaller,
+	OpSearchLocations:        anyCaller, // public like the catalog: where the shops are, when they open, what they carry
+	OpLookupLocations:        anyCaller,
 	OpCreateCart:             cartRule,
 	OpGetCart:                cartRule,
 	OpUpdateCart:             cartRule,

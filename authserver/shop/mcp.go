@@ -77,11 +77,15 @@ func toolFor(op Op) mcp.Tool {
 		required = append(required, `"`+info.bodyKey+`"`)
 	}
 	schema := `{"type":"object","properties":{` + props + `},"required":[` + joinComma(required) + `]}`
+	out := json.RawMessage(outputSchema)
+	if lin, lout, ok := locationSchemas(op); ok {
+		schema, out = string(lin), lout
+	}
 	readOnly := !info.mutates
 	destructive := op == OpCompleteCheckout || op == OpCancelCheckout || op == OpCancelCart
-	t := mcp.NewToolWithRawSchema(string(op), toolDocs[op], json.RawMessage(schema))
+	t := mcp.NewToolWithRawSchema(string(op), cmpOr(toolDocs[op], locationToolDocs[op]), json.RawMessage(schema))
 	for _, o := range []mcp.ToolOption{
-		mcp.WithRawOutputSchema(json.RawMessage(outputSchema)),
+		mcp.WithRawOutputSchema(out),
 		mcp.WithReadOnlyHintAnnotation(readOnly),
 		mcp.WithDestructiveHintAnnotation(destructive),
 		mcp.WithIdempotentHintAnnotation(readOnly || info.needsKey),
@@ -171,6 +175,9 @@ type toolArgs struct {
 	Catalog  json.RawMessage `json:"catalog"`
 	// PaymentIntent is prepare_checkout_payment's argument (Artos).
 	PaymentIntent json.RawMessage `json:"payment_intent"`
+	// Location is the location tools' request (or its members sit
+	// beside meta: locationArguments).
+	Location json.RawMessage `json:"location"`
 }
 
 func (s *Service) toolHandler(op Op) server.ToolHandlerFunc {
@@ -212,6 +219,10 @@ func (s *Service) toolHandler(op Op) server.ToolHandlerFunc {
 			r.Body = args.Catalog
 		case "payment_intent":
 			r.Body = args.PaymentIntent
+		case "location":
+			if r.Body, err = locationArguments(raw, args.Location); err != nil {
+				return fail(&ProtocolError{Status: http.StatusBadRequest, RPCCode: rpcParams, Code: "invalid_request", Content: err.Error()})
+			}
 		}
 		if string(r.Body) == "null" {
 			r.Body = nil

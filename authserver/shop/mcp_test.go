@@ -547,7 +547,8 @@ func TestMCPBusinessErrorIsResult(t *testing.T) {
 }
 
 var mcpStoreTools = []string{"search_catalog", "lookup_catalog", "get_product", "create_cart", "get_cart", "update_cart",
-	"cancel_cart", "create_checkout", "get_checkout", "update_checkout", "complete_checkout", "cancel_checkout", "get_order", "prepare_checkout_payment"}
+	"cancel_cart", "create_checkout", "get_checkout", "update_checkout", "complete_checkout", "cancel_checkout", "get_order", "prepare_checkout_payment",
+	"search_locations", "lookup_locations"}
 
 func (e *env) listTools(path string) []rpcTool {
 	e.t.Helper()

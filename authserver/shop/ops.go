@@ -36,6 +36,9 @@ const (
 	OpGetOrder         = guard.OpGetOrder
 	// OpPrepareCheckoutPayment prepares a crypto payment (Artos).
 	OpPrepareCheckoutPayment = guard.OpPrepareCheckoutPayment
+	// The store's physical locations (locations.go).
+	OpSearchLocations = guard.OpSearchLocations
+	OpLookupLocations = guard.OpLookupLocations
 	// The store's webhook settings, its merchant's (REST only).
 	OpGetWebhookSettings    = guard.OpGetWebhookSettings
 	OpUpdateWebhookSettings = guard.OpUpdateWebhookSettings
@@ -68,6 +71,8 @@ var ops = map[Op]opInfo{
 	OpCancelCheckout:         {capability: ucp.CapCheckout, hasID: true, mutates: true, needsKey: true},
 	OpGetOrder:               {capability: ucp.CapOrder, hasID: true},
 	OpPrepareCheckoutPayment: {capability: ucp.CapCheckout, bodyKey: "payment_intent", hasID: true, mutates: true, needsKey: true},
+	OpSearchLocations:        {bodyKey: "location"}, // no capability: 2026-04-08 has none for locations (locations.go)
+	OpLookupLocations:        {bodyKey: "location"},
 	OpGetWebhookSettings:     {settings: true},
 	OpUpdateWebhookSettings:  {bodyKey: "settings", mutates: true, settings: true},
 }
@@ -254,6 +259,10 @@ func (s *Service) run(ctx context.Context, oc *opCtx) *Reply {
 		return s.getOrder(ctx, oc)
 	case OpPrepareCheckoutPayment:
 		return s.prepareCheckoutPayment(ctx, oc)
+	case OpSearchLocations:
+		return s.searchLocations(ctx, oc)
+	case OpLookupLocations:
+		return s.lookupLocations(ctx, oc)
 	case OpGetWebhookSettings:
 		return s.getWebhookSettings(oc)
 	case OpUpdateWebhookSettings:

@@ -33,14 +33,24 @@ func (s *Service) placeOrder(ctx context.Context, oc *opCtx, ses *session[checko
 	}
 	if f := c.Fulfillment; f != nil && len(f.Methods) == 1 && len(f.Methods[0].Groups) == 1 {
 		m, g := f.Methods[0], f.Methods[0].Groups[0]
-		if i := slices.IndexFunc(m.Destinations, func(d ucp.PostalAddress) bool { return d.ID == m.SelectedDestinationID }); i >= 0 {
-			dest := m.Destinations[i]
+		if i := slices.IndexFunc(m.Destinations, func(d ucp.Destination) bool { return d.ID == m.SelectedDestinationID }); i >= 0 {
+			d := m.Destinations[i]
+			dest := d.PostalAddress
 			desc := ""
 			if j := slices.IndexFunc(g.Options, func(o ucp.FulfillmentOption) bool { return o.ID == g.SelectedOptionID }); j >= 0 {
 				desc = g.Options[j].Title
 			}
+			if m.Type == "pickup" {
+				// The pickup location: its address under its id, and
+				// its name in the description.
+				if d.Address != nil {
+					dest = *d.Address
+				}
+				dest.ID = d.ID
+				desc += " at " + d.Name
+			}
 			o.Fulfillment.Expectations = append(o.Fulfillment.Expectations, ucp.Expectation{ID: "exp_1", LineItems: all,
-				MethodType: "shipping", Destination: &dest, Description: desc})
+				MethodType: cmpOr(m.Type, "shipping"), Destination: &dest, Description: desc})
 		}
 	}
 	doc, err := json.Marshal(o)

@@ -159,8 +159,9 @@ func (n *negotiation) envelope(names ...string) *ucp.Envelope {
 }
 
 // negotiate resolves the platform profile and intersects capabilities
-// (overview.md). Reads of the catalog may come without a UCP-Agent
-// (anonymous browsing, as Artos allows); everything else names a profile.
+// (overview.md). Reads of the catalog and of the store's locations may
+// come without a UCP-Agent (anonymous browsing, as Artos allows);
+// everything else names a profile.
 func (s *Service) negotiate(ctx context.Context, sh *shopInfo, req *Request, info opInfo) (*negotiation, *Reply) {
 	bp, err := s.businessProfile(ctx, sh)
 	if err != nil {
@@ -172,7 +173,7 @@ func (s *Service) negotiate(ctx context.Context, sh *shopInfo, req *Request, inf
 		return &negotiation{version: o.Version, caps: o.Capabilities, business: bp}
 	}
 	if req.Agent == "" {
-		if info.bodyKey == "catalog" {
+		if info.bodyKey == "catalog" || info.bodyKey == "location" {
 			return own(), nil
 		}
 		return nil, protoErr(http.StatusBadRequest, rpcDiscovery, discovery.CodeInvalidProfileURL,
@@ -202,7 +203,7 @@ func (s *Service) negotiate(ctx context.Context, sh *shopInfo, req *Request, inf
 		return nil, internalError()
 	}
 	neg := &negotiation{version: bp.profile.UCP.Version, caps: n.Capabilities, platform: platform, business: bp}
-	if !neg.has(info.capability) {
+	if info.capability != "" && !neg.has(info.capability) {
 		return nil, incompatible(neg.version, s.continueBase(sh))
 	}
 	return neg, nil

@@ -40,6 +40,8 @@ func (s *Service) routes() http.Handler {
 	mux.Handle("POST /s/{slug}/checkout-sessions/{id}/cancel", s.rest(OpCancelCheckout))
 	mux.Handle("POST /s/{slug}/checkout-sessions/{id}/prepare-payment", s.rest(OpPrepareCheckoutPayment))
 	mux.Handle("GET /s/{slug}/orders/{id}", s.rest(OpGetOrder))
+	mux.Handle("POST /s/{slug}/locations/search", s.rest(OpSearchLocations))
+	mux.Handle("POST /s/{slug}/locations/lookup", s.rest(OpLookupLocations))
 	mux.Handle("GET /s/{slug}/settings/webhooks", s.rest(OpGetWebhookSettings))
 	mux.Handle("PUT /s/{slug}/settings/webhooks", s.rest(OpUpdateWebhookSettings))
 	hosted := s.limitNetwork(s.serveContinue, refusePage)

@@ -102,6 +102,11 @@ func DemoShops() []SeedShop {
 		{Slug: "kyoto-tea", Name: "Kyoto Tea House", Currency: "JPY", Config: Settings{
 			Rails: []string{HandlerCardID}, ShipTo: []string{"JP"}, RequireSignedCompletion: true,
 			Shipping: []ShippingOption{{ID: "yamato", Title: "Yamato Transport", Amount: 800, FreeOver: 5000}},
+			Pickup: []ShippingOption{
+				{ID: "in_store", Title: "In-store pickup", Description: "Ready within two hours, during opening hours"},
+				{ID: "express", Title: "Express in-store pickup", Description: "Ready within 30 minutes, during opening hours", Amount: 300},
+			},
+			Locations: kyotoTeaLocations(),
 		}, Products: []SeedProduct{
 			{ID: "matcha-uji", Title: "Uji Matcha 40g", Description: "Ceremonial grade matcha from Uji.", Categories: []string{"Tea"}, Tags: []string{"matcha", "tea"},
 				Variants: []SeedVariant{{ID: "matcha-uji-40", Title: "Uji Matcha 40g", SKU: "KT-MATCHA-40", Price: 3240, Stock: 30}}},
@@ -113,11 +118,53 @@ func DemoShops() []SeedShop {
 	}
 }
 
+// kyotoTeaLocations are kyoto-tea's two shops (Asia/Tokyo, no daylight
+// saving): Gion carries everything and closes on Wednesdays; Arashiyama
+// opens every day but has no tea bowls. Both close for the New Year.
+func kyotoTeaLocations() []StoreLocation {
+	week := func(opens, closes string, days ...string) []DailyHour {
+		var out []DailyHour
+		for _, d := range days {
+			out = append(out, DailyHour{Day: d, Opens: opens, Closes: closes})
+		}
+		return out
+	}
+	newYear := ExceptionHour{Title: "New Year holidays", ValidFrom: "2027-01-01", ValidThrough: "2027-01-03"}
+	return []StoreLocation{
+		{Location: Location{ID: "kt-gion", Name: "Kyoto Tea House Gion",
+			Address: &ucp.PostalAddress{StreetAddress: "570-120 Gionmachi Minamigawa, Higashiyama-ku", AddressLocality: "Kyoto",
+				AddressRegion: "Kyoto", PostalCode: "605-0074", AddressCountry: "JP"},
+			Geo:       &Geo{Latitude: 35.0037, Longitude: 135.7750},
+			Amenities: []string{"dev.ucp.amenity.shopping.in_store_pickup", "dev.ucp.amenity.wi_fi"},
+			Timezone:  "Asia/Tokyo",
+			Hours: append(week("10:00", "18:00", "monday", "tuesday", "thursday", "friday"),
+				week("10:00", "19:00", "saturday", "sunday")...),
+			ExceptionHours: []ExceptionHour{
+				{Title: "New Year's Eve", ValidFrom: "2026-12-31", ValidThrough: "2026-12-31", Opens: "10:00", Closes: "15:00"}, newYear},
+		}, Items: []string{"matcha-uji-40", "sencha-100", "chawan-raku"}},
+		{Location: Location{ID: "kt-arashiyama", Name: "Kyoto Tea House Arashiyama",
+			Address: &ucp.PostalAddress{StreetAddress: "68 Sagatenryuji Susukinobabacho, Ukyo-ku", AddressLocality: "Kyoto",
+				AddressRegion: "Kyoto", PostalCode: "616-8385", AddressCountry: "JP"},
+			Geo:       &Geo{Latitude: 35.0158, Longitude: 135.6737},
+			Amenities: []string{"dev.ucp.amenity.shopping.in_store_pickup", "dev.ucp.amenity.parking"},
+			Timezone:  "Asia/Tokyo",
+			Hours:     week("09:00", "17:00", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
+			ExceptionHours: []ExceptionHour{
+				{Title: "New Year holidays", ValidFrom: "2026-12-31", ValidThrough: "2027-01-03"}},
+		}, Items: []string{"matcha-uji-40", "sencha-100"}},
+	}
+}
+
 // Seed writes shops into st. Stores that already exist are left alone,
-// so a restarted dev server keeps its stock and orders.
+// so a restarted dev server keeps its stock and orders; one whose
+// settings predate locations gets the seed's (and its pickup options),
+// nothing else.
 func Seed(ctx context.Context, st store.Commerce, shops []SeedShop, now time.Time) error {
 	for _, sh := range shops {
-		if _, err := st.Shop(ctx, sh.Slug); err == nil {
+		if cur, err := st.Shop(ctx, sh.Slug); err == nil {
+			if err := seedLocations(ctx, st, sh, cur); err != nil {
+				return err
+			}
 			continue
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -177,4 +224,43 @@ func PutSeedShop(ctx context.Context, st store.Commerce, sh SeedShop, now time.T
 		}
 	}
 	return nil
+}
+
+// seedLocations adds the seed's locations and pickup options to an
+// existing store whose settings have no locations, under the store row's
+// lock (UpdateShopConfig): the rest of the settings stays as it is.
+func seedLocations(ctx context.Context, st store.Commerce, sh SeedShop, cur *store.Shop) error {
+	var has struct {
+		Locations json.RawMessage `json:"locations"`
+	}
+	if len(sh.Config.Locations) == 0 || json.Unmarshal(cur.Config, &has) != nil || has.Locations != nil {
+		return nil // nothing to add, or settings the store itself will refuse to read
+	}
+	return st.UpdateShopConfig(ctx, sh.Slug, func(raw json.RawMessage) (json.RawMessage, error) {
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return nil, err
+		}
+		if _, ok := doc["locations"]; ok {
+			return raw, nil
+		}
+		add := func(k string, v any) error {
+			b, err := json.Marshal(v)
+			doc[k] = b
+			return err
+		}
+		if err := add("locations", sh.Config.Locations); err != nil {
+			return nil, err
+		}
+		if _, ok := doc["pickup"]; !ok && len(sh.Config.Pickup) > 0 {
+			if err := add("pickup", sh.Config.Pickup); err != nil {
+				return nil, err
+			}
+		}
+		out, err := json.Marshal(doc)
+		if err != nil {
+			return nil, err
+		}
+		return out, checkShopConfig(out)
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -27,6 +28,13 @@ type Settings struct {
 	RequireSignedCompletion bool `json:"require_signed_completion,omitempty"`
 	// Webhooks are the merchant's own (webhook_settings.go).
 	Webhooks WebhookSettings `json:"webhooks,omitzero"`
+	// Locations are the store's physical shops (locations.go): found
+	// with search_locations and lookup_locations, and the destinations
+	// of pickup.
+	Locations []StoreLocation `json:"locations,omitempty"`
+	// Pickup are the pickup options, cheapest first; none means one free
+	// in-store pickup.
+	Pickup []ShippingOption `json:"pickup,omitempty"`
 }
 
 type ShippingOption struct {
@@ -79,7 +87,7 @@ func checkShopConfig(raw json.RawMessage) error {
 			return fmt.Errorf("store configuration: unknown payment rail %q", id)
 		}
 	}
-	return nil
+	return checkLocations(c.Locations)
 }
 
 func decodeShopConfig(raw json.RawMessage) (Settings, error) {
@@ -96,9 +104,9 @@ func decodeShopConfig(raw json.RawMessage) (Settings, error) {
 	if c.TaxBP < 0 || c.TaxBP > 10_000 {
 		return c, errors.New("store configuration: tax_bp out of range")
 	}
-	for _, o := range c.Shipping {
+	for _, o := range slices.Concat(c.Shipping, c.Pickup) {
 		if o.Amount < 0 || o.FreeOver < 0 {
-			return c, errors.New("store configuration: negative shipping amount")
+			return c, errors.New("store configuration: negative shipping or pickup amount")
 		}
 	}
 	for code, d := range c.Discounts {

@@ -169,9 +169,22 @@ type FulfillmentMethod struct {
 	ID                    string             `json:"id"`
 	Type                  string             `json:"type"` // shipping|pickup
 	LineItemIDs           []string           `json:"line_item_ids"`
-	Destinations          []PostalAddress    `json:"destinations,omitempty"`
+	Destinations          []Destination      `json:"destinations,omitempty"`
 	SelectedDestinationID string             `json:"selected_destination_id,omitempty"`
 	Groups                []FulfillmentGroup `json:"groups,omitempty"`
+}
+
+// Destination is one of a fulfillment method's destinations
+// (fulfillment_destination.json): a shipping destination, a postal
+// address with an id; or, for pickup, a retail location
+// (retail_location.json): id, name and the location's address. Type is
+// "business_location" on retail locations, the discriminator the UCP
+// draft and the Artos API add; 2026-04-08 allows the extra member.
+type Destination struct {
+	PostalAddress
+	Type    string         `json:"type,omitempty"`
+	Name    string         `json:"name,omitempty"`
+	Address *PostalAddress `json:"address,omitempty"`
 }
 
 // FulfillmentGroup is a shipment of some lines with its options.
