@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,8 +16,11 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/ucpbridge/ucpbridge/authserver/ratelimit"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
+	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
@@ -59,10 +64,11 @@ type rpcTool struct {
 	} `json:"inputSchema"`
 	OutputSchema json.RawMessage `json:"outputSchema"`
 	Annotations  *struct {
-		ReadOnlyHint    *bool `json:"readOnlyHint"`
-		DestructiveHint *bool `json:"destructiveHint"`
-		IdempotentHint  *bool `json:"idempotentHint"`
-		OpenWorldHint   *bool `json:"openWorldHint"`
+		Title           string `json:"title"`
+		ReadOnlyHint    *bool  `json:"readOnlyHint"`
+		DestructiveHint *bool  `json:"destructiveHint"`
+		IdempotentHint  *bool  `json:"idempotentHint"`
+		OpenWorldHint   *bool  `json:"openWorldHint"`
 	} `json:"annotations"`
 }
 
@@ -147,7 +153,45 @@ func mustResult(t *testing.T, tool string, res *http.Response, out *rpcResponse,
 	if len(out.Result.StructuredContent) == 0 || out.Result.StructuredContent[0] != '{' {
 		t.Fatalf("%s: structuredContent is not an object: %s", tool, b)
 	}
+	wantOutputSchema(t, tool, out.Result.StructuredContent)
 	return out.Result.StructuredContent
+}
+
+// outputSchemas caches the compiled outputSchema of each UCP tool.
+var outputSchemas sync.Map // tool name -> *jsonschema.Schema
+
+// wantOutputSchema holds a tool's result to the outputSchema the tool
+// publishes (MCP: structuredContent MUST conform to it), so every MCP
+// result the tests see checks the schema is honest.
+func wantOutputSchema(t *testing.T, tool string, sc []byte) {
+	t.Helper()
+	raw := shop.MCPOutputSchema(tool)
+	if raw == nil {
+		return // not one of the UCP tools: no schema of its own
+	}
+	v, ok := outputSchemas.Load(tool)
+	if !ok {
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := jsonschema.NewCompiler()
+		if err := c.AddResource("urn:test:"+tool, doc); err != nil {
+			t.Fatal(err)
+		}
+		sch, err := c.Compile("urn:test:" + tool)
+		if err != nil {
+			t.Fatalf("%s outputSchema: %v", tool, err)
+		}
+		v, _ = outputSchemas.LoadOrStore(tool, sch)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(sc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.(*jsonschema.Schema).Validate(inst); err != nil {
+		t.Fatalf("%s: structuredContent does not conform to the outputSchema: %#v\n%s", tool, err, sc)
+	}
 }
 
 // wantRPCError asserts a JSON-RPC error with the UCP codes and HTTP status.
@@ -396,19 +440,32 @@ func TestMCPProtocolErrors(t *testing.T) {
 	const path = "/s/flower-shop/mcp"
 	chk := decode[ucp.Checkout](t, e.mcpCall("flower-shop", "create_checkout", e.mcpArgs("checkout", lines(line("bouquet_roses", 1)))))
 
+	// A call naming no profile is the binding's discovery error, in an
+	// HTTP 200 response: clients that take any other status for a
+	// transport failure (the Artos SDK, the TypeScript SDK) would
+	// otherwise never show it.
 	t.Run("missing meta", func(t *testing.T) {
 		e := e.mcpFor(t)
 		res, out, b := e.mcpCallRaw(path, "get_checkout", map[string]any{"id": chk.ID})
-		wantRPCError(t, res, out, b, http.StatusBadRequest, -32001, "invalid_profile_url")
+		wantRPCError(t, res, out, b, http.StatusOK, -32001, "invalid_profile_url")
 	})
 	t.Run("missing profile", func(t *testing.T) {
 		e := e.mcpFor(t)
+		for _, meta := range []any{map[string]any{"idempotency-key": uuid()}, map[string]any{"ucp-agent": map[string]any{}},
+			map[string]any{"ucp-agent": map[string]any{"profile": ""}}, map[string]any{"ucp-agent": map[string]any{"profile": 7}},
+			map[string]any{"ucp-agent": "https://p.example/"}, "meta", nil} {
+			res, out, b := e.mcpCallRaw(path, "get_checkout", map[string]any{"id": chk.ID, "meta": meta})
+			wantRPCError(t, res, out, b, http.StatusOK, -32001, "invalid_profile_url")
+			if !strings.Contains(out.Error.Data.Content, `meta["ucp-agent"]`) {
+				t.Fatalf("meta %v: the message does not say what to send: %s", meta, b)
+			}
+		}
+	})
+	t.Run("profile not https", func(t *testing.T) {
+		e := e.mcpFor(t)
 		res, out, b := e.mcpCallRaw(path, "get_checkout", map[string]any{"id": chk.ID,
-			"meta": map[string]any{"idempotency-key": uuid()}})
-		wantRPCError(t, res, out, b, http.StatusBadRequest, -32001, "invalid_profile_url")
-		res, out, b = e.mcpCallRaw(path, "get_checkout", map[string]any{"id": chk.ID,
-			"meta": map[string]any{"ucp-agent": map[string]any{}}})
-		wantRPCError(t, res, out, b, http.StatusBadRequest, -32001, "invalid_profile_url")
+			"meta": map[string]any{"ucp-agent": map[string]any{"profile": "ftp://p.example/profile"}}})
+		wantRPCError(t, res, out, b, http.StatusOK, -32001, "invalid_profile_url")
 	})
 	t.Run("arguments not an object", func(t *testing.T) {
 		e := e.mcpFor(t)
@@ -563,72 +620,259 @@ func (e *env) listTools(path string) []rpcTool {
 	return out.Result.Tools
 }
 
-// TestMCPToolsList checks the tool definitions: names, schemas and hints.
+// mcpToolSpec is what a UCP tool must publish: its required arguments,
+// whether meta requires an idempotency key, its honest hints
+// (readOnly, destructive, idempotent, openWorld) and what its result is.
+type mcpToolSpec struct {
+	required []string
+	keyed    bool
+	hints    [4]bool
+	result   string // the resource's required member the outputSchema names
+}
+
+var mcpToolSpecs = map[string]mcpToolSpec{
+	"search_catalog":           {[]string{"meta", "catalog"}, false, [4]bool{true, false, true, false}, "products"},
+	"lookup_catalog":           {[]string{"meta", "catalog"}, false, [4]bool{true, false, true, false}, "products"},
+	"get_product":              {[]string{"meta", "catalog"}, false, [4]bool{true, false, true, false}, "product"},
+	"create_cart":              {[]string{"meta", "cart"}, false, [4]bool{false, false, false, false}, "totals"},
+	"get_cart":                 {[]string{"meta", "id"}, false, [4]bool{true, false, true, false}, "totals"},
+	"update_cart":              {[]string{"meta", "id", "cart"}, false, [4]bool{false, true, true, false}, "totals"},
+	"cancel_cart":              {[]string{"meta", "id"}, true, [4]bool{false, true, true, false}, "totals"},
+	"create_checkout":          {[]string{"meta", "checkout"}, false, [4]bool{false, false, false, false}, "links"},
+	"get_checkout":             {[]string{"meta", "id"}, false, [4]bool{true, false, true, false}, "links"},
+	"update_checkout":          {[]string{"meta", "id", "checkout"}, false, [4]bool{false, true, true, false}, "links"},
+	"complete_checkout":        {[]string{"meta", "id", "checkout"}, true, [4]bool{false, true, true, true}, "links"},
+	"cancel_checkout":          {[]string{"meta", "id"}, true, [4]bool{false, true, true, false}, "links"},
+	"get_order":                {[]string{"meta", "id"}, false, [4]bool{true, false, true, false}, "checkout_id"},
+	"prepare_checkout_payment": {[]string{"meta", "id"}, true, [4]bool{false, true, true, true}, "payment_intent"},
+}
+
+// schemaNode is a JSON Schema as the tests read it.
+type schemaNode struct {
+	Schema      string                 `json:"$schema"`
+	Type        any                    `json:"type"`
+	Description string                 `json:"description"`
+	Required    []string               `json:"required"`
+	Properties  map[string]*schemaNode `json:"properties"`
+	Items       *schemaNode            `json:"items"`
+	Enum        []string               `json:"enum"`
+	AnyOf       []*schemaNode          `json:"anyOf"`
+	MinLength   *int                   `json:"minLength"`
+	MaxLength   *int                   `json:"maxLength"`
+	MaxItems    *int                   `json:"maxItems"`
+	Minimum     *int                   `json:"minimum"`
+	Maximum     *int                   `json:"maximum"`
+	Pattern     string                 `json:"pattern"`
+}
+
+// at follows properties (and items, for "[]") down a path.
+func (n *schemaNode) at(t *testing.T, path ...string) *schemaNode {
+	t.Helper()
+	cur := n
+	for _, p := range path {
+		if p == "[]" {
+			cur = cur.Items
+		} else if cur != nil {
+			cur = cur.Properties[p]
+		}
+		if cur == nil {
+			t.Fatalf("no %v in the schema", path)
+		}
+	}
+	return cur
+}
+
+func (e *env) listToolSchemas(path string) map[string]rpcTool {
+	e.t.Helper()
+	out := map[string]rpcTool{}
+	for _, tl := range e.listTools(path) {
+		out[tl.Name] = tl
+	}
+	return out
+}
+
+func decodeSchema(t *testing.T, raw json.RawMessage) *schemaNode {
+	t.Helper()
+	var n schemaNode
+	if err := json.Unmarshal(raw, &n); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	return &n
+}
+
+// TestMCPToolsList checks the tool definitions every store publishes:
+// each UCP tool's inputSchema is the request shape of the 2026-04-08
+// schemas (required arguments, meta with ucp-agent.profile and, where
+// required, idempotency-key; types, enums and the stores' bounds), a
+// self-contained 2020-12 schema; its outputSchema is the UCP result (the
+// resource, or the error envelope); its description and hints are
+// there and honest. /mcp serves the catalog tools only, described for
+// the whole platform.
 func TestMCPToolsList(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	tools := e.listTools("/s/flower-shop/mcp")
-	byName := map[string]rpcTool{}
-	for _, tl := range tools {
-		byName[tl.Name] = tl
+	rawTools := map[string]json.RawMessage{}
+	{
+		res, b := e.rpcPost("/s/flower-shop/mcp", []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+		wantStatus(t, res, b, http.StatusOK)
+		var out struct {
+			Result struct {
+				Tools []struct {
+					Name         string          `json:"name"`
+					InputSchema  json.RawMessage `json:"inputSchema"`
+					OutputSchema json.RawMessage `json:"outputSchema"`
+				} `json:"tools"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		for _, tl := range out.Result.Tools {
+			rawTools[tl.Name+".input"], rawTools[tl.Name+".output"] = tl.InputSchema, tl.OutputSchema
+		}
 	}
-	if len(tools) != len(mcpStoreTools) || len(byName) != len(mcpStoreTools) {
-		t.Fatalf("%d tools, want %d: %v", len(tools), len(mcpStoreTools), byName)
+	byName := e.listToolSchemas("/s/flower-shop/mcp")
+	for name, tl := range byName {
+		// Every tool, UCP's or not: described, an object schema
+		// requiring meta, hints set.
+		if tl.Description == "" || tl.InputSchema == nil || tl.InputSchema.Type != "object" || !slices.Contains(tl.InputSchema.Required, "meta") ||
+			tl.Annotations == nil || tl.Annotations.ReadOnlyHint == nil || tl.Annotations.OpenWorldHint == nil || len(tl.OutputSchema) == 0 {
+			t.Errorf("%s: %+v", name, tl)
+		}
 	}
-	for _, name := range mcpStoreTools {
+	for name, spec := range mcpToolSpecs {
 		tl, ok := byName[name]
 		if !ok {
-			t.Fatalf("tool %s not listed", name)
-		}
-		if tl.Description == "" {
-			t.Errorf("%s: no description", name)
-		}
-		if tl.InputSchema == nil || tl.InputSchema.Type != "object" || !slices.Contains(tl.InputSchema.Required, "meta") ||
-			tl.InputSchema.Properties["meta"] == nil {
-			t.Errorf("%s: inputSchema does not require meta: %+v", name, tl.InputSchema)
-		}
-		var os struct {
-			Type       string                     `json:"type"`
-			Properties map[string]json.RawMessage `json:"properties"`
-		}
-		if len(tl.OutputSchema) == 0 || json.Unmarshal(tl.OutputSchema, &os) != nil || os.Type != "object" || os.Properties["ucp"] == nil {
-			t.Errorf("%s: outputSchema %s", name, tl.OutputSchema)
-		}
-		a := tl.Annotations
-		if a == nil || a.ReadOnlyHint == nil || a.DestructiveHint == nil {
-			t.Errorf("%s: annotations %+v", name, a)
+			t.Errorf("tool %s not listed", name)
 			continue
 		}
-		if strings.HasPrefix(name, "get_") && (!*a.ReadOnlyHint || *a.DestructiveHint) {
-			t.Errorf("%s: readOnlyHint %v destructiveHint %v, want true/false", name, *a.ReadOnlyHint, *a.DestructiveHint)
-		}
-		if strings.HasPrefix(name, "create_") || strings.HasPrefix(name, "update_") || strings.HasPrefix(name, "cancel_") || name == "complete_checkout" {
-			if *a.ReadOnlyHint {
-				t.Errorf("%s: readOnlyHint true on a state-changing tool", name)
+		in, out := decodeSchema(t, rawTools[name+".input"]), decodeSchema(t, rawTools[name+".output"])
+		for which, raw := range map[string]json.RawMessage{"input": rawTools[name+".input"], "output": rawTools[name+".output"]} {
+			if bytes.Contains(raw, []byte(`"$ref"`)) {
+				t.Errorf("%s %s schema refers elsewhere: clients must be able to read it whole", name, which)
+			}
+			c := jsonschema.NewCompiler()
+			doc, _ := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+			if err := c.AddResource("urn:x", doc); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Compile("urn:x"); err != nil {
+				t.Errorf("%s %s schema is not a 2020-12 schema: %v", name, which, err)
 			}
 		}
-		hasID := strings.HasPrefix(name, "get_") && name != "get_product" || strings.HasPrefix(name, "update_") ||
-			strings.HasPrefix(name, "cancel_") || name == "complete_checkout" || name == "prepare_checkout_payment"
-		if hasID != slices.Contains(tl.InputSchema.Required, "id") {
-			t.Errorf("%s: required %v", name, tl.InputSchema.Required)
+		if in.Schema != "https://json-schema.org/draft/2020-12/schema" || !slices.Equal(in.Required, spec.required) {
+			t.Errorf("%s: $schema %q required %v, want %v", name, in.Schema, in.Required, spec.required)
+		}
+		meta := in.at(t, "meta")
+		wantMeta := []string{"ucp-agent"}
+		if spec.keyed {
+			wantMeta = append(wantMeta, "idempotency-key")
+		}
+		if !slices.Equal(meta.Required, wantMeta) || !slices.Equal(meta.at(t, "ucp-agent").Required, []string{"profile"}) ||
+			meta.at(t, "ucp-agent", "profile").Type != "string" || meta.at(t, "ucp-agent", "profile").Description == "" {
+			t.Errorf("%s: meta %+v", name, meta)
+		}
+		if k := meta.at(t, "idempotency-key"); k.Type != "string" || *k.MinLength != 16 || *k.MaxLength != 255 || k.Pattern == "" || k.Description == "" {
+			t.Errorf("%s: idempotency-key %+v", name, k)
+		}
+		if slices.Contains(spec.required, "id") && (in.at(t, "id").Type != "string" || in.at(t, "id").Description == "") {
+			t.Errorf("%s: id %+v", name, in.at(t, "id"))
+		}
+		// The result: the resource or the error envelope.
+		if out.Type != "object" || len(out.AnyOf) < 2 {
+			t.Errorf("%s: outputSchema %s", name, rawTools[name+".output"])
+		} else {
+			last := out.AnyOf[len(out.AnyOf)-1]
+			if !slices.Equal(last.Required, []string{"ucp", "messages"}) || !slices.Contains(out.AnyOf[0].Required, spec.result) {
+				t.Errorf("%s: outputSchema alternatives %s", name, rawTools[name+".output"])
+			}
+		}
+		a := tl.Annotations
+		if got := [4]bool{*a.ReadOnlyHint, *a.DestructiveHint, *a.IdempotentHint, *a.OpenWorldHint}; got != spec.hints {
+			t.Errorf("%s: hints (readOnly, destructive, idempotent, openWorld) %v, want %v", name, got, spec.hints)
+		}
+		if a.Title == "" || len(tl.Description) < 120 {
+			t.Errorf("%s: title %q, description %q", name, a.Title, tl.Description)
+		}
+		if spec.keyed != strings.Contains(tl.Description, `Requires meta["idempotency-key"]`) {
+			t.Errorf("%s: the description does not say whether meta[\"idempotency-key\"] is required", name)
 		}
 	}
-	if a := byName["complete_checkout"].Annotations; a == nil || a.DestructiveHint == nil || !*a.DestructiveHint {
-		t.Errorf("complete_checkout: destructiveHint not true")
+
+	// Types, enums, bounds and descriptions from the spec's schemas.
+	in := func(tool string) *schemaNode { return decodeSchema(t, rawTools[tool+".input"]) }
+	out := func(tool string) *schemaNode { return decodeSchema(t, rawTools[tool+".output"]) }
+	create := in("create_checkout").at(t, "checkout")
+	line := create.at(t, "line_items", "[]")
+	if !slices.Equal(line.Required, []string{"item", "quantity"}) || !slices.Equal(line.at(t, "item").Required, []string{"id"}) ||
+		line.at(t, "quantity").Type != "integer" || *line.at(t, "quantity").Minimum != 1 || *line.at(t, "quantity").Maximum != 10000 ||
+		*create.at(t, "line_items").MaxItems != 100 || !strings.Contains(line.at(t, "item", "id").Description, "variant") {
+		t.Errorf("create_checkout line_items: %+v", create.at(t, "line_items"))
 	}
-	if s := byName["create_checkout"].InputSchema; !slices.Contains(s.Required, "checkout") {
-		t.Errorf("create_checkout: required %v", s.Required)
+	if len(create.AnyOf) != 2 || !slices.Equal(create.AnyOf[1].Required, []string{"cart_id"}) {
+		t.Errorf("create_checkout: line_items or cart_id: %+v", create.AnyOf)
+	}
+	method := create.at(t, "fulfillment", "methods", "[]")
+	if !slices.Equal(method.at(t, "type").Enum, []string{"shipping", "pickup"}) || *method.at(t, "destinations").MaxItems != 10 {
+		t.Errorf("fulfillment method %+v", method)
+	}
+	for _, m := range []string{"shipping_address", "buyer", "context", "signals", "attribution", "discounts", "payment", "cart_id"} {
+		if create.at(t, m).Description == "" {
+			t.Errorf("create_checkout %s: no description", m)
+		}
+	}
+	if el := create.at(t, "context", "eligibility"); *el.MaxItems != 16 || el.Items.Pattern == "" {
+		t.Errorf("context.eligibility %+v", el)
+	}
+	if country := create.at(t, "shipping_address", "country"); country.Type != "string" {
+		t.Errorf("shipping_address.country (the Artos SDK's) %+v", country)
+	}
+	if upd := in("update_checkout").at(t, "checkout"); len(upd.Required) != 0 || upd.at(t, "line_items", "[]", "id").Type != "string" {
+		t.Errorf("update_checkout takes partial updates and line ids: %+v", upd)
+	}
+	complete := in("complete_checkout").at(t, "checkout")
+	inst := complete.at(t, "payment", "instruments", "[]")
+	if !slices.Equal(inst.Required, []string{"handler_id"}) || inst.at(t, "credential", "token").Type != "string" ||
+		complete.at(t, "ap2", "checkout_mandate").Type != "string" || complete.Properties["line_items"] != nil {
+		t.Errorf("complete_checkout: %+v", complete)
+	}
+	if pi := in("prepare_checkout_payment").at(t, "payment_intent"); pi.at(t, "input_coin_type").Type != "string" {
+		t.Errorf("prepare_checkout_payment: %+v", pi)
+	}
+	search := in("search_catalog").at(t, "catalog")
+	if !slices.Equal(search.at(t, "sort").Enum, []string{"relevance", "price_asc", "price_desc"}) || *search.at(t, "query").MaxLength != 500 ||
+		search.at(t, "filters", "price", "min").Type != "integer" || *search.at(t, "pagination", "limit").Minimum != 1 {
+		t.Errorf("search_catalog: %+v", search)
+	}
+	if lk := in("lookup_catalog").at(t, "catalog"); !slices.Equal(lk.Required, []string{"ids"}) || *lk.at(t, "ids").MaxItems != 100 {
+		t.Errorf("lookup_catalog: %+v", lk)
+	}
+	if gp := in("get_product").at(t, "catalog"); !slices.Equal(gp.Required, []string{"id"}) || !slices.Equal(gp.at(t, "selected", "[]").Required, []string{"name", "label"}) {
+		t.Errorf("get_product: %+v", gp)
+	}
+	if cart := in("create_cart").at(t, "cart"); !slices.Equal(cart.Required, []string{"line_items"}) || cart.Properties["payment"] != nil {
+		t.Errorf("create_cart: %+v", cart)
+	}
+	chkOut := out("get_checkout").AnyOf[0]
+	if !slices.Equal(chkOut.at(t, "status").Enum, []string{"incomplete", "requires_escalation", "ready_for_complete", "complete_in_progress", "completed", "canceled"}) ||
+		!slices.Equal(chkOut.Required, []string{"ucp", "id", "line_items", "status", "currency", "totals", "links"}) ||
+		!slices.Equal(chkOut.at(t, "messages", "[]", "severity").Enum, []string{"recoverable", "requires_buyer_input", "requires_buyer_review", "unrecoverable"}) {
+		t.Errorf("checkout result: %+v", chkOut)
 	}
 
-	// The global endpoint serves the catalog only.
-	global := e.listTools("/mcp")
-	var names []string
-	for _, tl := range global {
-		names = append(names, tl.Name)
-	}
-	slices.Sort(names)
-	if !slices.Equal(names, []string{"get_product", "lookup_catalog", "search_catalog"}) {
+	// The cross-store catalog: the catalog tools, with the same schemas,
+	// described for every store.
+	global := e.listToolSchemas("/mcp")
+	if names := slices.Sorted(maps.Keys(global)); !slices.Equal(names, []string{"get_product", "lookup_catalog", "search_catalog"}) {
 		t.Fatalf("global tools %v", names)
+	}
+	for name, tl := range global {
+		if tl.Description == byName[name].Description || !strings.Contains(tl.Description, "every store") {
+			t.Errorf("%s on /mcp: %q", name, tl.Description)
+		}
+		if !bytes.Equal(tl.OutputSchema, byName[name].OutputSchema) {
+			t.Errorf("%s: the global output schema differs", name)
+		}
 	}
 }
 
@@ -763,8 +1007,8 @@ func TestMCPGoSDKClient(t *testing.T) {
 		t.Fatalf("get_order %v", o)
 	}
 
-	// A protocol error (HTTP 400 carrying a JSON-RPC error) reaches the
-	// SDK as the JSON-RPC error with the UCP codes ...
+	// A call without meta (HTTP 200 carrying a JSON-RPC error) reaches
+	// the SDK as the JSON-RPC error with the UCP codes ...
 	_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "get_checkout", Arguments: map[string]any{"id": id}})
 	var rpcErr *jsonrpc.Error
 	if !errors.As(err, &rpcErr) {
@@ -774,7 +1018,14 @@ func TestMCPGoSDKClient(t *testing.T) {
 	if rpcErr.Code != -32001 || json.Unmarshal(rpcErr.Data, &data) != nil || data.Code != "invalid_profile_url" {
 		t.Fatalf("missing meta: code %d data %s", rpcErr.Code, rpcErr.Data)
 	}
-	// ... and does not break the session.
+	// ... and so does an argument outside the schema (HTTP 400, as on
+	// REST) ...
+	_, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "get_checkout", Arguments: e.mcpArgs("id", 42)})
+	if !errors.As(err, &rpcErr) || rpcErr.Code != -32602 || json.Unmarshal(rpcErr.Data, &data) != nil || data.Code != "invalid_request" ||
+		!strings.Contains(rpcErr.Message, "id: got number, want string") {
+		t.Fatalf("id a number: %v", err)
+	}
+	// ... and neither breaks the session.
 	if g := sdkCall(ctx, t, cs, "get_checkout", e.mcpArgs("id", id)); g["status"] != ucp.CheckoutCompleted {
 		t.Fatalf("get_checkout after an error %v", g)
 	}
@@ -928,5 +1179,355 @@ func TestReviewMCPForbiddenBehindLocalReverseProxy(t *testing.T) {
 	rpc := mcpRequest(t, "get_product", e.mcpArgs("catalog", map[string]any{"id": "tulip_bunch"}))
 	if res := send("POST", "/s/flower-shop/mcp", rpc); res.StatusCode != http.StatusOK {
 		t.Fatalf("MCP behind a local proxy: HTTP %d (REST works)", res.StatusCode)
+	}
+}
+
+// initializeResult is the part of an initialize result the tests read.
+type initializeResult struct {
+	ServerInfo struct {
+		Name    string `json:"name"`
+		Title   string `json:"title"`
+		Version string `json:"version"`
+	} `json:"serverInfo"`
+	Instructions string `json:"instructions"`
+}
+
+// mcpInitialize sends initialize to path and returns the result.
+func (e *env) mcpInitialize(path string, hdr ...string) (*http.Response, *initializeResult, []byte) {
+	e.t.Helper()
+	res, b := e.rpcPost(path, []byte(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",`+
+		`"capabilities":{},"clientInfo":{"name":"ucpbridge-test","version":"0.0.1"}}}`), hdr...)
+	var out struct {
+		Result *initializeResult `json:"result"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		e.t.Fatalf("initialize %s: HTTP %d %v: %s", path, res.StatusCode, err, b)
+	}
+	return res, out.Result, b
+}
+
+// TestMCPServerNames: each MCP endpoint reports its own name on
+// initialize: a store's its store's name (with instructions in its
+// currency), the cross-store catalog its own; over raw JSON-RPC and to
+// the official Go SDK client.
+func TestMCPServerNames(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	for path, want := range map[string]struct{ name, instr string }{
+		"/s/flower-shop/mcp":  {"Flower Shop", "EUR"},
+		"/s/kyoto-tea/mcp":    {"Kyoto Tea House", "JPY"},
+		"/s/energy-sport/mcp": {"Energy Sport", "USD"},
+		"/mcp":                {"ucpbridge-catalog", "every UCP store"},
+	} {
+		res, ir, b := e.mcpInitialize(path)
+		if res.StatusCode != http.StatusOK || ir == nil || ir.ServerInfo.Name != want.name || ir.ServerInfo.Title == "" ||
+			ir.ServerInfo.Version == "" || !strings.Contains(ir.Instructions, want.instr) || !strings.Contains(ir.Instructions, `meta["ucp-agent"]`) {
+			t.Errorf("%s: HTTP %d %s", path, res.StatusCode, b)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if got := e.sdkSession(ctx, "kyoto-tea").InitializeResult().ServerInfo; got.Name != "Kyoto Tea House" {
+		t.Fatalf("go-sdk: server %+v", got)
+	}
+	// An endpoint for no store is refused, as its tool calls always
+	// were: the JSON-RPC error for the request's id.
+	for _, slug := range []string{"no-such-store", "Not_A_Slug"} {
+		res, _, b := e.mcpInitialize("/s/" + slug + "/mcp")
+		var out rpcResponse
+		if json.Unmarshal(b, &out) != nil {
+			t.Fatalf("%s: %s", slug, b)
+		}
+		wantRPCError(t, res, &out, b, http.StatusNotFound, -32600, "store_not_found")
+	}
+}
+
+// TestMCPServerNameFollowsTheStore: a renamed store's endpoint reports
+// the new name once its cached server has aged out (a minute).
+func TestMCPServerNameFollowsTheStore(t *testing.T) {
+	t.Parallel()
+	clk := &testClock{t: time.Now()}
+	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Now = clk.Now }})
+	if _, ir, b := e.mcpInitialize("/s/flower-shop/mcp"); ir == nil || ir.ServerInfo.Name != "Flower Shop" {
+		t.Fatalf("%s", b)
+	}
+	sh, err := e.store.Shop(t.Context(), "flower-shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.Name = "Fleurs de Paris"
+	if err := e.store.PutShop(t.Context(), sh); err != nil {
+		t.Fatal(err)
+	}
+	if _, ir, b := e.mcpInitialize("/s/flower-shop/mcp"); ir == nil || ir.ServerInfo.Name != "Flower Shop" {
+		t.Fatalf("within the minute: %s", b)
+	}
+	clk.Add(time.Minute)
+	if _, ir, b := e.mcpInitialize("/s/flower-shop/mcp"); ir == nil || ir.ServerInfo.Name != "Fleurs de Paris" ||
+		!strings.HasPrefix(ir.Instructions, "Fleurs de Paris is a UCP store") {
+		t.Fatalf("after the minute: %s", b)
+	}
+}
+
+// lookupStore counts store lookups by slug and fails them on demand.
+type lookupStore struct {
+	store.Commerce
+	mu      sync.Mutex
+	lookups map[string]int
+	down    bool
+}
+
+func (s *lookupStore) Shop(ctx context.Context, slug string) (*store.Shop, error) {
+	s.mu.Lock()
+	s.lookups[slug]++
+	down := s.down
+	s.mu.Unlock()
+	if down {
+		return nil, errors.New("the database is down")
+	}
+	return s.Commerce.Shop(ctx, slug)
+}
+
+func (s *lookupStore) count(slug string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lookups[slug]
+}
+
+// TestMCPStoreLookups: a store endpoint looks its store up (for its
+// name) at most once a minute. A name that finds no store is charged to
+// the caller's rate limit like an operation, and once the caller is over
+// it nothing is looked up: unknown names cannot make the database work
+// for free, while known stores' endpoints stay free to reach (served
+// from the last lookup when the caller is over its limit, or when the
+// store cannot be read); a store never read while the database is down
+// is 503.
+func TestMCPStoreLookups(t *testing.T) {
+	t.Parallel()
+	var ls *lookupStore
+	e, clk := limitedEnv(t, shop.RateLimits{Anonymous: ratelimit.Limit{Rate: 0.01, Burst: 2}}, func(c *shop.Config) {
+		ls = &lookupStore{Commerce: c.Store, lookups: map[string]int{}}
+		c.Store = ls
+	})
+	list := func(slug string) (*http.Response, *rpcResponse, []byte) {
+		res, b := e.rpcPost("/s/"+slug+"/mcp", []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`), "X-Test-Client", "", "X-Forwarded-For", "192.0.2.9")
+		var out rpcResponse
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatalf("%s: HTTP %d %s", slug, res.StatusCode, b)
+		}
+		return res, &out, b
+	}
+	for range 5 {
+		if res, _, b := list("flower-shop"); res.StatusCode != http.StatusOK {
+			t.Fatalf("a known store: HTTP %d %s", res.StatusCode, b)
+		}
+	}
+	if n := ls.count("flower-shop"); n != 1 {
+		t.Fatalf("%d lookups of a known store within a minute, want 1", n)
+	}
+	for i := range 2 {
+		res, out, b := list(fmt.Sprint("gone-", i))
+		wantRPCError(t, res, out, b, http.StatusNotFound, -32600, "store_not_found")
+	}
+	res, out, b := list("gone-2")
+	wantRPCError(t, res, out, b, http.StatusTooManyRequests, -32000, "rate_limited")
+	if n := ls.count("gone-2"); n != 0 {
+		t.Fatalf("a caller over its limit made %d lookups", n)
+	}
+	// A minute on, the caller is still over its limit (0.6 of a call
+	// back): the known store is served as last read.
+	clk.Add(time.Minute)
+	if res, _, b := list("flower-shop"); res.StatusCode != http.StatusOK {
+		t.Fatalf("a known store, the caller over its limit: HTTP %d %s", res.StatusCode, b)
+	}
+	// The database down: a store read before is served as it was; one
+	// never read is unavailable.
+	clk.Add(time.Hour)
+	ls.mu.Lock()
+	ls.down = true
+	ls.mu.Unlock()
+	if res, ir, b := e.mcpInitialize("/s/flower-shop/mcp"); res.StatusCode != http.StatusOK || ir == nil || ir.ServerInfo.Name != "Flower Shop" {
+		t.Fatalf("a store read before, the database down: HTTP %d %s", res.StatusCode, b)
+	}
+	res, _, b = e.mcpInitialize("/s/kyoto-tea/mcp")
+	out = &rpcResponse{}
+	json.Unmarshal(b, out)
+	wantRPCError(t, res, out, b, http.StatusServiceUnavailable, -32000, "unavailable")
+}
+
+// TestMCPCatalogWithoutMeta: UCP's MCP binding requires
+// meta["ucp-agent"] on every request, catalog reads included (REST may
+// browse without UCP-Agent; MCP has no such allowance). A catalog read
+// without it, on a store and on the cross-store catalog, signed in or
+// not, is the binding's discovery error (-32001 invalid_profile_url) in
+// an HTTP 200 response, saying what to send: the Artos SDK (like the
+// TypeScript SDK) reports any other status as a transport failure and
+// drops the message. The same read with a profile is served.
+func TestMCPCatalogWithoutMeta(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	calls := []struct{ tool, arg string }{
+		{"search_catalog", `{"query":"roses"}`},
+		{"lookup_catalog", `{"ids":["bouquet_roses"]}`},
+		{"get_product", `{"id":"bouquet_roses"}`},
+	}
+	for _, path := range []string{"/s/flower-shop/mcp", "/mcp"} {
+		for _, client := range []string{"", "platform-a"} {
+			for _, c := range calls {
+				catalog := json.RawMessage(c.arg)
+				res, out, b := e.mcpCallRaw(path, c.tool, map[string]any{"catalog": catalog}, "X-Test-Client", client, "UCP-Agent", "")
+				wantRPCError(t, res, out, b, http.StatusOK, -32001, "invalid_profile_url")
+				if msg := out.Error.Data.Content; !strings.Contains(msg, `meta["ucp-agent"]`) || !strings.Contains(msg, "catalog reads included") ||
+					!strings.Contains(msg, "REST") || out.Error.Message != msg {
+					t.Fatalf("%s %s: the message does not say what to do: %s", path, c.tool, b)
+				}
+				// What the Artos SDK does with the answer (client.js
+				// callStoreTool): !res.ok is a transport error; a
+				// JSON-RPC error is thrown with its message.
+				if !(res.StatusCode >= 200 && res.StatusCode < 300) {
+					t.Fatalf("the Artos SDK would report a transport failure: HTTP %d", res.StatusCode)
+				}
+				e.mcpFor(t).mustMCP(path, c.tool, map[string]any{"catalog": catalog, "meta": e.mcpMeta("")})
+			}
+		}
+	}
+	// The official Go SDK client gets the JSON-RPC error, and its
+	// session carries on.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs := e.sdkSession(ctx, "flower-shop")
+	_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "search_catalog", Arguments: map[string]any{"catalog": map[string]any{"query": "roses"}}})
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) || rpcErr.Code != -32001 || !strings.Contains(rpcErr.Message, `meta["ucp-agent"]`) {
+		t.Fatalf("go-sdk: %v", err)
+	}
+	sdkCall(ctx, t, cs, "search_catalog", e.mcpArgs("catalog", map[string]any{"query": "roses"}))
+	// REST still browses without a profile.
+	res, b := e.req("POST", "/s/flower-shop/catalog/search", map[string]any{"query": "roses"}, "UCP-Agent", "", "X-Test-Client", "")
+	wantStatus(t, res, b, http.StatusOK)
+}
+
+// TestMCPSchemaViolations: a call outside its tool's inputSchema is
+// refused before it runs with the binding's invalid-params error
+// (-32602 invalid_request, HTTP 400 as on REST), naming each violation
+// where it is in the arguments, on a store and on /mcp. Where the
+// store's own reading refuses the body too, its refusal is the answer
+// (REST's, word for word). Nothing ran: the idempotency key of a refused
+// call is still free.
+func TestMCPSchemaViolations(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	chk := decode[ucp.Checkout](t, e.mcpCall("flower-shop", "create_checkout", e.mcpArgs("checkout", lines(line("bouquet_roses", 1)))))
+	good := map[string]any{"line_items": []any{line("tulip_bunch", 1)}}
+	with := func(k string, v any) map[string]any {
+		m := maps.Clone(good)
+		m[k] = v
+		return m
+	}
+	for _, tc := range []struct {
+		path, tool string
+		args       map[string]any
+		want       string
+	}{
+		{"/s/flower-shop/mcp", "create_checkout", e.mcpArgs("checkout", map[string]any{"line_items": []any{line("tulip_bunch", 0)}}),
+			"$.line_items[0].quantity"},
+		{"/s/flower-shop/mcp", "create_checkout", e.mcpArgs("checkout", map[string]any{}),
+			"checkout: one of: checkout $.line_items is required | checkout $.cart_id is required"},
+		{"/s/flower-shop/mcp", "create_checkout", e.mcpArgs("checkout", with("fulfillment", map[string]any{"methods": []any{map[string]any{"type": "drone"}}})),
+			"checkout $.fulfillment.methods[0].type: value must be one of 'shipping', 'pickup'"},
+		{"/s/flower-shop/mcp", "create_checkout", e.mcpArgs("checkout", with("context", map[string]any{"eligibility": []string{"gold member"}})),
+			"checkout $.context.eligibility[0]: 'gold member' does not match pattern"},
+		{"/s/flower-shop/mcp", "create_cart", e.mcpArgs("cart", map[string]any{"line_items": []any{map[string]any{"quantity": 1}}}),
+			"$.line_items[0].item.id"},
+		{"/s/flower-shop/mcp", "complete_checkout", e.mcpArgs("id", chk.ID, "checkout", map[string]any{"payment": map[string]any{
+			"instruments": []any{map[string]any{"selected": true, "credential": map[string]any{"type": "token", "token": shop.TokenSuccess}}}}}),
+			"checkout $.payment.instruments[0].handler_id is required"},
+		{"/s/flower-shop/mcp", "complete_checkout", e.mcpArgs("id", chk.ID), "checkout is required"},
+		{"/s/flower-shop/mcp", "get_checkout", e.mcpArgs("id", 42), "id: got number, want string"},
+		{"/s/flower-shop/mcp", "get_order", e.mcpArgs(), "id is required"},
+		{"/s/flower-shop/mcp", "cancel_checkout", map[string]any{"id": chk.ID, "meta": map[string]any{
+			"ucp-agent": map[string]any{"profile": e.agent.URL()}, "idempotency-key": 12345678901234567}}, `meta["idempotency-key"] must be a string`},
+		{"/s/flower-shop/mcp", "search_catalog", e.mcpArgs("catalog", map[string]any{"query": "roses", "sort": "cheapest"}),
+			"catalog $.sort: value must be one of 'relevance', 'price_asc', 'price_desc'"},
+		{"/mcp", "search_catalog", e.mcpArgs("catalog", map[string]any{"query": "roses", "pagination": map[string]any{"limit": 0}}),
+			"catalog $.pagination.limit: minimum: got 0, want 1"},
+		{"/mcp", "get_product", e.mcpArgs("catalog", map[string]any{"selected": []any{map[string]any{"name": "Size"}}}), "catalog $.id is required"},
+		{"/mcp", "lookup_catalog", e.mcpArgs("catalog", map[string]any{"ids": slices.Repeat([]string{"x"}, 101)}),
+			"catalog $.ids: maxItems: got 101, want 100"},
+		// The store's own refusal, the same as REST's.
+		{"/s/flower-shop/mcp", "create_checkout", e.mcpArgs("checkout", with("buyer", "ada")), "$.buyer must be"},
+		{"/s/flower-shop/mcp", "create_cart", e.mcpArgs("cart", with("signals", freeFormOf(33, 1))), "$.signals has more than 32 members"},
+	} {
+		e := e.mcpFor(t)
+		res, out, b := e.mcpCallRaw(tc.path, tc.tool, tc.args)
+		wantRPCError(t, res, out, b, http.StatusBadRequest, -32602, "invalid_request")
+		if !strings.Contains(out.Error.Data.Content, tc.want) {
+			t.Errorf("%s %s: want %q in %s", tc.path, tc.tool, tc.want, b)
+		}
+		// A refusal of the schema's own points at the inputSchema (the
+		// store's name a body path, "$.…"; meta is read first).
+		if !strings.HasPrefix(tc.want, "$.") && !strings.HasPrefix(tc.want, "meta[") && !strings.Contains(out.Error.Data.Content, "inputSchema") {
+			t.Errorf("%s %s: %s", tc.path, tc.tool, b)
+		}
+	}
+	// The refused completion ran nothing: its key completes the checkout.
+	key := uuid()
+	args := map[string]any{"meta": e.mcpMeta(key), "id": chk.ID, "checkout": map[string]any{"payment": map[string]any{
+		"instruments": []any{map[string]any{"handler_id": 7, "credential": map[string]any{"type": "token", "token": shop.TokenSuccess}}}}}}
+	res, out, b := e.mcpCallRaw("/s/flower-shop/mcp", "complete_checkout", args)
+	wantRPCError(t, res, out, b, http.StatusBadRequest, -32602, "invalid_request")
+	if g := decode[ucp.Checkout](t, e.mcpCall("flower-shop", "get_checkout", e.mcpArgs("id", chk.ID))); g.Status != chk.Status || g.Order != nil {
+		t.Fatalf("a refused call changed the checkout: %+v", g)
+	}
+	args["checkout"] = cardPayment(shop.TokenSuccess)
+	if done := decode[ucp.Checkout](t, e.mcpCall("flower-shop", "complete_checkout", args)); done.Status != ucp.CheckoutCompleted {
+		t.Fatalf("the key of a refused call: %+v", done)
+	}
+}
+
+// TestMCPSchemaViolationsCharged: a call refused for its arguments is
+// charged to the caller's rate limit like the operation (as REST charges
+// a body it refuses), so invalid calls are no way around the limit.
+func TestMCPSchemaViolationsCharged(t *testing.T) {
+	t.Parallel()
+	e, _ := limitedEnv(t, shop.RateLimits{Credential: ratelimit.Limit{Rate: 0.01, Burst: 2}}, nil)
+	for range 2 {
+		res, out, b := e.mcpCallRaw("/s/flower-shop/mcp", "search_catalog", e.mcpArgs("catalog", map[string]any{"query": "roses", "sort": "cheapest"}))
+		wantRPCError(t, res, out, b, http.StatusBadRequest, -32602, "invalid_request")
+	}
+	res, out, b := e.mcpCallRaw("/s/flower-shop/mcp", "search_catalog", e.mcpArgs("catalog", map[string]any{"query": "roses"}))
+	wantRPCError(t, res, out, b, http.StatusTooManyRequests, -32000, "rate_limited")
+}
+
+// TestMCPArtosShapes: the shapes the Artos SDK sends pass the schemas and
+// do what they do on REST: a flat shipping_address with country (its
+// README's), members the store ignores (tip_amount, metadata, line
+// customisations), the flat fulfillment selection, a partial update with
+// only a coupon claim, a card completion with a selected instrument and
+// no type.
+func TestMCPArtosShapes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	created := decode[ucp.Checkout](t, e.mcpCall("flower-shop", "create_checkout", e.mcpArgs("checkout", map[string]any{
+		"line_items": []any{map[string]any{"item": map[string]any{"id": "bouquet_roses"}, "quantity": 1,
+			"selected_modifiers": []any{map[string]any{"group_id": "wrap", "option_id": "paper"}}}},
+		"shipping_address": map[string]any{"country": "FR", "postal_code": "75001", "address_locality": "Paris", "street_address": "1 rue de Rivoli"},
+		"tip_amount":       250,
+		"metadata":         map[string]any{"artos_food": map[string]any{"notes": "ring twice"}},
+		"fulfillment":      map[string]any{"fulfillable_on": "2026-12-24"},
+	})))
+	if created.ID == "" || created.Status != ucp.CheckoutReadyForComplete {
+		t.Fatalf("create_checkout: %+v", created)
+	}
+	upd := decode[ucp.Checkout](t, e.mcpCall("flower-shop", "update_checkout", e.mcpArgs("id", created.ID, "checkout",
+		map[string]any{"context": map[string]any{"eligibility": []string{shop.CouponClaim}}})))
+	if upd.ID != created.ID || len(upd.LineItems) != 1 {
+		t.Fatalf("partial update: %+v", upd)
+	}
+	done := decode[ucp.Checkout](t, e.mcpCall("flower-shop", "complete_checkout", e.mcpArgs("id", created.ID, "checkout",
+		map[string]any{"payment": map[string]any{"instruments": []any{map[string]any{"handler_id": shop.HandlerCardID, "selected": true,
+			"credential": map[string]any{"token": shop.TokenSuccess}}}}})))
+	if done.Status != ucp.CheckoutCompleted || done.Order == nil {
+		t.Fatalf("complete_checkout: %+v", done)
 	}
 }
