@@ -334,3 +334,37 @@ func TestSeedAddsLocations(t *testing.T) {
 		t.Fatalf("settings with locations changed: %s", sh.Config)
 	}
 }
+
+// TestSeedWidensShipTo: a data directory from before flower-shop shipped
+// to the US gains it on the next start; no country is removed and other
+// settings stay.
+func TestSeedWidensShipTo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := sqlstoretest.SQLite(t)
+	old := shop.DemoShops()
+	for i := range old {
+		if old[i].Slug == "flower-shop" {
+			old[i].Config.ShipTo = []string{"FR", "DE", "NL", "BE", "CH"} // CH: the merchant's own addition
+		}
+	}
+	if err := shop.Seed(ctx, st, old, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := shop.Seed(ctx, st, shop.DemoShops(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh, err := st.Shop(ctx, "flower-shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got shop.Settings
+	if err := json.Unmarshal(sh.Config, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(got.ShipTo, "US") || !slices.Contains(got.ShipTo, "CH") || len(got.ShipTo) != 6 || len(got.Discounts) == 0 {
+		t.Fatalf("flower-shop after the seed: %s", sh.Config)
+	}
+}

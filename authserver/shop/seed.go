@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,6 +166,9 @@ func Seed(ctx context.Context, st store.Commerce, shops []SeedShop, now time.Tim
 			if err := seedLocations(ctx, st, sh, cur); err != nil {
 				return err
 			}
+			if err := seedShipTo(ctx, st, sh, cur); err != nil {
+				return err
+			}
 			continue
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -257,6 +261,47 @@ func seedLocations(ctx context.Context, st store.Commerce, sh SeedShop, cur *sto
 				return nil, err
 			}
 		}
+		out, err := json.Marshal(doc)
+		if err != nil {
+			return nil, err
+		}
+		return out, checkShopConfig(out)
+	})
+}
+
+// seedShipTo adds to an existing demo store the destinations a newer seed
+// ships to (flower-shop gained the US so the Artos SDK's README example
+// completes); none are removed, and nothing else is touched.
+func seedShipTo(ctx context.Context, st store.Commerce, sh SeedShop, cur *store.Shop) error {
+	var has struct {
+		ShipTo []string `json:"ship_to"`
+	}
+	if json.Unmarshal(cur.Config, &has) != nil || len(has.ShipTo) == 0 {
+		return nil // settings the store will refuse to read, or no restriction to widen
+	}
+	missing := slices.DeleteFunc(slices.Clone(sh.Config.ShipTo), func(c string) bool { return slices.Contains(has.ShipTo, c) })
+	if len(missing) == 0 {
+		return nil
+	}
+	return st.UpdateShopConfig(ctx, sh.Slug, func(raw json.RawMessage) (json.RawMessage, error) {
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return nil, err
+		}
+		var shipTo []string
+		if err := json.Unmarshal(doc["ship_to"], &shipTo); err != nil {
+			return nil, err
+		}
+		for _, c := range sh.Config.ShipTo {
+			if !slices.Contains(shipTo, c) {
+				shipTo = append(shipTo, c)
+			}
+		}
+		b, err := json.Marshal(shipTo)
+		if err != nil {
+			return nil, err
+		}
+		doc["ship_to"] = b
 		out, err := json.Marshal(doc)
 		if err != nil {
 			return nil, err
