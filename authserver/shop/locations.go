@@ -382,16 +382,39 @@ func (m *matcher) match(l *StoreLocation) (bool, float64, error) {
 		}
 		var ok bool
 		d, ok = geodesicMetres(*q.center, *l.Geo)
-		switch {
-		case !ok && q.max >= halfMeridian:
-			d = halfMeridian // within any such radius, wherever it is
-		case !ok:
-			return false, 0, errDistanceUnknown
-		case d > q.max: // the unrounded length; equality matches
+		if !ok {
+			// Vincenty did not converge (nearly antipodal points). The
+			// great circle on the mean sphere is within 1% of the
+			// geodesic everywhere, so it settles every radius outside
+			// that band; only a radius inside it cannot be judged.
+			gc := greatCircleMetres(*q.center, *l.Geo)
+			switch {
+			case q.max >= halfMeridian:
+				d = halfMeridian // within any such radius, wherever it is
+			case gc*0.99 > q.max:
+				return false, 0, nil
+			case gc*1.01 <= q.max:
+				d = gc
+			default:
+				return false, 0, errDistanceUnknown
+			}
+		}
+		if d > q.max { // the unrounded length; equality matches
 			return false, 0, nil
 		}
 	}
 	return true, d, nil
+}
+
+// greatCircleMetres is the haversine distance on the sphere of the WGS 84
+// mean radius: a bound on the geodesic where Vincenty fails, not the
+// distance the draft asks for.
+func greatCircleMetres(a, b Geo) float64 {
+	const meanRadius = 6_371_008.8
+	rad := math.Pi / 180
+	dLat, dLon := (b.Latitude-a.Latitude)*rad, (b.Longitude-a.Longitude)*rad
+	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(a.Latitude*rad)*math.Cos(b.Latitude*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * meanRadius * math.Asin(math.Min(1, math.Sqrt(h)))
 }
 
 func distanceUnknownReply() *Reply {

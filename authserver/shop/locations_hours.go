@@ -221,10 +221,10 @@ func (sc *schedule) openAt(t time.Time) bool {
 	y, m, d := lt.Date()
 	today := time.Date(y, m, d, 0, 0, 0, 0, time.UTC) // the civil date, zone-free
 	minute := float64(lt.Hour()*60+lt.Minute()) + (float64(lt.Second())+float64(lt.Nanosecond())/1e9)/60
+	// An unknown day (no weekly hours, no exception) has no intervals of
+	// its own, but yesterday's exception may still run past midnight into
+	// it: that is checked below either way.
 	ivs, exceptional := sc.intervalsOn(today)
-	if !exceptional && !sc.known {
-		return false
-	}
 	for _, iv := range ivs {
 		if iv.covers(minute) {
 			return true

@@ -100,3 +100,23 @@ func locResultSchema(location, extra string) string {
 		`"messages":{"type":"array","items":{"type":"object","properties":{"type":{"type":"string"},"code":{"type":"string"},"content":{"type":"string"}}}}` +
 		extra + `},"required":["ucp","locations"]}`
 }
+
+// locationToolSchema compiles a location tool's input schema into the
+// validator every tool call goes through: the published schema is the
+// one enforced, as for the UCP tools.
+func locationToolSchema(op Op) *toolSchema {
+	in, out, ok := locationSchemas(op)
+	if !ok {
+		return nil
+	}
+	ts := &toolSchema{input: in, output: out}
+	if err := json.Unmarshal(in, &ts.checked); err != nil {
+		panic("shop: location tool schema: " + err.Error())
+	}
+	v, err := compileSchema(string(op)+".input", in)
+	if err != nil {
+		panic("shop: location tool schema: " + err.Error())
+	}
+	ts.validator = v
+	return ts
+}

@@ -149,20 +149,20 @@ func TestLocationSearchREST(t *testing.T) {
 
 	// What the store cannot evaluate is refused, never ignored.
 	for name, body := range map[string]any{
-		"serves":              map[string]any{"serves": map[string]any{"point": kyotoStation}},
-		"distance no centre":  map[string]any{"distance": map[string]any{"max": 1000}},
-		"distance no max":     map[string]any{"distance": map[string]any{"center": kyotoStation}},
-		"negative radius":     map[string]any{"distance": map[string]any{"center": kyotoStation, "max": -1}},
-		"latitude 91":         map[string]any{"distance": map[string]any{"center": map[string]any{"latitude": 91, "longitude": 0}, "max": 1}},
-		"antipode, radius 1k": map[string]any{"distance": map[string]any{"center": map[string]any{"latitude": -35.0037, "longitude": -44.2250}, "max": 1000}},
-		"unknown filter":      map[string]any{"filters": map[string]any{"price": 1}},
-		"open_at local time":  at("2026-11-25T12:00:00"),
-		"open_at a date":      at("2026-11-25"),
-		"inventory no id":     map[string]any{"filters": map[string]any{"inventory": []any{map[string]any{"availability_status": "in_stock"}}}},
-		"limit 0":             map[string]any{"pagination": map[string]any{"limit": 0}},
-		"foreign cursor":      map[string]any{"pagination": map[string]any{"cursor": "eyJvIjoxfQ"}},
-		"not an object":       `[1]`,
-		"malformed":           `{"query":`,
+		"serves":                       map[string]any{"serves": map[string]any{"point": kyotoStation}},
+		"distance no centre":           map[string]any{"distance": map[string]any{"max": 1000}},
+		"distance no max":              map[string]any{"distance": map[string]any{"center": kyotoStation}},
+		"negative radius":              map[string]any{"distance": map[string]any{"center": kyotoStation, "max": -1}},
+		"latitude 91":                  map[string]any{"distance": map[string]any{"center": map[string]any{"latitude": 91, "longitude": 0}, "max": 1}},
+		"antipode, radius in the band": map[string]any{"distance": map[string]any{"center": map[string]any{"latitude": -35.0037, "longitude": -44.2250}, "max": 19_950_000}},
+		"unknown filter":               map[string]any{"filters": map[string]any{"price": 1}},
+		"open_at local time":           at("2026-11-25T12:00:00"),
+		"open_at a date":               at("2026-11-25"),
+		"inventory no id":              map[string]any{"filters": map[string]any{"inventory": []any{map[string]any{"availability_status": "in_stock"}}}},
+		"limit 0":                      map[string]any{"pagination": map[string]any{"limit": 0}},
+		"foreign cursor":               map[string]any{"pagination": map[string]any{"cursor": "eyJvIjoxfQ"}},
+		"not an object":                `[1]`,
+		"malformed":                    `{"query":`,
 	} {
 		res, b := e.req("POST", ktSearch, body, "X-Test-Client", "")
 		if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"code":"invalid_request"`) {

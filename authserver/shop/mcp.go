@@ -292,6 +292,9 @@ type toolArgs struct {
 func (s *Service) toolHandler(op Op) server.ToolHandlerFunc {
 	info := ops[op]
 	ts := toolSchemas[op]
+	if ts == nil {
+		ts = locationToolSchema(op)
+	}
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		call, _ := ctx.Value(mcpCallKey{}).(*mcpCall)
 		if call == nil {
