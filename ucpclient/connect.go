@@ -78,7 +78,7 @@ func DiscoverAuthServer(ctx context.Context, client *http.Client, issuer, resour
 			Resource             string   `json:"resource"`
 			AuthorizationServers []string `json:"authorization_servers"`
 		}
-		if err := getJSON(ctx, client, resourceMetadata, &prm); err != nil {
+		if err := fetchDiscoveryJSON(ctx, client, resourceMetadata, &prm); err != nil {
 			return nil, err
 		}
 		if len(prm.AuthorizationServers) == 0 || prm.AuthorizationServers[0] == "" {
@@ -90,14 +90,14 @@ func DiscoverAuthServer(ctx context.Context, client *http.Client, issuer, resour
 		issuer, resource = prm.AuthorizationServers[0], prm.Resource
 	}
 	u, err := url.Parse(issuer)
-	if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, &DiscoveryError{URL: issuer, Err: errors.New("issuer is not an http(s) URL without query or fragment")}
+	if err != nil || !secureURL(u) || u.RawQuery != "" || u.Fragment != "" {
+		return nil, &DiscoveryError{URL: issuer, Err: errors.New("issuer is not an https (or loopback http) URL without query or fragment")}
 	}
 	wellKnown := *u
 	wellKnown.Path = "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.Path, "/")
 	wellKnown.RawPath = ""
 	var md AuthServerMetadata
-	if err := getJSON(ctx, client, wellKnown.String(), &md); err != nil {
+	if err := fetchDiscoveryJSON(ctx, client, wellKnown.String(), &md); err != nil {
 		return nil, err
 	}
 	switch {
@@ -106,11 +106,23 @@ func DiscoverAuthServer(ctx context.Context, client *http.Client, issuer, resour
 	case md.AuthorizationEndpoint == "" || md.TokenEndpoint == "":
 		return nil, &DiscoveryError{URL: wellKnown.String(), Err: errors.New("no authorization_endpoint or token_endpoint")}
 	}
+	for _, e := range []string{md.AuthorizationEndpoint, md.TokenEndpoint} {
+		if eu, err := url.Parse(e); err != nil || !secureURL(eu) {
+			return nil, &DiscoveryError{URL: wellKnown.String(), Err: fmt.Errorf("endpoint %q is not https (or loopback http)", e)}
+		}
+	}
 	md.Resource = resource
 	return &md, nil
 }
 
-func getJSON(ctx context.Context, client *http.Client, u string, v any) error {
+// secureURL accepts https, and plain http only to this machine (a
+// platform in development): tokens and codes never cross a network in
+// the clear.
+func secureURL(u *url.URL) bool {
+	return u.Host != "" && (u.Scheme == "https" || u.Scheme == "http" && netguard.IsLoopbackHost(u.Hostname()))
+}
+
+func fetchDiscoveryJSON(ctx context.Context, client *http.Client, u string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return &DiscoveryError{URL: u, Err: err}

@@ -61,6 +61,12 @@ type BuyerTokenOptions struct {
 	// that a rotated refresh token the server has already issued is never
 	// lost; default 30 s.
 	RefreshTimeout time.Duration
+	// ForcedRefreshWindow makes RefreshToken, called within this long
+	// after the last refresh, return that refresh's token rather than
+	// refresh again: calls rejected for the same old access token share
+	// one refresh even when they ask after it ended. Default 2 s;
+	// negative turns it off.
+	ForcedRefreshWindow time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -80,6 +86,7 @@ type BuyerTokenSource struct {
 	tok     *oauth2.Token
 	unsaved bool           // tok was refreshed but the store refused it
 	flight  *refreshFlight // the refresh under way, if any
+	last    time.Time      // when the last refresh succeeded
 }
 
 type refreshFlight struct {
@@ -114,6 +121,9 @@ func NewBuyerTokenSource(ctx context.Context, conf *oauth2.Config, store TokenSt
 	if s.opts.Now == nil {
 		s.opts.Now = time.Now
 	}
+	if s.opts.ForcedRefreshWindow == 0 {
+		s.opts.ForcedRefreshWindow = 2 * time.Second
+	}
 	tok, err := store.Load(ctx)
 	if err != nil {
 		return nil, err
@@ -139,7 +149,8 @@ func (s *BuyerTokenSource) TokenContext(ctx context.Context) (*oauth2.Token, err
 
 // RefreshToken refreshes now, whatever the expiry says: call it when a
 // server answered invalid_token for the current access token. Callers
-// that ask while a refresh is under way share it. A failure is a
+// that ask while a refresh is under way share it, and so do those that
+// ask within ForcedRefreshWindow after it ended. A failure is a
 // *RefreshError.
 func (s *BuyerTokenSource) RefreshToken(ctx context.Context) (*oauth2.Token, error) {
 	return s.get(ctx, true)
@@ -156,7 +167,8 @@ func (s *BuyerTokenSource) get(ctx context.Context, force bool) (*oauth2.Token, 
 	s.mu.Lock()
 	f := s.flight
 	if f == nil {
-		if !force && !s.unsaved && s.valid(s.tok) {
+		recent := force && !s.last.IsZero() && s.opts.Now().Sub(s.last) < s.opts.ForcedRefreshWindow
+		if (!force || recent) && !s.unsaved && s.valid(s.tok) {
 			t := buyerTokenCopy(s.tok)
 			s.mu.Unlock()
 			return t, nil
@@ -189,6 +201,9 @@ func (s *BuyerTokenSource) run(ctx context.Context, f *refreshFlight, cur *oauth
 	s.mu.Lock()
 	if tok != nil {
 		s.tok, s.unsaved = tok, !saved
+	}
+	if err == nil {
+		s.last = s.opts.Now()
 	}
 	f.tok, f.err = tok, err
 	if err != nil {

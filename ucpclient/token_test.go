@@ -76,7 +76,7 @@ func TestBuyerTokenRotationPersisted(t *testing.T) {
 	as := newFakeAS(t)
 	store := &FileTokenStore{Path: filepath.Join(t.TempDir(), "buyer.json")}
 	store.Save(t.Context(), &oauth2.Token{AccessToken: "at-0", RefreshToken: "rt-0", Expiry: expired()})
-	s := newSource(t, as, store, nil)
+	s := newSource(t, as, store, &BuyerTokenOptions{ForcedRefreshWindow: -1})
 	for i := 1; i <= 3; i++ {
 		tok, err := s.RefreshToken(t.Context())
 		if err != nil {
@@ -138,13 +138,27 @@ func TestBuyerTokenRefreshTokenForces(t *testing.T) {
 	as := newFakeAS(t)
 	store := &MemoryTokenStore{}
 	store.Save(t.Context(), &oauth2.Token{AccessToken: "at-0", RefreshToken: "rt-0", Expiry: time.Now().Add(time.Hour)})
-	s := newSource(t, as, store, nil)
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s := newSource(t, as, store, &BuyerTokenOptions{Now: clock})
 	tok, err := s.RefreshToken(t.Context())
 	if err != nil || tok.AccessToken != "at-1" || as.refreshes.Load() != 1 {
 		t.Fatalf("forced refresh: %v %v, %d refreshes", tok, err, as.refreshes.Load())
 	}
 	if tok, _ := s.Token(); tok.AccessToken != "at-1" || as.refreshes.Load() != 1 {
 		t.Fatalf("after a forced refresh: %v, %d", tok, as.refreshes.Load())
+	}
+	// A second caller rejected for at-0 asks just after: it gets at-1
+	// without another refresh.
+	if tok, err := s.RefreshToken(t.Context()); err != nil || tok.AccessToken != "at-1" || as.refreshes.Load() != 1 {
+		t.Fatalf("forced again within the window: %v %v, %d", tok, err, as.refreshes.Load())
+	}
+	mu.Lock()
+	now = now.Add(3 * time.Second)
+	mu.Unlock()
+	if tok, err := s.RefreshToken(t.Context()); err != nil || tok.AccessToken != "at-2" || as.refreshes.Load() != 2 {
+		t.Fatalf("forced after the window: %v %v, %d", tok, err, as.refreshes.Load())
 	}
 }
 
