@@ -87,6 +87,12 @@ func DiscoverAuthServer(ctx context.Context, client *http.Client, issuer, resour
 		if prm.Resource == "" {
 			return nil, &DiscoveryError{URL: resourceMetadata, Err: errors.New("no resource")}
 		}
+		// RFC 9728 §3.3: metadata at a well-known URL must name the
+		// resource that URL was built from, or another site is vouching
+		// for it.
+		if want, ok := resourceFromMetadataURL(resourceMetadata); ok && prm.Resource != want {
+			return nil, &DiscoveryError{URL: resourceMetadata, Err: fmt.Errorf("resource %q is not %q", prm.Resource, want)}
+		}
 		issuer, resource = prm.AuthorizationServers[0], prm.Resource
 	}
 	u, err := url.Parse(issuer)
@@ -113,6 +119,23 @@ func DiscoverAuthServer(ctx context.Context, client *http.Client, issuer, resour
 	}
 	md.Resource = resource
 	return &md, nil
+}
+
+// resourceFromMetadataURL is the resource identifier an RFC 9728
+// well-known URL was built from: https://h/.well-known/oauth-protected-resource/p
+// is https://h/p. ok is false for a URL of another shape.
+func resourceFromMetadataURL(raw string) (string, bool) {
+	const prefix = "/.well-known/oauth-protected-resource"
+	u, err := url.Parse(raw)
+	if err != nil || !strings.HasPrefix(u.Path, prefix) {
+		return "", false
+	}
+	rest := strings.TrimPrefix(u.Path, prefix)
+	if rest != "" && !strings.HasPrefix(rest, "/") {
+		return "", false
+	}
+	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: rest, RawQuery: u.RawQuery}
+	return r.String(), true
 }
 
 // secureURL accepts https, and plain http only to this machine (a

@@ -200,7 +200,13 @@ func TestDiscoverAuthServerRefusals(t *testing.T) {
 	mux.HandleFunc("GET /prm-empty", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"resource":"r","authorization_servers":[]}`)
 	})
+	mux.HandleFunc("GET /.well-known/oauth-protected-resource/account/mcp", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"resource":"https://elsewhere.example/account/mcp","authorization_servers":[%q]}`, "https://auth.example")
+	})
 	var de *ucpclient.DiscoveryError
+	if _, err := ucpclient.DiscoverAuthServer(t.Context(), srv.Client(), "", srv.URL+"/.well-known/oauth-protected-resource/account/mcp"); !errors.As(err, &de) || !strings.Contains(err.Error(), "resource") {
+		t.Fatalf("metadata for another resource: %v", err)
+	}
 	if _, err := ucpclient.DiscoverAuthServer(t.Context(), srv.Client(), srv.URL, ""); !errors.As(err, &de) || !strings.Contains(err.Error(), "issuer") {
 		t.Fatalf("issuer mismatch: %v", err)
 	}
