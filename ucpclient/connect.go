@@ -254,8 +254,10 @@ func Connect(ctx context.Context, opts ConnectOptions) (*oauth2.Token, error) {
 			return nil, err
 		}
 	}
-	if len(md.CodeChallengeMethodsSupported) > 0 && !slices.Contains(md.CodeChallengeMethodsSupported, "S256") {
-		return nil, &DiscoveryError{URL: md.Issuer, Err: errors.New("authorization server does not support PKCE S256")}
+	// RFC 8414 reads an absent list as "no PKCE"; MCP clients refuse
+	// such a server, and so does Connect.
+	if !slices.Contains(md.CodeChallengeMethodsSupported, "S256") {
+		return nil, &DiscoveryError{URL: md.Issuer, Err: errors.New("authorization server does not advertise PKCE S256 (code_challenge_methods_supported)")}
 	}
 	resource := opts.Resource
 	if resource == "" {

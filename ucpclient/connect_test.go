@@ -171,6 +171,17 @@ func TestConnectRefusals(t *testing.T) {
 	}
 }
 
+func TestConnectRefusesServerWithoutS256(t *testing.T) {
+	md := &ucpclient.AuthServerMetadata{Issuer: "https://auth.example", AuthorizationEndpoint: "https://auth.example/a", TokenEndpoint: "https://auth.example/t"}
+	opened := false
+	_, err := ucpclient.Connect(t.Context(), ucpclient.ConnectOptions{ClientID: "agent", Metadata: md,
+		OpenBrowser: func(string) error { opened = true; return nil }})
+	var de *ucpclient.DiscoveryError
+	if !errors.As(err, &de) || opened {
+		t.Fatalf("err %v, browser opened %v", err, opened)
+	}
+}
+
 func TestConnectTimesOut(t *testing.T) {
 	as := newConnectFakeAS(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
