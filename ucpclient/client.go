@@ -1,6 +1,7 @@
 package ucpclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -80,7 +82,10 @@ type Client struct {
 	agentHeader string
 	buyer       BuyerTokens
 	onChallenge func(ctx context.Context, c *Challenge) error
+	signer      *httpsig.Signer
 	rc          *retryablehttp.Client
+	rpcID       atomic.Uint64
+	metaPrefix  []byte       // {"ucp-agent":{"profile":"…"}
 	imageClient *http.Client // nil: a guarded client per FetchImage
 }
 
@@ -110,12 +115,6 @@ func New(cfg Config) (*Client, error) {
 			Timeout:       30 * time.Second,
 		})
 	}
-	base2 := hc.Transport
-	if base2 == nil {
-		base2 = http.DefaultTransport
-	}
-	hc2 := *hc
-	hc2.Transport = &attemptTransport{base: base2, signer: cfg.Signer}
 	c := &Client{
 		base:        base,
 		apiKey:      cfg.APIKey,
@@ -123,8 +122,12 @@ func New(cfg Config) (*Client, error) {
 		agentHeader: agentHeader(cfg.UCPVersion, cfg.AgentProfile),
 		buyer:       cfg.Buyer,
 		onChallenge: cfg.OnAuthChallenge,
-		rc:          newRetryClient(&hc2, cfg.Retry, cfg.Logger),
+		signer:      cfg.Signer,
+		rc:          newRetryClient(hc, cfg.Retry, cfg.Logger),
 	}
+	c.rc.PrepareRetry = c.prepareAttempt
+	c.metaPrefix = appendJSONString([]byte(`{"ucp-agent":{"profile":`), cfg.AgentProfile)
+	c.metaPrefix = append(c.metaPrefix, '}')
 	return c, nil
 }
 
@@ -192,16 +195,43 @@ func options(opts []CallOption) *callOptions {
 	return o
 }
 
-func (c *Client) meta(r Route, o *callOptions) (map[string]any, string) {
-	m := map[string]any{"ucp-agent": map[string]string{"profile": c.profile}}
+// meta returns the meta object (ucp-agent, and idempotency-key when the
+// route changes state or the caller gave one) and the key.
+func (c *Client) meta(r Route, o *callOptions) ([]byte, string) {
 	key := o.idemKey
 	if key == "" && r.Idempotent {
 		key = freshUUID()
 	}
+	m := make([]byte, 0, len(c.metaPrefix)+64)
+	m = append(m, c.metaPrefix...)
 	if key != "" {
-		m["idempotency-key"] = key
+		m = append(m, `,"idempotency-key":`...)
+		m = appendJSONString(m, key)
 	}
-	return m, key
+	return append(m, '}'), key
+}
+
+// withMember adds "name":value to the JSON object obj, replacing a member
+// of that name.
+func withMember(obj []byte, name string, value []byte) ([]byte, error) {
+	if bytes.Contains(obj, []byte(`"`+name+`"`)) { // rare: rebuild
+		m := map[string]json.RawMessage{}
+		if err := json.Unmarshal(obj, &m); err != nil {
+			return nil, err
+		}
+		m[name] = value
+		return json.Marshal(m)
+	}
+	body := bytes.TrimSpace(obj)
+	out := make([]byte, 0, len(body)+len(name)+len(value)+4)
+	out = append(out, body[:len(body)-1]...) // without '}'
+	if len(bytes.TrimSpace(body[1:len(body)-1])) > 0 {
+		out = append(out, ',')
+	}
+	out = appendJSONString(out, name)
+	out = append(out, ':')
+	out = append(out, value...)
+	return append(out, '}'), nil
 }
 
 // GlobalSearch searches every store the platform reaches (REST POST
@@ -246,7 +276,16 @@ func (c *Client) CallGlobalTool(ctx context.Context, name string, catalog any, o
 	if err := c.precheck(cl); err != nil {
 		return nil, err
 	}
-	return c.callTool(ctx, cl, name, map[string]any{"catalog": catalog, "meta": meta})
+	cat, err := json.Marshal(catalog)
+	if err != nil {
+		return nil, fmt.Errorf("ucpclient: %s: %w", cl.op, err)
+	}
+	args := make([]byte, 0, len(cat)+len(meta)+24)
+	args = append(args, `{"catalog":`...)
+	args = append(args, cat...)
+	args = append(args, `,"meta":`...)
+	args = append(args, meta...)
+	return c.callTool(ctx, cl, name, append(args, '}'))
 }
 
 // CallStoreTool calls a tool on a store's {base}/s/{slug}/mcp. args (an
@@ -269,13 +308,11 @@ func (c *Client) CallStoreTool(ctx context.Context, slug, name string, args any,
 	if err := c.precheck(cl); err != nil {
 		return nil, err
 	}
-	m := map[string]json.RawMessage{}
-	if err := json.Unmarshal(raw, &m); err != nil {
+	arguments, err := withMember(raw, "meta", meta)
+	if err != nil {
 		return nil, fmt.Errorf("ucpclient: %s: args must be a JSON object", cl.op)
 	}
-	mb, _ := json.Marshal(meta)
-	m["meta"] = mb
-	return c.callTool(ctx, cl, name, m)
+	return c.callTool(ctx, cl, name, arguments)
 }
 
 // Tool is one tool listed by ListAccountTools.
@@ -296,15 +333,11 @@ func (c *Client) ListAccountTools(ctx context.Context) ([]Tool, error) {
 	if err := c.precheck(cl); err != nil {
 		return nil, err
 	}
-	result, err := c.rpc(ctx, cl, "tools/list", map[string]any{})
-	if err != nil {
-		return nil, err
-	}
 	var out struct {
 		Tools []Tool `json:"tools"`
 	}
-	if err := json.Unmarshal(result, &out); err != nil {
-		return nil, &ProtocolError{Op: cl.op, StatusCode: 200, Content: "tools/list result is malformed", Body: result}
+	if err := c.rpc(ctx, cl, "tools/list", []byte("{}"), &out); err != nil {
+		return nil, err
 	}
 	return out.Tools, nil
 }

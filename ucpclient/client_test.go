@@ -282,3 +282,49 @@ func TestTransportErrorWrapped(t *testing.T) {
 	}
 }
 
+// The token engineer's source plugs in as Config.Buyer, refresh included.
+var (
+	_ BuyerTokens    = (*BuyerTokenSource)(nil)
+	_ BuyerRefresher = (*BuyerTokenSource)(nil)
+	_ BuyerTokens    = oauth2.StaticTokenSource(nil)
+)
+
+func TestConcurrentCalls(t *testing.T) {
+	f := newFakePlatform(t)
+	var mu sync.Mutex
+	failed := map[string]bool{}
+	f.answer = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if k := r.Header.Get("Idempotency-Key"); !failed[k] { // each call's first attempt
+			failed[k] = true
+			w.WriteHeader(503)
+			return true
+		}
+		return false
+	}
+	c := newTestClient(t, f, func(cfg *Config) { cfg.Buyer = &refreshingBuyer{tok: "fresh"} })
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			if _, err := c.CallStoreTool(ctx, "tea", "create_cart", map[string]any{"cart": map[string]any{}}); err != nil {
+				errs <- err
+			}
+			if _, err := c.CallAccountTool(ctx, "get_buyer_context", nil, WithIdempotencyKey(freshUUID())); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(f.requests()); n != 64 {
+		t.Errorf("%d requests, want 64 (32 calls, each retried once)", n)
+	}
+}

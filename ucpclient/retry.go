@@ -2,11 +2,14 @@ package ucpclient
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
 )
 
 // RetryConfig bounds the client's retries. The zero value means the
@@ -55,6 +58,10 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return false, ctx.Err()
 	}
 	if safe, _ := ctx.Value(retrySafeKey{}).(bool); !safe {
+		return false, nil
+	}
+	var blocked *netguard.BlockedError
+	if errors.As(err, &blocked) { // the guard refused the address: it will again
 		return false, nil
 	}
 	if err == nil && resp != nil && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {

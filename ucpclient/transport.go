@@ -7,26 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/oauth2"
 
-	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
 	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
 )
 
 // maxResponseBytes caps every API response body the client reads.
 const maxResponseBytes = 8 << 20
-
-// attemptTransport runs once per HTTP attempt, under retryablehttp: it
-// gives the attempt a fresh Request-Id and, with a signer, a fresh RFC 9421
-// signature over the exact body sent.
-type attemptTransport struct {
-	base   http.RoundTripper
-	signer *httpsig.Signer
-}
 
 type attemptKey struct{}
 
@@ -43,29 +35,27 @@ func (s *attemptState) requestID() string {
 	return s.rid
 }
 
-func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	st, _ := req.Context().Value(attemptKey{}).(*attemptState)
-	r := req.Clone(req.Context()) // a RoundTripper must not modify req
+// prepareAttempt runs before every HTTP attempt of a call (directly for
+// the first, as retryablehttp's PrepareRetry for the others): a fresh
+// Request-Id and, with a signer, a fresh RFC 9421 signature over the
+// exact body sent (a retry never reuses an old signature or nonce).
+func (c *Client) prepareAttempt(r *http.Request) error {
+	st, _ := r.Context().Value(attemptKey{}).(*attemptState)
 	rid := freshUUID()
 	r.Header.Set("Request-Id", rid)
+	var body []byte
 	if st != nil {
 		st.mu.Lock()
 		st.rid = rid
 		st.mu.Unlock()
+		body = st.body
 	}
-	if t.signer != nil {
-		var body []byte
-		if st != nil {
-			body = st.body
-		}
-		if err := t.signer.SignRequest(r, body); err != nil {
-			if r.Body != nil {
-				r.Body.Close()
-			}
-			return nil, fmt.Errorf("sign request: %w", err)
+	if c.signer != nil {
+		if err := c.signer.SignRequest(r, body); err != nil {
+			return fmt.Errorf("sign request: %w", err)
 		}
 	}
-	return t.base.RoundTrip(r)
+	return nil
 }
 
 // call is one logical operation.
@@ -168,6 +158,9 @@ func (c *Client) attempt(ctx context.Context, cl *call, tok *oauth2.Token) (*res
 		h.Set("Authorization", bearer(tok))
 	}
 
+	if err := c.prepareAttempt(req.Request); err != nil {
+		return nil, fmt.Errorf("ucpclient: %s: %w", cl.op, err)
+	}
 	res, err := c.rc.Do(req)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
@@ -193,42 +186,49 @@ func bearer(t *oauth2.Token) string {
 	return typ + " " + t.AccessToken
 }
 
-// rpcRequest is a JSON-RPC 2.0 request.
-type rpcRequest struct {
-	JSONRPC string `json:"jsonrpc"`
-	ID      string `json:"id"`
-	Method  string `json:"method"`
-	Params  any    `json:"params"`
+type rpcError struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
 }
 
-type rpcResponse struct {
-	Result *json.RawMessage `json:"result"`
-	Error  *struct {
-		Code    int             `json:"code"`
-		Message string          `json:"message"`
-		Data    json.RawMessage `json:"data"`
-	} `json:"error"`
+// rpcEnvelope builds a JSON-RPC 2.0 request around params, which must
+// already be JSON.
+func (c *Client) rpcEnvelope(method string, params []byte) []byte {
+	b := make([]byte, 0, len(params)+96)
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = strconv.AppendUint(b, c.rpcID.Add(1), 10)
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, method)
+	b = append(b, `,"params":`...)
+	b = append(b, params...)
+	return append(b, '}')
 }
 
-// rpc posts one JSON-RPC request and returns its result.
-func (c *Client) rpc(ctx context.Context, cl *call, method string, params any) (json.RawMessage, error) {
-	b, err := json.Marshal(rpcRequest{JSONRPC: "2.0", ID: freshUUID(), Method: method, Params: params})
-	if err != nil {
-		return nil, fmt.Errorf("ucpclient: %s: encode request: %w", cl.op, err)
-	}
-	cl.method, cl.body = http.MethodPost, b
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
+
+// rpc posts one JSON-RPC request and decodes its response into result
+// (a pointer to a struct with the result's fields).
+func (c *Client) rpc(ctx context.Context, cl *call, method string, params []byte, result any) error {
+	cl.method, cl.body = http.MethodPost, c.rpcEnvelope(method, params)
 	res, err := c.send(ctx, cl)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if res.status/100 != 2 {
-		return nil, protocolError(cl.op, res)
+		return protocolError(cl.op, res)
 	}
-	var rr rpcResponse
+	rr := struct {
+		Result present   `json:"result"`
+		Error  *rpcError `json:"error"`
+	}{Result: present{v: result}}
 	if err := json.Unmarshal(res.body, &rr); err != nil {
 		pe := protocolError(cl.op, res)
-		pe.Content = "response is not JSON-RPC"
-		return nil, pe
+		pe.Content = "response is not JSON-RPC: " + err.Error()
+		return pe
 	}
 	if rr.Error != nil {
 		pe := protocolError(cl.op, res)
@@ -236,35 +236,54 @@ func (c *Client) rpc(ctx context.Context, cl *call, method string, params any) (
 		if pe.Code == "" {
 			pe.Code, pe.Content = ucpCode(rr.Error.Data)
 		}
-		return nil, pe
+		return pe
 	}
-	if rr.Result == nil {
+	if !rr.Result.ok {
 		pe := protocolError(cl.op, res)
 		pe.Content = "JSON-RPC response has no result"
-		return nil, pe
+		return pe
 	}
-	return *rr.Result, nil
+	return nil
+}
+
+// present decodes a member into v and records that it was there.
+type present struct {
+	v  any
+	ok bool
+}
+
+func (p *present) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	p.ok = true
+	return json.Unmarshal(b, p.v)
+}
+
+type toolResult struct {
+	StructuredContent json.RawMessage `json:"structuredContent"`
+	IsError           bool            `json:"isError"`
+	Content           []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"content"`
 }
 
 // callTool runs tools/call and returns result.structuredContent.
-func (c *Client) callTool(ctx context.Context, cl *call, name string, arguments any) (json.RawMessage, error) {
-	result, err := c.rpc(ctx, cl, "tools/call", map[string]any{"name": name, "arguments": arguments})
-	if err != nil {
+// arguments must be a JSON object.
+func (c *Client) callTool(ctx context.Context, cl *call, name string, arguments []byte) (json.RawMessage, error) {
+	p := make([]byte, 0, len(arguments)+len(name)+32)
+	p = append(p, `{"name":`...)
+	p = appendJSONString(p, name)
+	p = append(p, `,"arguments":`...)
+	p = append(p, arguments...)
+	p = append(p, '}')
+	var r toolResult
+	if err := c.rpc(ctx, cl, "tools/call", p, &r); err != nil {
 		return nil, err
 	}
-	var r struct {
-		StructuredContent json.RawMessage `json:"structuredContent"`
-		IsError           bool            `json:"isError"`
-		Content           []struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
-		} `json:"content"`
-	}
-	if err := json.Unmarshal(result, &r); err != nil {
-		return nil, &ProtocolError{Op: cl.op, StatusCode: 200, Content: "tools/call result is not an object", Body: result}
-	}
 	if len(r.StructuredContent) == 0 || string(r.StructuredContent) == "null" {
-		pe := &ProtocolError{Op: cl.op, StatusCode: 200, Content: "tools/call result has no structuredContent", Body: result}
+		pe := &ProtocolError{Op: cl.op, StatusCode: 200, Content: "tools/call result has no structuredContent"}
 		if r.IsError {
 			for _, ct := range r.Content {
 				if ct.Type == "text" {
