@@ -2,6 +2,9 @@ package ucpclient_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +12,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/ucpbridge/ucpbridge/ucpclient"
+	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
@@ -69,4 +75,51 @@ func ExampleClient_GlobalSearch() {
 	}
 	// Output:
 	// chawan Raku Tea Bowl 5400 JPY
+}
+
+// Signing every request (RFC 9421): the platform publishes the public key
+// under the same kid in its UCP profile; each attempt, retries included,
+// is signed afresh.
+func ExampleConfig_signer() {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, err := httpsig.NewSigner(key, "agent-2026", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// A stand-in business that checks the signature.
+	verifier := &httpsig.Verifier{Keys: exampleKeys{"agent-2026": {Key: &key.PublicKey, KeyID: "agent-2026"}}}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if res, err := verifier.VerifyRequest(r.Context(), r, body); err == nil {
+			fmt.Println("verified signature by", res.KeyID)
+		}
+		io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"structuredContent":{"ucp":{"status":"success"},"id":"chk_1"}}}`)
+	}))
+	defer api.Close()
+
+	c, err := ucpclient.New(ucpclient.Config{
+		BaseURL:      api.URL,
+		APIKey:       "plat_123.s3cret",
+		AgentProfile: "https://agent.example/.well-known/ucp",
+		Signer:       signer,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = c.CallStoreTool(context.Background(), "kyoto-tea", "create_checkout",
+		map[string]any{"checkout": map[string]any{"line_items": []any{}}})
+	fmt.Println(err)
+	// Output:
+	// verified signature by agent-2026
+	// <nil>
+}
+
+type exampleKeys map[string]*jose.JSONWebKey
+
+func (k exampleKeys) Key(_ context.Context, kid string) (*jose.JSONWebKey, error) {
+	if j, ok := k[kid]; ok {
+		return j, nil
+	}
+	return nil, errors.New("unknown key")
 }

@@ -1,6 +1,7 @@
 package ucpclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,5 +226,29 @@ func TestRetrySignedAfresh(t *testing.T) {
 	// A GET (profile) is signed too, without a digest.
 	if _, err := c.FetchStoreProfile(context.Background(), "tea"); err != nil || len(verr) != 0 {
 		t.Fatal(err, verr)
+	}
+}
+
+func TestRetryLogging(t *testing.T) {
+	var buf bytes.Buffer
+	f := newFakePlatform(t)
+	f.answer = failFirst(1, 503, nil)
+	c := newTestClient(t, f, func(cfg *Config) {
+		cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	if _, err := c.FetchStoreProfile(context.Background(), "tea"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "retrying") {
+		t.Errorf("no retry log: %s", buf.String())
+	}
+	if strings.Contains(buf.String(), "plat.secret") {
+		t.Errorf("the key reached the log: %s", buf.String())
+	}
+	// Without a Logger the retrying client has none (go-retryablehttp's
+	// default writes every request to stderr).
+	c2 := newTestClient(t, f, nil)
+	if c2.rc.Logger != nil {
+		t.Errorf("default logger %T", c2.rc.Logger)
 	}
 }
