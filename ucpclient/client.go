@@ -63,6 +63,11 @@ type Config struct {
 	HTTPClient *http.Client
 	// Signer, when set, signs every request attempt (RFC 9421).
 	Signer *httpsig.Signer
+	// VerifyResponses asks stores for RFC 9421 signed responses and
+	// verifies them with the keys each store's profile publishes (see
+	// ResponseVerification); a refused response is a
+	// *ResponseSignatureError. The zero value is off.
+	VerifyResponses ResponseVerification
 	// OnAuthChallenge is called with every 401 challenge before the
 	// client refreshes or gives up. A non-nil error stops the call; it is
 	// wrapped in the *AuthChallengeError returned.
@@ -83,6 +88,7 @@ type Client struct {
 	buyer       BuyerTokens
 	onChallenge func(ctx context.Context, c *Challenge) error
 	signer      *httpsig.Signer
+	respSig     *respVerifier // nil: responses not verified
 	rc          *retryablehttp.Client
 	rpcID       atomic.Uint64
 	metaPrefix  []byte       // {"ucp-agent":{"profile":"…"}
@@ -123,6 +129,7 @@ func New(cfg Config) (*Client, error) {
 		buyer:       cfg.Buyer,
 		onChallenge: cfg.OnAuthChallenge,
 		signer:      cfg.Signer,
+		respSig:     newRespVerifier(cfg.VerifyResponses),
 		rc:          newRetryClient(hc, cfg.Retry, cfg.Logger),
 	}
 	c.rc.PrepareRetry = c.prepareAttempt

@@ -157,6 +157,8 @@ func (c *Client) attempt(ctx context.Context, cl *call, tok *oauth2.Token) (*res
 		}
 		h.Set("Authorization", bearer(tok))
 	}
+	sig := c.responseCheck(cl) // nil unless Config.VerifyResponses (respsig.go)
+	sig.request(h)
 
 	if err := c.prepareAttempt(req.Request); err != nil {
 		return nil, fmt.Errorf("ucpclient: %s: %w", cl.op, err)
@@ -172,7 +174,11 @@ func (c *Client) attempt(ctx context.Context, cl *call, tok *oauth2.Token) (*res
 	if err != nil {
 		return nil, fmt.Errorf("ucpclient: %s: read response: %w", cl.op, err)
 	}
-	return &response{status: res.StatusCode, header: res.Header, body: data, requestID: st.requestID()}, nil
+	out := &response{status: res.StatusCode, header: res.Header, body: data, requestID: st.requestID()}
+	if err := sig.verify(ctx, cl.op, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func bearer(t *oauth2.Token) string {
