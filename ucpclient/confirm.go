@@ -128,11 +128,7 @@ func (c *Client) ConfirmPurchase(ctx context.Context, in ConfirmInput) (*Checkou
 		return nil, errors.New("ucpclient: ConfirmPurchase: MaxSpend is negative")
 	}
 	cf := &confirm{c: c, in: in}
-	o, err := cf.run(ctx)
-	if err != nil {
-		return signInOutcome(err)
-	}
-	return o, nil
+	return cf.run(ctx)
 }
 
 // confirm is one ConfirmPurchase.
@@ -142,8 +138,11 @@ type confirm struct {
 	keys *mandate.KeySet
 }
 
-// signInOutcome turns a missing or refused buyer credential into
-// OutcomeSignInRequired; other errors stay errors.
+// signInOutcome turns the failure of a buyer-bound call for want of a
+// buyer credential (none, or one refused with a 401) into
+// OutcomeSignInRequired; other errors stay errors. A 401 on a call made
+// with the platform key alone is the platform's problem, not the buyer's,
+// and stays an error.
 func signInOutcome(err error) (*CheckoutOutcome, error) {
 	var br *BuyerRequiredError
 	var ae *AuthChallengeError
@@ -273,6 +272,10 @@ func (cf *confirm) coupon(ctx context.Context, co json.RawMessage) (json.RawMess
 	b, err := cf.c.CallStoreTool(ctx, cf.in.Store, "update_checkout",
 		map[string]any{"id": cf.in.CheckoutID, "checkout": map[string]any{"context": ctxObj}}, opts...)
 	if err != nil {
+		if len(opts) > 0 { // the attach carries the buyer's bearer
+			o, err := signInOutcome(err)
+			return nil, o, err
+		}
 		return nil, nil, err
 	}
 	if IsUCPError(b) {
@@ -394,7 +397,7 @@ func (cf *confirm) crypto(ctx context.Context, co json.RawMessage, rail string) 
 	b, err := cf.c.CallStoreTool(ctx, cf.in.Store, "prepare_checkout_payment",
 		map[string]any{"id": cf.in.CheckoutID, "payment_intent": map[string]any{}}, WithCrypto())
 	if err != nil {
-		return nil, err
+		return signInOutcome(err)
 	}
 	if IsUCPError(b) {
 		o := OutcomeOf(b)
@@ -448,6 +451,9 @@ func (cf *confirm) complete(ctx context.Context, checkout map[string]any, opts .
 	b, err := cf.c.CallStoreTool(ctx, cf.in.Store, "complete_checkout",
 		map[string]any{"id": cf.in.CheckoutID, "checkout": checkout}, opts...)
 	if err != nil {
+		if cf.c.HasBuyerToken() { // the completion went with the buyer's bearer
+			return signInOutcome(err)
+		}
 		return nil, err
 	}
 	o := OutcomeOf(b)

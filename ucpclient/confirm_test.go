@@ -596,15 +596,36 @@ func TestConfirmPurchaseGuards(t *testing.T) {
 	})
 }
 
+// A buyer-bound call answered 401: the buyer must sign in again.
 func TestConfirmPurchaseSignIn(t *testing.T) {
 	t.Parallel()
-	s := newStubStore(t, "artos.card")
-	s.status["complete_checkout"] = http.StatusUnauthorized
-	o, err := s.client(t, true).ConfirmPurchase(t.Context(), ConfirmInput{Store: "shop", CheckoutID: "chk_1", Signer: newTestSigner(t)})
-	var ae *AuthChallengeError
-	if err != nil || o.Kind != OutcomeSignInRequired || o.Code != "invalid_token" || !errors.As(o.Err, &ae) ||
-		ae.Challenge.ResourceMetadata == "" {
-		t.Fatalf("%+v %v", o, err)
+	for _, tool := range []string{"complete_checkout", "prepare_checkout_payment"} {
+		s := newStubStore(t, "artos.crypto")
+		s.status[tool] = http.StatusUnauthorized
+		o, err := s.client(t, true).ConfirmPurchase(t.Context(), ConfirmInput{Store: "shop", CheckoutID: "chk_1", Signer: newTestSigner(t),
+			Crypto: SandboxSettler{}})
+		var ae *AuthChallengeError
+		if err != nil || o.Kind != OutcomeSignInRequired || o.Code != "invalid_token" || !errors.As(o.Err, &ae) ||
+			ae.Challenge.ResourceMetadata == "" {
+			t.Fatalf("%s: %+v %v", tool, o, err)
+		}
+		if s.last(tool) == nil {
+			t.Fatalf("%s not called: %v", tool, s.tools())
+		}
+	}
+}
+
+// A 401 to the platform's key is the platform's problem: an error.
+func TestConfirmPurchasePlatformRefused(t *testing.T) {
+	t.Parallel()
+	for _, tool := range []string{"get_checkout", "complete_checkout"} {
+		s := newStubStore(t, "artos.card")
+		s.status[tool] = http.StatusUnauthorized
+		o, err := s.client(t, false).ConfirmPurchase(t.Context(), ConfirmInput{Store: "shop", CheckoutID: "chk_1", Signer: newTestSigner(t)})
+		var ae *AuthChallengeError
+		if o != nil || !errors.As(err, &ae) {
+			t.Fatalf("%s: %+v %v", tool, o, err)
+		}
 	}
 }
 
