@@ -1,6 +1,7 @@
 package ucpclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -245,4 +246,39 @@ func TestBusinessFlowerShop(t *testing.T) {
 	if err != nil || !strings.Contains(string(got), co.ID) {
 		t.Fatalf("get: %s, %v", got, err)
 	}
+
+	// The same call with the response altered on the way is refused.
+	tc, err := New(Config{BaseURL: p.URL, APIKey: p.PlatformKey, AgentProfile: "http://127.0.0.1:9/.well-known/ucp", UCPVersion: "2026-08-25",
+		VerifyResponses: VerifyResponsesRequired, HTTPClient: &http.Client{Transport: tamperCheckouts{http.DefaultTransport}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := tc.Business(ctx, p.StoreURL("flower-shop")+"/.well-known/ucp", &BusinessOptions{AllowInsecureLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tb.GetCheckout(ctx, co.ID)
+	var se *ResponseSignatureError
+	if !errors.As(err, &se) || se.Op != "rest.get_checkout" {
+		t.Fatalf("tampered REST response: %v, want *ResponseSignatureError", err)
+	}
+}
+
+// tamperCheckouts rewrites checkout response bodies in transit.
+type tamperCheckouts struct{ next http.RoundTripper }
+
+func (t tamperCheckouts) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := t.next.RoundTrip(r)
+	if err != nil || !strings.Contains(r.URL.Path, "/checkout-sessions/") {
+		return res, err
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.Replace(b, []byte(`"currency"`), []byte(`"currencY"`), 1)
+	res.Body, res.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	res.Header.Del("Content-Length")
+	return res, nil
 }
