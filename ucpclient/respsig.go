@@ -92,17 +92,18 @@ type storeKeys struct {
 // respVerifier holds the per-store key cache. It is safe for concurrent
 // use.
 type respVerifier struct {
-	mode ResponseVerification
-	mu   sync.Mutex
-	byID map[string]*storeKeys
-	now  func() time.Time
+	mode    ResponseVerification
+	mu      sync.Mutex
+	byID    map[string]*storeKeys
+	flights map[string]*keyFlight
+	now     func() time.Time
 }
 
 func newRespVerifier(mode ResponseVerification) *respVerifier {
 	if mode == VerifyResponsesOff {
 		return nil
 	}
-	return &respVerifier{mode: mode, byID: map[string]*storeKeys{}, now: time.Now}
+	return &respVerifier{mode: mode, byID: map[string]*storeKeys{}, flights: map[string]*keyFlight{}, now: time.Now}
 }
 
 // respCheck is the response-signature check of one call attempt.
@@ -205,6 +206,7 @@ func (rc *respCheck) verify(ctx context.Context, op string, res *response) error
 
 // keys returns the store's published keys, from the cache or its profile.
 // refetch asks for a fresh profile unless the cached one is very recent.
+// Concurrent callers share one profile fetch per store.
 func (rv *respVerifier) keys(ctx context.Context, c *Client, slug string, refetch bool) (*mandate.KeySet, error) {
 	rv.mu.Lock()
 	e := rv.byID[slug]
@@ -213,23 +215,48 @@ func (rv *respVerifier) keys(ctx context.Context, c *Client, slug string, refetc
 		rv.mu.Unlock()
 		return e.keys, nil
 	}
+	if f := rv.flights[slug]; f != nil {
+		rv.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.keys, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f := &keyFlight{done: make(chan struct{})}
+	rv.flights[slug] = f
 	rv.mu.Unlock()
+
+	f.keys, f.err = fetchStoreKeys(ctx, c, slug)
+	rv.mu.Lock()
+	delete(rv.flights, slug)
+	if f.err == nil {
+		rv.byID[slug] = &storeKeys{keys: f.keys, fetched: rv.now()}
+	}
+	rv.mu.Unlock()
+	close(f.done)
+	return f.keys, f.err
+}
+
+// keyFlight is a profile fetch in progress.
+type keyFlight struct {
+	done chan struct{}
+	keys *mandate.KeySet
+	err  error
+}
+
+func fetchStoreKeys(ctx context.Context, c *Client, slug string) (*mandate.KeySet, error) {
 	p, err := c.FetchStoreProfile(ctx, slug)
 	if err != nil {
 		return nil, err
+	}
+	if len(p.SigningKeys) == 0 {
+		return &mandate.KeySet{}, nil
 	}
 	raw, err := json.Marshal(p.SigningKeys)
 	if err != nil {
 		return nil, err
 	}
-	ks := &mandate.KeySet{}
-	if len(p.SigningKeys) > 0 {
-		if ks, err = mandate.ParseKeySet(raw); err != nil {
-			return nil, err
-		}
-	}
-	rv.mu.Lock()
-	rv.byID[slug] = &storeKeys{keys: ks, fetched: rv.now()}
-	rv.mu.Unlock()
-	return ks, nil
+	return mandate.ParseKeySet(raw)
 }

@@ -165,4 +165,7 @@ func TestResponseSignatureConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if n := st.profiles.Load(); n > 2 {
+		t.Fatalf("profile fetched %d times for 2 stores, want one each", n)
+	}
 }
