@@ -89,6 +89,13 @@ type indieShop struct {
 var indiePrices = map[string]int64{"mug": 1250, "tea": 800}
 
 func newIndieShop(t *testing.T) *indieShop {
+	s := startIndieShop()
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// startIndieShop serves the business until s.srv.Close.
+func startIndieShop() *indieShop {
 	s := &indieShop{checkouts: map[string]*indieCheckout{}, orders: map[string]map[string]any{}, idem: map[string]idemEntry{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/ucp", s.profile(true))
@@ -101,7 +108,6 @@ func newIndieShop(t *testing.T) *indieShop {
 	mux.HandleFunc("POST /ucp/v1/checkout-sessions/{id}/cancel", s.api(true, s.cancel))
 	mux.HandleFunc("GET /ucp/v1/orders/{id}", s.api(true, s.order))
 	s.srv = httptest.NewServer(mux)
-	t.Cleanup(s.srv.Close)
 	return s
 }
 
@@ -669,4 +675,51 @@ func TestIndependentBusinessDiscovery(t *testing.T) {
 	if len(bytes.TrimSpace(b.Profile().Raw)) == 0 || b.ProfileURL() != shop.srv.URL+"/.well-known/ucp" {
 		t.Errorf("profile not kept")
 	}
+}
+
+// A business found by its profile URL alone, over its REST binding: search,
+// create a checkout, fill it in, and complete it with a payment token.
+func ExampleClient_Business() {
+	shop := startIndieShop() // a UCP business on loopback
+	defer shop.srv.Close()
+	ctx := context.Background()
+
+	c, err := ucpclient.New(ucpclient.Config{
+		BaseURL:      "http://127.0.0.1:1", // the platform API (unused here)
+		AgentProfile: "https://agent.example/.well-known/ucp",
+	})
+	if err != nil {
+		panic(err)
+	}
+	b, err := c.Business(ctx, shop.srv.URL+"/.well-known/ucp", &ucpclient.BusinessOptions{
+		AllowInsecureLoopback: true,     // tests only: UCP requires https
+		APIKey:                indieKey, // the key this business issued us
+	})
+	if err != nil {
+		panic(err)
+	}
+	res, err := b.SearchCatalog(ctx, &ucp.SearchRequest{Query: "mug"})
+	if err != nil {
+		panic(err)
+	}
+	lines := []map[string]any{{"item": map[string]string{"id": res.Products[0].Variants[0].ID}, "quantity": 1}}
+	raw, err := b.CreateCheckout(ctx, map[string]any{"line_items": lines})
+	if err != nil {
+		panic(err)
+	}
+	var co ucp.Checkout
+	_ = json.Unmarshal(raw, &co)
+	// Update is a full replace: resend the lines with the buyer.
+	if _, err := b.UpdateCheckout(ctx, co.ID, map[string]any{"line_items": lines, "buyer": map[string]string{"email": "ada@example.com"}}); err != nil {
+		panic(err)
+	}
+	raw, err = b.CompleteCheckout(ctx, co.ID, map[string]any{"payment": map[string]any{"instruments": []map[string]any{{
+		"id": "pi_1", "handler_id": "indie_tok", "type": "card", "credential": map[string]string{"type": "token", "token": "tok_ok"}}}}})
+	if err != nil {
+		panic(err)
+	}
+	_ = json.Unmarshal(raw, &co)
+	total := ucpclient.GrandTotal(raw)
+	fmt.Println(co.Status, co.Order.ID, total)
+	// Output: completed ord_1 1250
 }
