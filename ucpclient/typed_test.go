@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -273,4 +274,35 @@ func totalOf(ts []ucp.Total) int64 {
 		}
 	}
 	return -1
+}
+
+// Typed calls with verified response signatures; a business refusal is a
+// *UCPError, a tampered or unsigned response a *ResponseSignatureError.
+// (Compiled, not run: it needs a platform.)
+func ExampleClient_CreateCheckout() {
+	ctx := context.Background()
+	c, err := ucpclient.New(ucpclient.Config{
+		BaseURL:         "https://api.example",
+		APIKey:          "client_id.secret",
+		AgentProfile:    "https://agent.example/.well-known/ucp",
+		VerifyResponses: ucpclient.VerifyResponsesIfKeys,
+	})
+	if err != nil {
+		panic(err)
+	}
+	chk, err := c.CreateCheckout(ctx, "energy-sport", &ucpclient.CheckoutInput{
+		LineItems: []ucpclient.LineItemInput{ucpclient.Line("rr2-9", 1)},
+	})
+	var ue *ucpclient.UCPError
+	var se *ucpclient.ResponseSignatureError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Println("refused:", ue.Code())
+	case errors.As(err, &se):
+		fmt.Println("response not trusted:", se.Code)
+	case err != nil:
+		fmt.Println(err)
+	default:
+		fmt.Println(chk.Status, ucpclient.GrandTotal(chk), chk.Currency)
+	}
 }
