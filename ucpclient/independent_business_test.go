@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/ucpbridge/ucpbridge/ucpclient"
 	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
@@ -100,6 +102,10 @@ func startIndieShop() *indieShop {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/ucp", s.profile(true))
 	mux.HandleFunc("GET /norest/.well-known/ucp", s.profile(false))
+	// A newer business that still serves 2026-04-08 through
+	// supported_versions, and one that does not.
+	mux.HandleFunc("GET /newer/.well-known/ucp", s.newer(true))
+	mux.HandleFunc("GET /future/.well-known/ucp", s.newer(false))
 	mux.HandleFunc("POST /ucp/v1/catalog/search", s.api(false, s.search))
 	mux.HandleFunc("POST /ucp/v1/checkout-sessions", s.api(true, s.create))
 	mux.HandleFunc("GET /ucp/v1/checkout-sessions/{id}", s.api(true, s.get))
@@ -135,6 +141,18 @@ func (s *indieShop) profile(rest bool) http.HandlerFunc {
 			"payment_handlers": map[string]any{"com.indie.tokenizer": []map[string]any{{"id": "indie_tok", "version": indieVersion,
 				"spec": "https://indie.example/tokenizer", "schema": "https://indie.example/tokenizer.json", "available_instruments": []map[string]string{{"type": "card"}}}}},
 		}})
+	}
+}
+
+func (s *indieShop) newer(withLeaf bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u := map[string]any{"version": "2026-09-01", "payment_handlers": map[string]any{},
+			"services": map[string]any{"dev.ucp.shopping": []map[string]any{{"version": "2026-09-01", "transport": "rest", "endpoint": s.srv.URL + "/ucp/v2"}}}}
+		if withLeaf {
+			u["supported_versions"] = map[string]string{indieVersion: s.srv.URL + "/.well-known/ucp"}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"ucp": u})
 	}
 }
 
@@ -391,8 +409,11 @@ func indieClient(t *testing.T, hook func(context.Context, *ucpclient.Challenge) 
 	c, err := ucpclient.New(ucpclient.Config{
 		// The platform API lives elsewhere (a loopback BaseURL lets the
 		// guarded HTTP client reach the loopback test business).
-		BaseURL:         "http://127.0.0.1:1",
-		APIKey:          platformKey,
+		BaseURL: "http://127.0.0.1:1",
+		APIKey:  platformKey,
+		// A buyer token from the platform's sign-in: never sent to
+		// another business.
+		Buyer:           oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "platform-buyer-token"}),
 		AgentProfile:    indieAgent,
 		Retry:           ucpclient.RetryConfig{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond},
 		OnAuthChallenge: hook,
@@ -442,8 +463,8 @@ func TestIndependentBusinessREST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Endpoint() != shop.srv.URL+"/ucp/v1" {
-		t.Fatalf("endpoint %q", b.Endpoint())
+	if b.Endpoint() != shop.srv.URL+"/ucp/v1" || b.HasBuyerToken() {
+		t.Fatalf("endpoint %q, buyer token %v", b.Endpoint(), b.HasBuyerToken())
 	}
 	if n := b.Negotiated(); n.Version != indieVersion || !n.Has(ucp.CapCheckout) || !n.Has(ucp.CapOrder) {
 		t.Fatalf("negotiated %+v", n)
@@ -672,7 +693,17 @@ func TestIndependentBusinessDiscovery(t *testing.T) {
 	if err != nil || !b.Negotiated().Has(ucp.CapCheckout) || b.Negotiated().Has(ucp.CapOrder) {
 		t.Errorf("negotiated: %+v, %v", b, err)
 	}
-	if len(bytes.TrimSpace(b.Profile().Raw)) == 0 || b.ProfileURL() != shop.srv.URL+"/.well-known/ucp" {
+	// A newer business is followed to its 2026-04-08 leaf profile; one
+	// without a leaf is version_unsupported.
+	b, err = c.Business(ctx, shop.srv.URL+"/newer/.well-known/ucp", &ucpclient.BusinessOptions{AllowInsecureLoopback: true})
+	if err != nil || b.Endpoint() != shop.srv.URL+"/ucp/v1" || b.Profile().UCP.Version != indieVersion {
+		t.Errorf("newer business: %v", err)
+	}
+	_, err = c.Business(ctx, shop.srv.URL+"/future/.well-known/ucp", &ucpclient.BusinessOptions{AllowInsecureLoopback: true})
+	if !errors.As(err, &de) || de.Code != discovery.CodeVersionUnsupported {
+		t.Errorf("future business: %v", err)
+	}
+	if len(bytes.TrimSpace(b.Profile().Raw)) == 0 || b.ProfileURL() != shop.srv.URL+"/newer/.well-known/ucp" { // the URL asked for; the leaf profile
 		t.Errorf("profile not kept")
 	}
 }
