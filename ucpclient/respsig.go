@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -114,10 +115,11 @@ type respCheck struct {
 }
 
 // responseCheck returns the check for a call, or nil when responses are
-// not verified for it: verification off, or not a store call (only
-// per-store endpoints are the business's; the platform's global and
-// account endpoints have no business keys, and the store profile is what
-// the keys come from).
+// not verified for it: verification off, or not a call to one of the
+// platform's stores ({base}/s/{slug}/…, MCP or REST). The platform's
+// global and account endpoints have no business keys, the store profile
+// is what the keys come from, and a business outside the platform
+// (Client.Business) is not covered yet.
 func (c *Client) responseCheck(cl *call) *respCheck {
 	if c.respSig == nil || cl.route.Surface != SurfaceStore {
 		return nil
@@ -126,9 +128,10 @@ func (c *Client) responseCheck(cl *call) *respCheck {
 	if !ok {
 		return nil
 	}
-	slug, _, _ := strings.Cut(rest, "/")
-	if slug == "" {
-		return nil
+	esc, _, _ := strings.Cut(rest, "/")
+	slug, err := url.PathUnescape(esc)
+	if err != nil {
+		slug = esc // fails closed: no profile has this name
 	}
 	return &respCheck{c: c, slug: slug, nonce: freshNonce()}
 }
