@@ -32,14 +32,13 @@ type BusinessOptions struct {
 	// lists further business versions accepted without a Platform.
 	AcceptVersions []string
 	// APIKey is the X-API-Key this business issued to the platform. When
-	// empty, Config.APIKey is sent only if the REST endpoint has the same
-	// origin (scheme, host, port) as Config.BaseURL: the platform key is
-	// never sent to another party.
+	// empty, Config.APIKey is sent only if the profile URL and the REST
+	// endpoint both have the origin (scheme, host, port) of
+	// Config.BaseURL: the platform key is never sent to another party.
 	APIKey string
 	// Buyer is the buyer's token source for this business (identity
-	// linking with it). nil means Config.Buyer, only when the REST
-	// endpoint has the same origin as Config.BaseURL: a buyer token is
-	// never sent to another party.
+	// linking with it). nil means Config.Buyer, under the same origin rule
+	// as APIKey: a buyer token is never sent to another party.
 	Buyer BuyerTokens
 }
 
@@ -87,7 +86,10 @@ func (c *Client) Business(ctx context.Context, profileURL string, opts *Business
 		return nil, err
 	}
 	apiKey, buyer := opts.APIKey, opts.Buyer
-	if sameOrigin(endpoint, c.base) {
+	// The platform's credentials stay with the platform: inherited only
+	// when both the profile and its REST endpoint are on BaseURL's origin
+	// (a profile elsewhere cannot aim the platform's key at the platform).
+	if sameOrigin(endpoint, c.base) && sameOrigin(profileURL, c.base) {
 		if apiKey == "" {
 			apiKey = c.apiKey
 		}

@@ -199,6 +199,30 @@ func TestBusinessRESTRouting(t *testing.T) {
 	if n := len(take()); n != 0 {
 		t.Errorf("%d requests sent for local failures", n)
 	}
+	// A profile hosted elsewhere whose REST endpoint names the platform's
+	// origin does not inherit the platform's credentials.
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"ucp":{"version":"2026-04-08","services":{"dev.ucp.shopping":[{"version":"2026-04-08","transport":"rest","endpoint":"` +
+			srv.URL + `/api"}]},"payment_handlers":{}}}`))
+	}))
+	defer other.Close()
+	bc, err := New(Config{BaseURL: srv.URL, APIKey: "pk", AgentProfile: "https://agent.example/.well-known/ucp",
+		Buyer: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "bt"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := bc.Business(ctx, other.URL+"/.well-known/ucp", &BusinessOptions{AllowInsecureLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	take()
+	if _, err := ob.CompleteCheckout(ctx, "k1", obj); err != nil {
+		t.Fatal(err)
+	}
+	if got := take(); len(got) != 1 || got[0].header.Get("X-API-Key") != "" || got[0].header.Get("Authorization") != "" || ob.HasBuyerToken() {
+		t.Errorf("foreign profile inherited platform credentials: %+v", got)
+	}
+
 	// A non-object body is refused locally.
 	if _, err := b.CreateCheckout(ctx, []int{1}); err == nil || !strings.Contains(err.Error(), "object") {
 		t.Errorf("array body: %v", err)
