@@ -15,6 +15,7 @@ import (
 
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
+	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
 // ResponseVerification says whether the client asks stores for RFC 9421
@@ -110,8 +111,35 @@ func newRespVerifier(mode ResponseVerification) *respVerifier {
 // respCheck is the response-signature check of one call attempt.
 type respCheck struct {
 	c     *Client
-	slug  string
+	slug  string // the store, or the business's label
 	nonce string
+	// keys, when set, supplies the keys (a business outside the platform,
+	// whose profile the caller already holds); nil means the store's
+	// profile through the cache.
+	keys func(context.Context) (*mandate.KeySet, error)
+}
+
+// businessKeys is how a call to a business outside the platform (the REST
+// transport) names the keys its responses are verified with
+// (call.respKeys): Label names the business in a *ResponseSignatureError
+// (Store), Keys returns its published keys, e.g. ProfileKeys of the
+// profile the Business was built from.
+type businessKeys struct {
+	Label string
+	Keys  func(context.Context) (*mandate.KeySet, error)
+}
+
+// ProfileKeys returns the verification keys a profile publishes
+// (signing_keys or keys); an empty set when it publishes none.
+func ProfileKeys(p *ucp.Profile) (*mandate.KeySet, error) {
+	if p == nil || len(p.SigningKeys) == 0 {
+		return &mandate.KeySet{}, nil
+	}
+	raw, err := json.Marshal(p.SigningKeys)
+	if err != nil {
+		return nil, err
+	}
+	return mandate.ParseKeySet(raw)
 }
 
 // responseCheck returns the check for a call, or nil when responses are
@@ -123,6 +151,9 @@ type respCheck struct {
 func (c *Client) responseCheck(cl *call) *respCheck {
 	if c.respSig == nil || cl.route.Surface != SurfaceStore {
 		return nil
+	}
+	if bk := cl.respKeys; bk != nil {
+		return &respCheck{c: c, slug: bk.Label, nonce: freshNonce(), keys: bk.Keys}
 	}
 	rest, ok := strings.CutPrefix(cl.url, c.base+"/s/")
 	if !ok {
@@ -170,9 +201,18 @@ func (rc *respCheck) verify(ctx context.Context, op string, res *response) error
 		}
 		return e
 	}
-	keys, err := rv.keys(ctx, rc.c, rc.slug, false)
+	var keys *mandate.KeySet
+	var err error
+	if rc.keys != nil {
+		keys, err = rc.keys(ctx)
+	} else {
+		keys, err = rv.keys(ctx, rc.c, rc.slug, false)
+	}
 	if err != nil {
-		return fail(err, "store profile unavailable")
+		return fail(err, "business keys unavailable")
+	}
+	if keys == nil {
+		keys = &mandate.KeySet{}
 	}
 	if keys.Len() == 0 {
 		if rv.mode == VerifyResponsesRequired {
@@ -195,7 +235,7 @@ func (rc *respCheck) verify(ctx context.Context, op string, res *response) error
 		return err
 	}
 	err = check(keys)
-	if errors.Is(err, httpsig.ErrKeyNotFound) {
+	if errors.Is(err, httpsig.ErrKeyNotFound) && rc.keys == nil {
 		// Perhaps a rotation: refetch the profile (rate-limited).
 		if fresh, ferr := rv.keys(ctx, rc.c, rc.slug, true); ferr == nil && fresh != keys {
 			err = check(fresh)
@@ -254,12 +294,5 @@ func fetchStoreKeys(ctx context.Context, c *Client, slug string) (*mandate.KeySe
 	if err != nil {
 		return nil, err
 	}
-	if len(p.SigningKeys) == 0 {
-		return &mandate.KeySet{}, nil
-	}
-	raw, err := json.Marshal(p.SigningKeys)
-	if err != nil {
-		return nil, err
-	}
-	return mandate.ParseKeySet(raw)
+	return ProfileKeys(p)
 }

@@ -169,3 +169,43 @@ func TestResponseSignatureConcurrent(t *testing.T) {
 		t.Fatalf("profile fetched %d times for 2 stores, want one each", n)
 	}
 }
+
+// A call to a business outside the platform verifies with the keys the
+// call names (call.respKeys), not a platform store profile.
+func TestResponseSignatureBusinessKeys(t *testing.T) {
+	a, _ := mandate.GenerateSigningKey()
+	other, _ := mandate.GenerateSigningKey()
+	st := &rotatingStore{}
+	st.set(a, a)
+	srv := httptest.NewServer(st)
+	defer srv.Close()
+	ctx := context.Background()
+	send := func(mode ResponseVerification, ks *mandate.KeySet) error {
+		c, err := New(Config{BaseURL: "http://127.0.0.1:9", AgentProfile: "https://agent.example/.well-known/ucp", VerifyResponses: mode,
+			HTTPClient: srv.Client()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := &call{op: "rest.get_checkout", route: route(SurfaceStore, "get_checkout", &callOptions{}, false, nil),
+			method: http.MethodGet, url: srv.URL + "/api/checkout-sessions/x",
+			respKeys: &businessKeys{Label: srv.URL + "/.well-known/ucp", Keys: func(context.Context) (*mandate.KeySet, error) { return ks, nil }}}
+		_, err = c.send(ctx, cl)
+		return err
+	}
+	var se *ResponseSignatureError
+	if err := send(VerifyResponsesRequired, mandate.NewKeySet(a.PublicJWK())); err != nil {
+		t.Fatalf("right key: %v", err)
+	}
+	if err := send(VerifyResponsesIfKeys, mandate.NewKeySet(other.PublicJWK())); !errors.As(err, &se) || se.Code != httpsig.CodeKeyNotFound || !strings.HasPrefix(se.Store, srv.URL) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	if err := send(VerifyResponsesIfKeys, &mandate.KeySet{}); err != nil {
+		t.Fatalf("no keys, if-keys: %v", err)
+	}
+	if err := send(VerifyResponsesRequired, &mandate.KeySet{}); !errors.As(err, &se) {
+		t.Fatalf("no keys, required: %v", err)
+	}
+	if n := st.profiles.Load(); n != 0 {
+		t.Fatalf("a platform store profile was fetched %d times", n)
+	}
+}

@@ -66,6 +66,10 @@ type call struct {
 	url     string
 	body    []byte
 	idemKey string
+	// respKeys, on a store-surface call to a business outside the
+	// platform, verifies its responses with that business's keys when
+	// Config.VerifyResponses is on (respsig.go).
+	respKeys *businessKeys
 }
 
 // response is what send returns for a non-401 answer.
