@@ -239,3 +239,51 @@ func TestResponseSignaturesStoreWithoutKeys(t *testing.T) {
 		}
 	}
 }
+
+// tamperTransport flips a byte of every store response but the profile.
+type tamperTransport struct{ on atomic.Bool }
+
+func (tt *tamperTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || !tt.on.Load() || !strings.HasPrefix(r.URL.Path, "/s/") || strings.HasSuffix(r.URL.Path, "/.well-known/ucp") {
+		return res, err
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	body = flipByte(res, body)
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	return res, nil
+}
+
+// The REST transport (Client.Business) on a platform store is verified
+// the same way.
+func TestResponseSignaturesBusinessREST(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the platform")
+	}
+	p := authservertest.Start(t, &authservertest.Options{SQLiteOnly: true})
+	ctx := context.Background()
+	tt := &tamperTransport{}
+	c, err := ucpclient.New(ucpclient.Config{BaseURL: p.URL, APIKey: p.PlatformKey,
+		AgentProfile: "http://127.0.0.1:9/.well-known/ucp", VerifyResponses: ucpclient.VerifyResponsesRequired,
+		HTTPClient: &http.Client{Transport: tt}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Business(ctx, p.StoreURL("energy-sport")+"/.well-known/ucp", &ucpclient.BusinessOptions{AllowInsecureLoopback: true})
+	if err != nil {
+		t.Skipf("no REST binding for the platform store: %v", err)
+	}
+	req := &ucp.SearchRequest{Query: "running"}
+	if res, err := b.SearchCatalog(ctx, req); err != nil || len(res.Products) == 0 {
+		t.Fatalf("REST search, verified: %+v %v", res, err)
+	}
+	tt.on.Store(true)
+	var se *ucpclient.ResponseSignatureError
+	if _, err := b.SearchCatalog(ctx, req); !errors.As(err, &se) || se.Code != httpsig.CodeDigestMismatch {
+		t.Fatalf("REST search, tampered: %v", err)
+	}
+}
