@@ -754,3 +754,31 @@ func ExampleClient_Business() {
 	fmt.Println(co.Status, co.Order.ID, total)
 	// Output: completed ord_1 1250
 }
+
+// TestIndependentBusinessResponseSignatures: a business outside the
+// platform is held to the keys its own profile publishes: this one signs
+// nothing and publishes no key, so IfKeys lets its answers through and
+// Required refuses them (never a silent pass).
+func TestIndependentBusinessResponseSignatures(t *testing.T) {
+	shop := newIndieShop(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		mode    ucpclient.ResponseVerification
+		refused bool
+	}{{ucpclient.VerifyResponsesIfKeys, false}, {ucpclient.VerifyResponsesRequired, true}} {
+		c, err := ucpclient.New(ucpclient.Config{BaseURL: "http://127.0.0.1:1", AgentProfile: indieAgent, VerifyResponses: tc.mode,
+			Retry: ucpclient.RetryConfig{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := c.Business(ctx, shop.srv.URL+"/.well-known/ucp", &ucpclient.BusinessOptions{AllowInsecureLoopback: true, APIKey: indieKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.SearchCatalog(ctx, &ucp.SearchRequest{Query: "mug"})
+		var rse *ucpclient.ResponseSignatureError
+		if refused := errors.As(err, &rse); refused != tc.refused {
+			t.Fatalf("mode %v: %v", tc.mode, err)
+		}
+	}
+}

@@ -146,8 +146,8 @@ func ProfileKeys(p *ucp.Profile) (*mandate.KeySet, error) {
 // not verified for it: verification off, or not a call to one of the
 // platform's stores ({base}/s/{slug}/…, MCP or REST). The platform's
 // global and account endpoints have no business keys, the store profile
-// is what the keys come from, and a business outside the platform
-// (Client.Business) is not covered yet.
+// is what the keys come from; a business outside the platform
+// (Client.Business) names its profile's keys on the call (respKeys).
 func (c *Client) responseCheck(cl *call) *respCheck {
 	if c.respSig == nil || cl.route.Surface != SurfaceStore {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
 )
 
@@ -190,6 +191,12 @@ func (b *Business) send(ctx context.Context, tool, method, path string, body []b
 		key = freshUUID()
 	}
 	cl := &call{op: "rest." + tool, route: r, method: method, url: b.endpoint + path, body: body, idemKey: key}
+	if !sameOrigin(b.endpoint, b.c.base) {
+		// A business outside the platform signs with the keys its own
+		// profile publishes (the platform's stores are verified by slug).
+		profile := b.profile
+		cl.respKeys = &businessKeys{Label: b.profileURL, Keys: func(context.Context) (*mandate.KeySet, error) { return ProfileKeys(profile) }}
+	}
 	if err := b.c.precheck(cl); err != nil {
 		return cl, nil, err
 	}
