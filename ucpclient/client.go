@@ -114,7 +114,7 @@ func New(cfg Config) (*Client, error) {
 	if strings.ContainsAny(cfg.APIKey, "\r\n") {
 		return nil, errors.New("ucpclient: Config.APIKey must be one line")
 	}
-	hc := cfg.HTTPClient
+	hc := noRedirects(cfg.HTTPClient)
 	if hc == nil {
 		hc = netguard.NewClient(&netguard.ClientOptions{
 			AllowLoopback: netguard.IsLoopbackHost(u.Hostname()),
@@ -499,4 +499,17 @@ func checkImageURL(raw string) (*url.URL, error) {
 		return nil, errors.New("ucpclient: image URL: localhost is refused")
 	}
 	return u, nil
+}
+
+// noRedirects is a copy of a caller's client that never follows a
+// redirect: Go keeps custom headers (X-API-Key) across hosts and the
+// bearer within one, so a 3xx must come back as an answer, not be
+// followed with the platform's or the buyer's credentials. nil stays nil.
+func noRedirects(hc *http.Client) *http.Client {
+	if hc == nil {
+		return nil
+	}
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
 }

@@ -69,10 +69,21 @@ func DiscoverAuthServer(ctx context.Context, client *http.Client, issuer, resour
 	if client == nil {
 		client = netguard.NewClient(nil)
 	}
+	client = noRedirects(client)
 	var resource string
 	if issuer == "" {
 		if resourceMetadata == "" {
 			return nil, errors.New("ucpclient: OAuth discovery needs an issuer or a resource_metadata URL")
+		}
+		// The document that names the authorization server is held to
+		// the rules its endpoints are: https (or loopback http), and an
+		// RFC 9728 well-known URL, whose resource it must then name.
+		mu, err := url.Parse(resourceMetadata)
+		if err != nil || !secureURL(mu) {
+			return nil, &DiscoveryError{URL: resourceMetadata, Err: errors.New("resource_metadata is not an https (or loopback http) URL")}
+		}
+		if _, ok := resourceFromMetadataURL(resourceMetadata); !ok {
+			return nil, &DiscoveryError{URL: resourceMetadata, Err: errors.New("resource_metadata is not an RFC 9728 well-known URL (/.well-known/oauth-protected-resource…)")}
 		}
 		var prm struct {
 			Resource             string   `json:"resource"`
@@ -90,7 +101,7 @@ func DiscoverAuthServer(ctx context.Context, client *http.Client, issuer, resour
 		// RFC 9728 §3.3: metadata at a well-known URL must name the
 		// resource that URL was built from, or another site is vouching
 		// for it.
-		if want, ok := resourceFromMetadataURL(resourceMetadata); ok && prm.Resource != want {
+		if want, _ := resourceFromMetadataURL(resourceMetadata); prm.Resource != want {
 			return nil, &DiscoveryError{URL: resourceMetadata, Err: fmt.Errorf("resource %q is not %q", prm.Resource, want)}
 		}
 		issuer, resource = prm.AuthorizationServers[0], prm.Resource
@@ -232,7 +243,7 @@ func (e *ConnectError) Error() string {
 // authorization server, listens on a random 127.0.0.1 port, opens the
 // authorization URL (authorization code with PKCE S256, a fresh state)
 // through OpenBrowser, waits for the redirect, checks state and, when the
-// server advertises it (RFC 9207), iss, and exchanges the code. The wait
+// present or advertised (RFC 9207), iss, and exchanges the code. The wait
 // lasts as long as ctx; give it a deadline. The listener is closed before
 // Connect returns. A refusal is a *ConnectError, a failed exchange wraps
 // the *oauth2.RetrieveError.
@@ -243,7 +254,7 @@ func Connect(ctx context.Context, opts ConnectOptions) (*oauth2.Token, error) {
 	if opts.OpenBrowser == nil {
 		return nil, errors.New("ucpclient: Connect: OpenBrowser is required")
 	}
-	client := opts.HTTPClient
+	client := noRedirects(opts.HTTPClient)
 	if client == nil {
 		client = netguard.NewClient(&netguard.ClientOptions{AllowLoopback: opts.AllowLoopback})
 	}
@@ -252,6 +263,13 @@ func Connect(ctx context.Context, opts ConnectOptions) (*oauth2.Token, error) {
 		var err error
 		if md, err = DiscoverAuthServer(ctx, client, opts.Issuer, opts.ResourceMetadata); err != nil {
 			return nil, err
+		}
+	}
+	// Metadata the caller supplies is held to discovery's rules: the code,
+	// the verifier and a client secret never cross a network in the clear.
+	for _, e := range []string{md.AuthorizationEndpoint, md.TokenEndpoint} {
+		if eu, err := url.Parse(e); err != nil || !secureURL(eu) {
+			return nil, &DiscoveryError{URL: md.Issuer, Err: fmt.Errorf("endpoint %q is not https (or loopback http)", e)}
 		}
 	}
 	// RFC 8414 reads an absent list as "no PKCE"; MCP clients refuse
@@ -352,7 +370,9 @@ func checkCallback(q url.Values, state string, md *AuthServerMetadata) callbackR
 	}
 	// RFC 9207: with the parameter advertised, a response without the
 	// right iss may come from another server (mix-up).
-	if md.AuthorizationResponseISSSupport && q.Get("iss") != md.Issuer {
+	// RFC 9207 §2.4: an iss that is present is compared, advertised or
+	// not; one that the server advertises must be present.
+	if (md.AuthorizationResponseISSSupport || q.Has("iss")) && q.Get("iss") != md.Issuer {
 		return callbackResult{err: &ConnectError{Code: "iss_mismatch", Description: fmt.Sprintf("iss %q is not %q", q.Get("iss"), md.Issuer)}}
 	}
 	if e := q.Get("error"); e != "" {

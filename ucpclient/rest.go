@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
@@ -191,9 +192,11 @@ func (b *Business) send(ctx context.Context, tool, method, path string, body []b
 		key = freshUUID()
 	}
 	cl := &call{op: "rest." + tool, route: r, method: method, url: b.endpoint + path, body: body, idemKey: key}
-	if !sameOrigin(b.endpoint, b.c.base) {
-		// A business outside the platform signs with the keys its own
-		// profile publishes (the platform's stores are verified by slug).
+	if !strings.HasPrefix(cl.url, b.c.base+"/s/") {
+		// A business that is not one of the platform's stores (another
+		// origin, or another path of this one) signs with the keys its
+		// own profile publishes; the platform's stores are verified by
+		// slug.
 		profile := b.profile
 		cl.respKeys = &businessKeys{Label: b.profileURL, Keys: func(context.Context) (*mandate.KeySet, error) { return ProfileKeys(profile) }}
 	}

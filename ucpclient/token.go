@@ -1,10 +1,12 @@
 package ucpclient
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -51,7 +53,8 @@ func (e *RefreshError) SignInRequired() bool {
 // BuyerTokenOptions adjusts a BuyerTokenSource. nil or zero fields mean
 // the defaults.
 type BuyerTokenOptions struct {
-	// HTTPClient calls the token endpoint; default http.DefaultClient.
+	// HTTPClient calls the token endpoint (never following redirects);
+	// default http.DefaultClient's settings.
 	HTTPClient *http.Client
 	// EarlyExpiry refreshes an access token this long before it expires;
 	// default 30 s.
@@ -104,6 +107,10 @@ var _ oauth2.TokenSource = (*BuyerTokenSource)(nil)
 func NewBuyerTokenSource(ctx context.Context, conf *oauth2.Config, store TokenStore, opts *BuyerTokenOptions) (*BuyerTokenSource, error) {
 	if conf == nil || conf.Endpoint.TokenURL == "" {
 		return nil, errors.New("ucpclient: NewBuyerTokenSource: conf.Endpoint.TokenURL is required")
+	}
+	if tu, err := url.Parse(conf.Endpoint.TokenURL); err != nil || !secureURL(tu) {
+		// Refresh tokens never cross a network in the clear.
+		return nil, errors.New("ucpclient: NewBuyerTokenSource: conf.Endpoint.TokenURL must be https (or loopback http)")
 	}
 	if store == nil {
 		return nil, errors.New("ucpclient: NewBuyerTokenSource: store is required")
@@ -241,8 +248,10 @@ func (s *BuyerTokenSource) refresh(ctx context.Context, cur *oauth2.Token, force
 	if cur.RefreshToken == "" {
 		return nil, false, &RefreshError{Err: errNoRefreshToken}
 	}
-	if s.opts.HTTPClient != nil {
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, s.opts.HTTPClient)
+	// No redirects from the token endpoint: a 307 would post the refresh
+	// token to wherever it points.
+	if hc := noRedirects(cmp.Or(s.opts.HTTPClient, http.DefaultClient)); hc != nil {
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 	}
 	// An expired copy makes x/oauth2 refresh exactly once; it keeps the
 	// old refresh token when the server sends no new one.
