@@ -206,6 +206,16 @@ func (c *Client) withCredentials(apiKey string, buyer BuyerTokens) *Client {
 	}
 }
 
+// WithBuyer returns a Client that sends b as the buyer's token source
+// and shares everything else with c: the HTTP and retry client, signer,
+// response verifier (and its key cache), challenge hook, agent profile
+// and platform key. It costs one small allocation, so a server that acts
+// for many buyers (the MCP bridge) makes one per request. nil b is a
+// client without a buyer.
+func (c *Client) WithBuyer(b BuyerTokens) *Client {
+	return c.withCredentials(c.apiKey, b)
+}
+
 // ProfileURL is the URL the business was found by.
 func (b *Business) ProfileURL() string { return b.profileURL }
 

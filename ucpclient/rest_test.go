@@ -306,3 +306,20 @@ func (t tamperCheckouts) RoundTrip(r *http.Request) (*http.Response, error) {
 	res.Header.Del("Content-Length")
 	return res, nil
 }
+
+// TestWithBuyer: WithBuyer swaps the buyer only and keeps the platform key
+// and the shared pipeline.
+func TestWithBuyer(t *testing.T) {
+	c, err := New(Config{BaseURL: "https://api.example", APIKey: "k", AgentProfile: "https://agent.example/.well-known/ucp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buyer := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "b"})
+	d := c.WithBuyer(buyer)
+	if d.apiKey != "k" || d.buyer != buyer || d.rc != c.rc || !d.HasBuyerToken() || c.HasBuyerToken() {
+		t.Fatalf("WithBuyer: %+v", d)
+	}
+	if c.WithBuyer(nil).HasBuyerToken() {
+		t.Fatal("WithBuyer(nil) has a buyer")
+	}
+}
