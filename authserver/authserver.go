@@ -24,6 +24,7 @@ import (
 	"github.com/ucpbridge/ucpbridge/authserver/account"
 	"github.com/ucpbridge/ucpbridge/authserver/clientip"
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
+	"github.com/ucpbridge/ucpbridge/authserver/metrics"
 	"github.com/ucpbridge/ucpbridge/authserver/oauth"
 	"github.com/ucpbridge/ucpbridge/authserver/oauth/cimd"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
@@ -60,6 +61,9 @@ type Config struct {
 	DisableRateLimits bool
 	Logger            *slog.Logger // nil: discard
 	Now               func() time.Time
+	// Metrics counts tokens, completions, allowance refusals and webhook
+	// deliveries (metrics.New on the server's own registry); nil: none.
+	Metrics *metrics.Metrics
 
 	// OAuth and Shop hold the parts' own settings. The fields above win
 	// over the ones they share (issuer, store, seal key, logger, clock);
@@ -87,6 +91,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	oc := cfg.OAuth
 	oc.Issuer, oc.Store, oc.SealKey, oc.Logger, oc.Now = cfg.Issuer, cfg.Store, cfg.SealKey, cfg.Logger, cfg.Now
+	oc.Metrics = cfg.Metrics
 	oc.DisableRateLimits = oc.DisableRateLimits || cfg.DisableRateLimits
 	if oc.CIMD == nil {
 		oc.CIMD = cimd.NewFetcher(&cimd.Options{AllowLoopback: cfg.Dev, Now: cfg.Now})
@@ -111,6 +116,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	sc.Accounts = cfg.Store
 	sc.BaseURL, sc.Store, sc.Keys, sc.Guard, sc.Dev, sc.Logger, sc.Now = cfg.Issuer, cfg.Store, cfg.Keys, g, cfg.Dev, cfg.Logger, cfg.Now
+	sc.Metrics = cfg.Metrics
 	sc.DisableRateLimits = sc.DisableRateLimits || cfg.DisableRateLimits
 	if sc.ClientIP == nil {
 		// The proxies trusted to name the client for sign-in throttles

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver/clientip"
+	"github.com/ucpbridge/ucpbridge/authserver/metrics"
 	"github.com/ucpbridge/ucpbridge/authserver/oauth/cimd"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 )
@@ -82,6 +83,8 @@ type Config struct {
 
 	Logger *slog.Logger // nil: discard
 	Now    func() time.Time
+	// Metrics counts issued tokens; nil counts nothing.
+	Metrics *metrics.Metrics
 
 	// checkPassword replaces CheckPassword; only this package's tests
 	// set it (export_test.go), to count the checks that reach it.

@@ -65,6 +65,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.cfg.Metrics.TokenIssued(grant)
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -75,6 +75,7 @@ func (cp *completion) holdSpend(ctx context.Context, c *ucp.Checkout, credit int
 	case errors.As(err, &se):
 		// The buyer has not let this agent spend this much: refused,
 		// without the checkout (completion.refused says why).
+		s.cfg.Metrics.AllowanceRefused(se.Code)
 		return cp.refused(ucp.Message{Type: "error", Code: se.Code, Content: se.Content,
 			Severity: ucp.SeverityRequiresBuyerInput})
 	case errors.Is(err, store.ErrHoldLapsed):

@@ -159,6 +159,7 @@ func (s *Service) complete(ctx context.Context, oc *opCtx, shown *shownCheckout)
 	if !cp.placed {
 		cp.releaseHold(ctx)
 	}
+	s.cfg.Metrics.CheckoutCompleted(completionOutcome(cp.placed, rep))
 	return rep
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ucpbridge/ucpbridge/authserver/clientip"
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
+	"github.com/ucpbridge/ucpbridge/authserver/metrics"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
@@ -80,6 +81,9 @@ type Config struct {
 
 	Logger *slog.Logger // nil: discard
 	Now    func() time.Time
+	// Metrics counts completions, allowance refusals and webhook
+	// deliveries; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // KeySource returns a store's signing key.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
+	"github.com/ucpbridge/ucpbridge/authserver/metrics"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/ucpclient/httpsig"
 	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
@@ -128,15 +129,18 @@ func (s *Service) DeliverWebhooks(ctx context.Context) (int, error) {
 		switch {
 		case err == nil:
 			delivered++
+			s.cfg.Metrics.WebhookDelivered(metrics.WebhookDelivered)
 			if err := s.cfg.Store.DeleteWebhook(ctx, w.ID); err != nil {
 				s.log.ErrorContext(ctx, "shop: webhook delivered but not dequeued (it will be sent again)", "id", w.ID, "err", err)
 			}
 		case w.Attempts+1 >= webhookMaxAttempts:
+			s.cfg.Metrics.WebhookDelivered(metrics.WebhookAbandoned)
 			s.log.ErrorContext(ctx, "shop: webhook abandoned", "id", w.ID, "order", w.OrderID, "attempts", w.Attempts+1, "err", err)
 			if err := s.cfg.Store.DeleteWebhook(ctx, w.ID); err != nil {
 				s.log.ErrorContext(ctx, "shop: drop webhook", "id", w.ID, "err", err)
 			}
 		default:
+			s.cfg.Metrics.WebhookDelivered(metrics.WebhookRetry)
 			s.log.WarnContext(ctx, "shop: webhook delivery failed", "id", w.ID, "attempt", w.Attempts+1, "err", err)
 			if err := s.cfg.Store.RetryWebhook(ctx, w.ID, s.now().Add(webhookBackoff(w.Attempts))); err != nil {
 				s.log.ErrorContext(ctx, "shop: reschedule webhook", "id", w.ID, "err", err)
