@@ -92,9 +92,17 @@ type Client struct {
 	CIMD []string
 	// Profile is a platform application's registered UCP profile URL:
 	// the verified destination of its order webhooks.
-	Profile   string
-	CreatedAt time.Time
+	Profile string
+	// RegistrationHash is the SHA-256 of the RFC 7592 registration access
+	// token of a client that registered itself (RFC 7591 dynamic client
+	// registration); nil for clients an operator registered. Such a
+	// client is unverified: its name is whatever it said.
+	RegistrationHash []byte
+	CreatedAt        time.Time
 }
+
+// SelfRegistered reports whether the client registered itself (RFC 7591).
+func (c *Client) SelfRegistered() bool { return len(c.RegistrationHash) > 0 }
 
 // Buyer is a local buyer account.
 type Buyer struct {
@@ -153,11 +161,24 @@ type AccessToken struct {
 	// Store is the store a merchant token is bound to, recorded when it
 	// is issued.
 	Store string
-	// Platform is the platform application owning ClientID, as the
-	// registrations say when the token is read (not stored).
-	Platform  string
+	// Platform is the platform application the token acts for: its
+	// ActingPlatform when set, else the application owning ClientID, as
+	// the registrations say when the token is read.
+	Platform string
+	// ActingPlatform is stored on a token issued by RFC 8693 token
+	// exchange: the platform application that requested the exchange,
+	// for which the token acts (its checkouts are that platform's).
+	ActingPlatform string
+	// Subject is the hash of the access token an exchanged token was
+	// issued for (RFC 8693 subject_token); nil otherwise. An exchanged
+	// token is good only while its subject is: AccessToken refuses it
+	// once the subject is revoked (or gone).
+	Subject   []byte
 	ExpiresAt time.Time
 }
+
+// Exchanged reports whether the token was issued by token exchange.
+func (t *AccessToken) Exchanged() bool { return len(t.Subject) > 0 }
 
 // Issue is what one token response creates.
 type Issue struct {
@@ -204,6 +225,28 @@ type Clients interface {
 	// (a registered client's Platform, or the platform declaring a CIMD
 	// URL), or "" when none does.
 	ClientPlatform(ctx context.Context, clientID string) (string, error)
+	// DeleteClient removes a registered client (RFC 7592 delete) in one
+	// transaction: every grant it holds is revoked with its tokens (and
+	// the tokens exchanged for them), its access tokens are revoked, its
+	// unredeemed codes spent, and its consents and ownership row
+	// removed. ErrNotFound when there is no such client.
+	DeleteClient(ctx context.Context, id string, now time.Time) error
+}
+
+// Resources records the protected resources (RFC 8707 resource
+// indicators, e.g. an MCP bridge's endpoint URL) that platform
+// applications run. Tokens may be issued for a registered resource, and
+// only its owner may exchange them (RFC 8693). URLs are compared as exact
+// strings; callers validate them first.
+type Resources interface {
+	// AddResource records that platformID owns resource. Adding a
+	// resource its owner already has is no error; ErrConflict when
+	// another platform owns it.
+	AddResource(ctx context.Context, platformID, resource string, now time.Time) error
+	// ResourceOwner returns the platform owning resource, or ErrNotFound.
+	ResourceOwner(ctx context.Context, resource string) (string, error)
+	// PlatformResources lists a platform's resources, sorted.
+	PlatformResources(ctx context.Context, platformID string) ([]string, error)
 }
 
 // Buyers stores buyer accounts.
@@ -293,5 +336,6 @@ type Store interface {
 	RefreshTokens
 	AccessTokens
 	Consents
+	Resources
 	Close() error
 }

@@ -18,10 +18,10 @@ import (
 func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO clients
-		(id, secret_hash, type, name, redirect_uris, grant_types, scopes, developers, role, store, platform, profile, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		(id, secret_hash, type, name, redirect_uris, grant_types, scopes, developers, role, store, platform, profile, registration_hash, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			c.ID, c.SecretHash, string(c.Type), c.Name, jsonList(c.RedirectURIs), jsonList(c.GrantTypes),
-			jsonList(c.Scopes), jsonList(c.Developers), string(c.Role), c.Store, c.Platform, c.Profile, ms(c.CreatedAt))
+			jsonList(c.Scopes), jsonList(c.Developers), string(c.Role), c.Store, c.Platform, c.Profile, c.RegistrationHash, ms(c.CreatedAt))
 		if isUnique(err) {
 			return fmt.Errorf("sqlstore: client %q: %w", c.ID, store.ErrConflict)
 		}
@@ -36,9 +36,9 @@ func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
 func (s *Store) UpdateClient(ctx context.Context, c *store.Client) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE clients SET secret_hash = ?, type = ?, name = ?, redirect_uris = ?, grant_types = ?,
-			scopes = ?, developers = ?, role = ?, store = ?, platform = ?, profile = ? WHERE id = ?`),
+			scopes = ?, developers = ?, role = ?, store = ?, platform = ?, profile = ?, registration_hash = ? WHERE id = ?`),
 			c.SecretHash, string(c.Type), c.Name, jsonList(c.RedirectURIs), jsonList(c.GrantTypes), jsonList(c.Scopes),
-			jsonList(c.Developers), string(c.Role), c.Store, c.Platform, c.Profile, c.ID)
+			jsonList(c.Developers), string(c.Role), c.Store, c.Platform, c.Profile, c.RegistrationHash, c.ID)
 		if err != nil {
 			return fmt.Errorf("sqlstore: update client: %w", err)
 		}
@@ -98,8 +98,9 @@ func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 		created                                    int64
 	)
 	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT id, secret_hash, type, name, redirect_uris, grant_types, scopes, developers,
-		role, store, platform, profile, created_at FROM clients WHERE id = ?`), id).
-		Scan(&c.ID, &c.SecretHash, &typ, &c.Name, &redirects, &grants, &scopes, &devs, &role, &c.Store, &c.Platform, &c.Profile, &created)
+		role, store, platform, profile, registration_hash, created_at FROM clients WHERE id = ?`), id).
+		Scan(&c.ID, &c.SecretHash, &typ, &c.Name, &redirects, &grants, &scopes, &devs, &role, &c.Store, &c.Platform, &c.Profile,
+			&c.RegistrationHash, &created)
 	if err != nil {
 		return nil, notFound(err, "client")
 	}

@@ -126,12 +126,16 @@ func (s *Store) Close() error {
 // DB exposes the handle for tests and operational tooling.
 func (s *Store) DB() *sql.DB { return s.db }
 
-func (s *Store) migrate(ctx context.Context) error {
-	bytesType := "BLOB"
+// bytesType is the column type of hashes: BLOB or BYTEA.
+func (s *Store) bytesType() string {
 	if s.d.postgres {
-		bytesType = "BYTEA"
+		return "BYTEA"
 	}
-	ddl := strings.ReplaceAll(schema, "{{bytes}}", bytesType)
+	return "BLOB"
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	ddl := strings.ReplaceAll(schema, "{{bytes}}", s.bytesType())
 	for _, stmt := range strings.Split(ddl, ";") {
 		if strings.TrimSpace(stmt) == "" {
 			continue
@@ -166,6 +170,17 @@ var migrations = []migration{
 	CREATE INDEX orders_buyer ON orders(buyer_id, created_at, shop_slug, id)`},
 	// 2: PostgreSQL takes a spend hold in one statement (holdSpendFunc).
 	{postgres: holdSpendFunc},
+	// 3: self-registered clients (RFC 7591) with their registration
+	// access token, exchanged access tokens (RFC 8693: the subject they
+	// live by, the platform they act for), platform-owned resources.
+	{both: `ALTER TABLE clients ADD COLUMN registration_hash {{bytes}};
+	ALTER TABLE access_tokens ADD COLUMN subject_hash {{bytes}};
+	ALTER TABLE access_tokens ADD COLUMN acting_platform TEXT NOT NULL DEFAULT '';
+	CREATE TABLE platform_resources (resource TEXT PRIMARY KEY, platform_id TEXT NOT NULL, created_at BIGINT NOT NULL);
+	CREATE INDEX platform_resources_platform ON platform_resources(platform_id, resource)`},
+	// 4: the retention sweep (retention.go) finds what expired through
+	// these, oldest first, instead of scanning the tables.
+	{both: retentionIndexes},
 }
 
 // migration is one schema change: both runs on either engine, split at
@@ -194,7 +209,7 @@ func (s *Store) upgrade(ctx context.Context) error {
 			return fmt.Errorf("sqlstore: migrate: %w", err)
 		}
 		for i := int(v.Int64); i < len(migrations); i++ {
-			stmts := strings.Split(migrations[i].both, ";")
+			stmts := strings.Split(strings.ReplaceAll(migrations[i].both, "{{bytes}}", s.bytesType()), ";")
 			if s.d.postgres && migrations[i].postgres != "" {
 				stmts = append(stmts, migrations[i].postgres)
 			}

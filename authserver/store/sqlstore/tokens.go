@@ -132,8 +132,9 @@ func (s *Store) insertAccess(ctx context.Context, q queryer, a *store.AccessToke
 	if a.GrantID != "" {
 		grant = a.GrantID
 	}
-	_, err := q.ExecContext(ctx, s.q(`INSERT INTO access_tokens (hash, grant_id, client_id, buyer_id, scope, resource, store, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), a.Hash, grant, a.ClientID, a.BuyerID, a.Scope, a.Resource, a.Store, ms(a.ExpiresAt))
+	_, err := q.ExecContext(ctx, s.q(`INSERT INTO access_tokens (hash, grant_id, client_id, buyer_id, scope, resource, store, expires_at,
+		subject_hash, acting_platform) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		a.Hash, grant, a.ClientID, a.BuyerID, a.Scope, a.Resource, a.Store, ms(a.ExpiresAt), a.Subject, a.ActingPlatform)
 	if isUnique(err) {
 		return fmt.Errorf("sqlstore: access token: %w", store.ErrConflict)
 	}
@@ -316,22 +317,32 @@ func (s *Store) SaveAccessToken(ctx context.Context, t *store.AccessToken) error
 // AccessToken implements store.AccessTokens.
 func (s *Store) AccessToken(ctx context.Context, hash []byte, now time.Time) (*store.AccessToken, error) {
 	var (
-		a               store.AccessToken
-		grant, platform sql.NullString
-		expires         int64
-		revoked         sql.NullInt64
+		a                       store.AccessToken
+		grant, platform         sql.NullString
+		subject                 []byte
+		expires                 int64
+		revoked, subjectRevoked sql.NullInt64
 	)
 	// The owning platform comes along in the same indexed read: every
-	// request needs it, and a second query would double the cost.
+	// request needs it, and a second query would double the cost. So
+	// does an exchanged token's subject (a primary-key lookup): the
+	// token lives only while its subject does, checked here rather than
+	// by cascading revocations, so no revocation racing an exchange can
+	// leave the exchanged token alive.
 	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT t.hash, t.grant_id, t.client_id, t.buyer_id, t.scope, t.resource, t.store,
-		t.expires_at, t.revoked_at, p.platform_id
-		FROM access_tokens t LEFT JOIN platform_clients p ON p.client_id = t.client_id WHERE t.hash = ?`), hash).
-		Scan(&a.Hash, &grant, &a.ClientID, &a.BuyerID, &a.Scope, &a.Resource, &a.Store, &expires, &revoked, &platform)
+		t.expires_at, t.revoked_at, p.platform_id, t.subject_hash, t.acting_platform, sub.hash, sub.revoked_at
+		FROM access_tokens t LEFT JOIN platform_clients p ON p.client_id = t.client_id
+		LEFT JOIN access_tokens sub ON sub.hash = t.subject_hash WHERE t.hash = ?`), hash).
+		Scan(&a.Hash, &grant, &a.ClientID, &a.BuyerID, &a.Scope, &a.Resource, &a.Store, &expires, &revoked, &platform,
+			&a.Subject, &a.ActingPlatform, &subject, &subjectRevoked)
 	if err != nil {
 		return nil, notFound(err, "access token")
 	}
 	a.GrantID, a.Platform, a.ExpiresAt = grant.String, platform.String, time.UnixMilli(expires)
-	if revoked.Valid {
+	if a.ActingPlatform != "" {
+		a.Platform = a.ActingPlatform
+	}
+	if revoked.Valid || (a.Exchanged() && (subject == nil || subjectRevoked.Valid)) {
 		return nil, fmt.Errorf("sqlstore: access token: %w", store.ErrRevoked)
 	}
 	if !now.Before(a.ExpiresAt) {

@@ -39,6 +39,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RefreshExpiry", testRefreshExpiry},
 		{"ConcurrentRotation", testConcurrentRotation},
 		{"ConcurrentRedemption", testConcurrentRedemption},
+		{"Resources", testResources},
+		{"ExchangedTokens", testExchangedTokens},
+		{"SelfRegisteredClients", testSelfRegisteredClients},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
