@@ -42,6 +42,9 @@ func TestPostgres(t *testing.T) {
 	t.Run("Platform", func(t *testing.T) {
 		storetest.RunPlatform(t, func(t *testing.T) storetest.Platform { return sqlstoretest.Postgres(t) })
 	})
+	t.Run("Retention", func(t *testing.T) {
+		storetest.RunRetention(t, func(t *testing.T) storetest.Retainer { return sqlstoretest.Postgres(t) })
+	})
 }
 
 func TestSQLitePlatform(t *testing.T) {

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Retention says how long OAuth records outlive their use before a sweep
+// deletes them. Each period is chosen so that deleting a record changes
+// no answer the server gives: a deleted token, code or family is refused
+// just as the expired or revoked one was, and every rule that still
+// needs a record (refresh reuse detection, code replay revocation,
+// revocation itself) keeps it. Zero fields take the defaults.
+type Retention struct {
+	// TokenGrace is how long an access token is kept after it expires
+	// (default 5 minutes), so instances with skewed clocks and the
+	// introspection endpoint still tell "expired" from "unknown" for a
+	// while.
+	TokenGrace time.Duration
+	// CodeRetention is how long an authorization code, used or not, is
+	// kept after it expires (default 1 hour). Until then a replayed code
+	// still revokes what its first redemption issued (RFC 6749 §4.1.2).
+	CodeRetention time.Duration
+	// RevokedRetention is how long a revoked refresh family (grant,
+	// refresh and access tokens) is kept after its revocation (default 24
+	// hours). A family that expired goes TokenGrace after its expiry,
+	// once none of its access tokens is live. A live family is never
+	// deleted: every rotated-out refresh token stays until the family's
+	// end, so a replay of any of them is recognised as reuse.
+	RevokedRetention time.Duration
+	// BatchSize is how many rows one delete transaction removes (default
+	// 500): small enough that the lock it holds is brief.
+	BatchSize int
+	// MaxBatches bounds the batches per table in one sweep (default 1000);
+	// a sweep that reaches it reports More.
+	MaxBatches int
+}
+
+// Retention defaults.
+const (
+	DefaultTokenGrace       = 5 * time.Minute
+	DefaultCodeRetention    = time.Hour
+	DefaultRevokedRetention = 24 * time.Hour
+	DefaultSweepBatch       = 500
+	DefaultSweepMaxBatches  = 1000
+)
+
+// WithDefaults returns r with zero fields set to the defaults, or an
+// error for a negative one.
+func (r Retention) WithDefaults() (Retention, error) {
+	for name, d := range map[string]time.Duration{"TokenGrace": r.TokenGrace, "CodeRetention": r.CodeRetention, "RevokedRetention": r.RevokedRetention} {
+		if d < 0 {
+			return r, fmt.Errorf("store: Retention.%s is negative (%v)", name, d)
+		}
+	}
+	if r.BatchSize < 0 || r.MaxBatches < 0 {
+		return r, fmt.Errorf("store: Retention.BatchSize (%d) and MaxBatches (%d) must not be negative", r.BatchSize, r.MaxBatches)
+	}
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&r.TokenGrace, DefaultTokenGrace)
+	def(&r.CodeRetention, DefaultCodeRetention)
+	def(&r.RevokedRetention, DefaultRevokedRetention)
+	if r.BatchSize == 0 {
+		r.BatchSize = DefaultSweepBatch
+	}
+	if r.MaxBatches == 0 {
+		r.MaxBatches = DefaultSweepMaxBatches
+	}
+	return r, nil
+}
+
+// Table names in SweepStats.Deleted: the stores' tables, so operators
+// can match them with the database.
+const (
+	TableAccessTokens  = "access_tokens"
+	TableRefreshTokens = "refresh_tokens"
+	TableGrants        = "grants"
+	TableCodes         = "codes"
+)
+
+// SweepStats is what one sweep did: the figures for logs and metrics
+// (a counter of rows deleted per table, a histogram of durations).
+type SweepStats struct {
+	// Deleted counts the rows deleted, by table (Table* names; a table
+	// with nothing to delete may be absent).
+	Deleted  map[string]int64
+	Duration time.Duration
+	// More: a table reached Retention.MaxBatches, so expired rows may
+	// remain; the caller should sweep again soon rather than wait.
+	More bool
+	// Busy: another instance was sweeping the same database (PostgreSQL),
+	// so this one stopped early and left the work to it.
+	Busy bool
+}
+
+// Total is the number of rows deleted in all tables.
+func (s SweepStats) Total() int64 {
+	var n int64
+	for _, v := range s.Deleted {
+		n += v
+	}
+	return n
+}
+
+// Sweeper deletes the OAuth records that retention no longer needs.
+type Sweeper interface {
+	// SweepExpired deletes, as of now, the access tokens, authorization
+	// codes and refresh families r lets go, in batches of r.BatchSize,
+	// each its own short transaction, at most r.MaxBatches per table. It
+	// stops between batches when ctx ends, returning what it did with
+	// ctx's error. Several instances may sweep one database at once; no
+	// row is counted twice.
+	SweepExpired(ctx context.Context, now time.Time, r Retention) (SweepStats, error)
+}
