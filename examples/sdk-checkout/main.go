@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/mandate"
@@ -78,7 +79,7 @@ func main() {
 	flag.Parse()
 	cfg.Ship.FirstName, cfg.Ship.LastName = "Ada", "Lovelace"
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "sdk-checkout:", err)
