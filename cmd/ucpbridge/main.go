@@ -28,6 +28,9 @@ commands:
   serve  run the platform for real (https issuer, spec profile rules)
   client register a platform application, a merchant's app or a buyer-facing
          app ("ucpbridge client add -h")
+  keys   generate an ES256 signing key (JWK or PEM) and print its JWKS
+  migrate
+         bring a database's schema up to date and print its version
 
 Run "ucpbridge <command> -h" for its flags.
 `
@@ -44,6 +47,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "client":
 		return runClient(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return runKeys(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -17,7 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ucpbridge/ucpbridge/authserver"
+	"github.com/ucpbridge/ucpbridge/authserver/metrics"
 	"github.com/ucpbridge/ucpbridge/authserver/oauth"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore"
@@ -39,9 +42,16 @@ type platform struct {
 	seedAccounts, seedShops bool
 	dev                     bool
 	noRateLimit             bool
-	verbose                 bool
 	trustedProxies          []netip.Prefix
-	banner                  func(w io.Writer, base string)
+	log                     *slog.Logger
+	// metricsAddr is a separate listener for /metrics ("" none);
+	// metricsOnMain serves /metrics on addr too (dev: nothing there is
+	// public).
+	metricsAddr   string
+	metricsOnMain bool
+	// drain bounds the wait for in-flight requests at shutdown.
+	drain  time.Duration
+	banner func(w io.Writer, base string)
 }
 
 // proxyList is the --trusted-proxy flag: CIDRs (or single addresses),
@@ -80,47 +90,82 @@ func (l *proxyList) Set(v string) error {
 	return nil
 }
 
+const devUsage = `usage: ucpbridge dev [flags]
+
+Runs the whole platform locally on one loopback listener: the OAuth
+authorization server, the seeded demo stores, /healthz, /readyz and
+/metrics. Data (SQLite database, seal key, store keys) lives in --data-dir.
+The demo fixtures' secrets are public: never expose dev to a network.
+Logs are text on stderr; the URLs and fixtures are printed on stdout.
+`
+
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	usageWith(fs, stderr, devUsage)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	dataDir := fs.String("data-dir", ".ucpbridge", "directory for the SQLite database and keys (created if missing)")
 	dsn := fs.String("db", "", "PostgreSQL URL (postgres://…) to use instead of the SQLite file in --data-dir")
 	noLimit := fs.Bool("no-rate-limit", false, "turn off the per-IP and per-client rate limits (load testing)")
-	verbose := fs.Bool("v", false, "log every request error")
+	drain := fs.Duration("drain-timeout", 10*time.Second, "at shutdown, how long in-flight requests may take to finish")
+	logs := addLogFlags(fs, "text")
+	verbose := fs.Bool("v", false, "log at debug level (same as --log-level debug)")
 	var proxies proxyList
 	fs.Var(&proxies, "trusted-proxy", "reverse proxy `CIDRs` whose Forwarded/X-Forwarded-For name the client (comma-separated or repeated)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, os.LookupEnv); err != nil {
+		return err
+	}
+	if *verbose {
+		*logs.level = "debug"
+	}
+	log, err := logs.logger(stderr)
+	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return err
 	}
 	p := platform{name: "dev", addr: *addr, db: filepath.Join(*dataDir, "ucpbridge.db"), keys: filepath.Join(*dataDir, "keys"),
-		seal: filepath.Join(*dataDir, "seal.key"), seedAccounts: true, seedShops: true, dev: true, noRateLimit: *noLimit, verbose: *verbose,
-		trustedProxies: proxies,
-		banner:         func(w io.Writer, base string) { devBanner(w, base, *dataDir) }}
+		seal: filepath.Join(*dataDir, "seal.key"), seedAccounts: true, seedShops: true, dev: true, noRateLimit: *noLimit,
+		trustedProxies: proxies, log: log, metricsOnMain: true, drain: *drain,
+		banner: func(w io.Writer, base string) { devBanner(w, base, *dataDir) }}
 	if *dsn != "" {
 		p.db = *dsn
 	}
 	return runPlatform(ctx, p, stdout, stderr)
 }
 
+const serveUsage = `usage: ucpbridge serve --issuer URL --db DSN --keys-dir DIR --seal-key FILE [flags]
+
+Runs the platform API for real: an explicit public issuer, the spec's
+https-only profile rules (no dev fallbacks), keys from disk. /healthz and
+/readyz are served on --addr; /metrics only on --metrics-addr (keep it
+off the public network). Logs are JSON on stderr, one line per request
+at info level; secrets, tokens, keys, cookies and codes are never logged.
+SIGINT or SIGTERM stops accepting connections, lets in-flight requests
+finish (up to --drain-timeout), stops background work, then closes the
+database.
+`
+
 // runServe runs the platform for real: an explicit public issuer, the
 // spec's https-only profile rules (no dev fallbacks), keys from disk.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	usageWith(fs, stderr, serveUsage)
 	addr := fs.String("addr", ":8080", "listen address")
 	issuer := fs.String("issuer", "", "public base URL, e.g. https://api.example.com (required; http only for loopback)")
 	dsn := fs.String("db", "", "PostgreSQL URL (postgres://…) or SQLite file path (required)")
 	keysDir := fs.String("keys-dir", "", "directory holding each store's signing key, <slug>.jwk (required; created keys are written here)")
 	sealFile := fs.String("seal-key", "", "file holding the 32-byte seal key, shared by every instance (required; created if missing)")
 	seed := fs.Bool("seed-demo", false, "create the demo stores if they do not exist")
-	verbose := fs.Bool("v", false, "log every request error")
+	metricsAddr := fs.String("metrics-addr", "", "listen address for Prometheus /metrics, e.g. 127.0.0.1:9090 (default: off)")
+	drain := fs.Duration("drain-timeout", 10*time.Second, "at shutdown, how long in-flight requests may take to finish")
+	logs := addLogFlags(fs, "json")
+	verbose := fs.Bool("v", false, "log at debug level (same as --log-level debug)")
 	var proxies proxyList
 	fs.Var(&proxies, "trusted-proxy", "reverse proxy `CIDRs` whose Forwarded/X-Forwarded-For name the client (comma-separated or repeated)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, os.LookupEnv); err != nil {
 		return err
 	}
 	if *issuer == "" || *dsn == "" || *keysDir == "" || *sealFile == "" {
@@ -130,19 +175,35 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := checkIssuer(*issuer); err != nil {
 		return err
 	}
+	if *verbose {
+		*logs.level = "debug"
+	}
+	log, err := logs.logger(stderr)
+	if err != nil {
+		return err
+	}
 	return runPlatform(ctx, platform{name: "serve", addr: *addr, issuer: *issuer, db: *dsn, keys: *keysDir, seal: *sealFile,
-		seedShops: *seed, verbose: *verbose, trustedProxies: proxies, banner: func(w io.Writer, base string) {}}, stdout, stderr)
+		seedShops: *seed, trustedProxies: proxies, log: log, metricsAddr: *metricsAddr, drain: *drain,
+		banner: func(w io.Writer, base string) {}}, stdout, stderr)
 }
 
 // runPlatform opens the store, builds the platform API (authserver.New)
-// and serves it, with its background work, until ctx ends.
+// and serves it, with its background work, until ctx ends; then it
+// drains (serveAll), stops the background work and closes the store, in
+// that order, so no request or delivery finds the database closed.
 func runPlatform(ctx context.Context, p platform, stdout, stderr io.Writer) error {
+	log := p.log
 	st, err := sqlstore.Open(ctx, p.db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	seal, err := loadOrCreateKey(p.seal)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{ProcessCollectors: true})
 	if err != nil {
 		return err
 	}
@@ -155,15 +216,10 @@ func runPlatform(ctx context.Context, p platform, stdout, stderr io.Writer) erro
 	if base == "" {
 		base = "http://" + ln.Addr().String()
 	}
-	level := slog.LevelWarn
-	if p.verbose {
-		level = slog.LevelInfo
-	}
 	srv, err := authserver.New(authserver.Config{
 		Issuer: base, Store: st, Keys: &shop.FileKeys{Dir: p.keys}, SealKey: seal, Dev: p.dev,
-		DisableRateLimits: p.noRateLimit,
-		Logger:            slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
-		OAuth:             oauth.Config{TrustedProxies: p.trustedProxies},
+		DisableRateLimits: p.noRateLimit, Logger: log, Metrics: m,
+		OAuth: oauth.Config{TrustedProxies: p.trustedProxies},
 	})
 	if err != nil {
 		return err
@@ -178,17 +234,45 @@ func runPlatform(ctx context.Context, p platform, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	var mainReg *prometheus.Registry
+	if p.metricsOnMain {
+		mainReg = reg
+	}
+	servers := []listening{{name: "platform", ln: ln, srv: newHTTPServer(instrument(opsMux(srv, st.DB(), mainReg, log), log, m), log)}}
+	if p.metricsAddr != "" {
+		mln, err := net.Listen("tcp", p.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer mln.Close()
+		mux := http.NewServeMux()
+		mux.Handle("GET "+pathMetrics, metricsHandler(reg))
+		servers = append(servers, listening{name: "metrics", ln: mln, srv: newHTTPServer(mux, log)})
+	}
 	fmt.Fprintf(stdout, "ucpbridge %s: listening on %s as %s\n", p.name, ln.Addr(), base)
+	if p.metricsAddr != "" {
+		fmt.Fprintf(stdout, "ucpbridge %s: metrics on http://%s%s\n", p.name, servers[1].ln.Addr(), pathMetrics)
+	}
 	p.banner(stdout, base)
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-	work, stop := context.WithCancel(ctx)
+	log.Info("started", "command", p.name, "addr", ln.Addr().String(), "issuer", base)
+	// Background work outlives ctx until the listeners have drained: a
+	// request finishing during the drain may still queue a webhook.
+	work, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	bg := make(chan struct{})
 	go func() { defer close(bg); srv.Run(work) }()
-	err = serveUntilDone(ctx, hs, ln)
+	err = serveAll(ctx, p.drain, log, servers...)
 	stop()
 	<-bg
+	log.Info("stopped", "command", p.name)
 	return err
+}
+
+// newHTTPServer has the platform's timeouts; the server's own errors
+// (TLS handshakes, panics) go to log.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 }
 
 func devBanner(w io.Writer, base, dataDir string) {
@@ -258,22 +342,49 @@ func checkIssuer(s string) error {
 	return fmt.Errorf("serve: --issuer %q must use https", s)
 }
 
-// serveUntilDone serves until ctx ends, then shuts down gracefully.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+// listening is one HTTP server and its listener.
+type listening struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+}
+
+// serveAll serves every server until ctx ends or one fails, then shuts
+// them all down: listeners close at once, idle connections are closed,
+// and in-flight requests get up to drain to finish; whatever is still
+// running then is cut off (and reported).
+func serveAll(ctx context.Context, drain time.Duration, log *slog.Logger, servers ...listening) error {
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { errc <- s.srv.Serve(s.ln) }()
+	}
+	var first error
 	select {
-	case err := <-errc:
-		return err
+	case first = <-errc:
 	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight requests", "drain_timeout", drain)
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutdown, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return err
+	var errs []error
+	for _, s := range servers {
+		if err := s.srv.Shutdown(shutdown); err != nil {
+			log.Warn("drain timed out: closing remaining connections", "server", s.name, "err", err)
+			s.srv.Close()
+			errs = append(errs, fmt.Errorf("%s: drain: %w", s.name, err))
+		}
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	pending := len(servers)
+	if first != nil {
+		pending--
+		if !errors.Is(first, http.ErrServerClosed) {
+			errs = append(errs, first)
+		}
 	}
-	return nil
+	for range pending {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
