@@ -590,3 +590,56 @@ func TestNewHTTPFrontValidates(t *testing.T) {
 		t.Error("an API key without a secret half accepted")
 	}
 }
+
+// BenchmarkHTTPFrontToolCall measures a tool call through the front with
+// a cached exchange against the same call made anonymously: the
+// difference is the guard (token check, cache lookup, header strip).
+func BenchmarkHTTPFrontToolCall(b *testing.B) {
+	for _, mode := range []string{"bearer-cached", "anonymous"} {
+		b.Run(mode, func(b *testing.B) {
+			e := newFrontEnvB(b, mode == "anonymous")
+			var hc *http.Client
+			if mode != "anonymous" {
+				hc = bearerClient("good-bench")
+			}
+			c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+			s, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: e.url, HTTPClient: hc, DisableStandaloneSSE: true}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "saw_auth", Arguments: map[string]any{}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if mode != "anonymous" && e.as.count() != 1 {
+				b.Fatalf("%d exchanges", e.as.count())
+			}
+		})
+	}
+}
+
+func newFrontEnvB(b *testing.B, anonymous bool) *frontEnv {
+	a := &fakeAS{id: "plat", sec: "ucpb_cs_secret", revoked: map[string]bool{}, issued: map[string]string{}, expiresIn: 3600}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", a.token)
+	a.srv = httptest.NewServer(mux)
+	b.Cleanup(a.srv.Close)
+	e := &frontEnv{as: a}
+	e.srv = httptest.NewUnstartedServer(nil)
+	e.url = "http://" + e.srv.Listener.Addr().String() + "/mcp"
+	f, err := NewHTTPFront(testMCPServer("http://127.0.0.1:1"), nil, a.id+"."+a.sec,
+		HTTPOptions{PublicURL: e.url, Issuer: a.srv.URL, TokenEndpoint: a.srv.URL + "/token", AllowAnonymous: anonymous})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	e.front = f
+	e.srv.Config.Handler = f
+	e.srv.Start()
+	b.Cleanup(e.srv.Close)
+	return e
+}
