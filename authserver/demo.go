@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/ucpbridge/ucpbridge/authserver/oauth"
@@ -77,7 +78,7 @@ func SeedDemo(ctx context.Context, st Store, now time.Time) error {
 	}
 	for _, c := range []*store.Client{
 		{ID: DemoPlatformID, Type: store.ClientWeb, Name: "Demo platform", Role: store.RolePlatform,
-			Platform: DemoPlatformID, SecretHash: oauth.HashClientSecret(DemoPlatformSecret), GrantTypes: []string{"client_credentials"}, CreatedAt: now},
+			Platform: DemoPlatformID, SecretHash: oauth.HashClientSecret(DemoPlatformSecret), GrantTypes: []string{"client_credentials", oauth.GrantTypeTokenExchange}, CreatedAt: now},
 		{ID: DemoAgentClientID, Type: store.ClientInstalled, Name: "Demo agent", Platform: DemoPlatformID,
 			RedirectURIs: DemoAgentRedirects, GrantTypes: []string{"authorization_code", "refresh_token"}, CreatedAt: now},
 		{ID: DemoMerchantID, Type: store.ClientWeb, Name: "Demo merchant", Role: store.RoleMerchant,
@@ -106,10 +107,25 @@ func seedClient(ctx context.Context, st Store, c *store.Client) error {
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	if old.Role == c.Role && old.Platform == c.Platform && old.Store == c.Store {
-		return nil // as seeded, or as the developer changed it since
+	if old.Role != c.Role || old.Platform != c.Platform || old.Store != c.Store {
+		if err := st.UpdateClient(ctx, c); err != nil {
+			return fmt.Errorf("seed: update %s: %w", c.ID, err)
+		}
+		return nil
 	}
-	if err := st.UpdateClient(ctx, c); err != nil {
+	// A grant type added since (the platform's token exchange) is added
+	// to what is there; the rest stays as seeded, or as the developer
+	// changed it since.
+	missing := false
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(old.GrantTypes, g) {
+			old.GrantTypes, missing = append(old.GrantTypes, g), true
+		}
+	}
+	if !missing {
+		return nil
+	}
+	if err := st.UpdateClient(ctx, old); err != nil {
 		return fmt.Errorf("seed: update %s: %w", c.ID, err)
 	}
 	return nil

@@ -41,6 +41,14 @@ type Options struct {
 	// Config, when set, changes the configuration before New runs
 	// (Issuer, Store and Keys are already filled in).
 	Config func(*authserver.Config)
+	// DynamicRegistration turns on RFC 7591 dynamic client registration
+	// (oauth.Config.DynamicRegistration), as `ucpbridge dev` does.
+	DynamicRegistration bool
+	// BridgeResources are registered as protected resources of the demo
+	// platform (an MCP bridge's endpoint URL) once it is seeded. A bridge
+	// that learns its URL only after it listens calls
+	// Platform.AddBridgeResource instead.
+	BridgeResources []string
 }
 
 // Platform is a running platform API and its seeded credentials.
@@ -82,6 +90,7 @@ func Start(t testing.TB, opts *Options) *Platform {
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
 	cfg := authserver.Config{Issuer: base, Store: st, Keys: &shop.MemoryKeys{}, Dev: true, DisableRateLimits: true}
+	cfg.OAuth.DynamicRegistration = opts.DynamicRegistration
 	if opts.Config != nil {
 		opts.Config(&cfg)
 	}
@@ -91,6 +100,11 @@ func Start(t testing.TB, opts *Options) *Platform {
 	}
 	if err := authserver.SeedDemo(context.Background(), st, time.Now()); err != nil {
 		t.Fatalf("authservertest: %v", err)
+	}
+	for _, r := range opts.BridgeResources {
+		if err := s.OAuth.RegisterResource(context.Background(), authserver.DemoPlatformID, r); err != nil {
+			t.Fatalf("authservertest: %v", err)
+		}
 	}
 	srv.Config.Handler = s
 	srv.Start()
@@ -114,6 +128,17 @@ func Start(t testing.TB, opts *Options) *Platform {
 	}
 	return p
 }
+
+// AddBridgeResource registers resource (a bridge's MCP endpoint URL) as
+// a protected resource of the demo platform: buyers may then authorize
+// agents for it, and the demo platform key exchanges their tokens.
+func (p *Platform) AddBridgeResource(ctx context.Context, resource string) error {
+	return p.Server.OAuth.RegisterResource(ctx, p.PlatformID, resource)
+}
+
+// RegisterURL is the RFC 7591 registration endpoint (served with
+// Options.DynamicRegistration).
+func (p *Platform) RegisterURL() string { return p.URL + oauth.PathRegister }
 
 // StoreURL is a store's base URL (REST; MCP at StoreURL + "/mcp").
 func (p *Platform) StoreURL(slug string) string { return p.URL + "/s/" + slug }

@@ -26,6 +26,9 @@ type authRequest struct {
 	Scope       []string
 	Challenge   string
 	Resource    string
+	// ResourceOwner is the platform application running Resource, when
+	// one registered it (a bridge); "" for the platform API's own.
+	ResourceOwner string
 }
 
 // params returns the request as the hidden fields the consent form posts
@@ -120,8 +123,8 @@ func (s *Server) parseAuthRequest(ctx context.Context, ip string, q url.Values) 
 	}
 	a.Scope = want
 	if a.Resource != "" {
-		if u, err := url.Parse(a.Resource); err != nil || !u.IsAbs() || u.Fragment != "" {
-			return a, nil, &oauthError{Code: "invalid_target", Description: "resource must be an absolute URI without fragment", Status: http.StatusBadRequest}
+		if a.ResourceOwner, oe = s.resourceOwner(ctx, a.Resource); oe != nil {
+			return a, nil, oe
 		}
 	}
 	return a, nil, nil

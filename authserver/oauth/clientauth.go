@@ -51,8 +51,11 @@ type client struct {
 	Scopes       []string // empty: any catalogue scope
 	Developers   []string
 	CIMD         bool
-	Role         store.ClientRole
-	Store        string // a merchant client's store
+	// SelfRegistered: the client registered itself (RFC 7591); its name
+	// is unverified.
+	SelfRegistered bool
+	Role           store.ClientRole
+	Store          string // a merchant client's store
 }
 
 func (c *client) confidential() bool { return len(c.SecretHash) > 0 }
@@ -109,7 +112,8 @@ func (s *Server) resolveClient(ctx context.Context, ip, id string) (*client, err
 		return nil, errServer(err)
 	}
 	return &client{ID: c.ID, Name: c.Name, Type: c.Type, SecretHash: c.SecretHash, RedirectURIs: c.RedirectURIs,
-		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Developers: c.Developers, Role: c.Role, Store: c.Store}, nil
+		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Developers: c.Developers, Role: c.Role, Store: c.Store,
+		SelfRegistered: c.SelfRegistered()}, nil
 }
 
 // formClient parses a form POST and authenticates its client, writing

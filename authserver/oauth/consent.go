@@ -29,7 +29,9 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 button{font:inherit;padding:.5rem 1rem;margin-right:.5rem}.host{font-family:monospace}</style></head>
 <body>
 <h1>Connect <em>{{.ClientName}}</em> to your account</h1>
-<p>Client: <span class="host">{{.ClientHost}}</span>{{if .CIMD}} (identified by its metadata document){{end}}<br>
+{{if .SelfRegistered}}<div class="box warn">Unverified, self-registered app: it chose its name itself, so nothing confirms who made it.</div>{{end}}
+<p>Client: <span class="host">{{.ClientHost}}</span>{{if .CIMD}} (identified by its metadata document){{end}}{{if .SelfRegistered}} (unverified, self-registered){{end}}<br>
+{{if .ResourceOwner}}It connects through <strong>{{.ResourceOwner}}</strong>'s service at <span class="host">{{.Resource}}</span>.<br>{{end}}
 After you decide you return to <span class="host">{{.RedirectHost}}</span>.</p>
 {{if .LocalOnly}}<div class="box warn">This app runs on your own computer (it returns to a local address). Only continue if you started it yourself.</div>{{end}}
 {{if .Error}}<div class="box err" role="alert">{{.Error}}</div>{{end}}
@@ -100,6 +102,16 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authRe
 	}
 	if buyer != nil {
 		data["Email"] = buyer.Email
+	}
+	data["SelfRegistered"] = a.client.SelfRegistered
+	if a.ResourceOwner != "" {
+		// The platform application running the resource (a bridge), by
+		// its registered name.
+		name := a.ResourceOwner
+		if p, err := s.cfg.Store.Client(r.Context(), a.ResourceOwner); err == nil && p.Name != "" {
+			name = p.Name
+		}
+		data["ResourceOwner"], data["Resource"] = name, a.Resource
 	}
 	var scopes []Scope
 	for _, name := range a.Scope {

@@ -12,14 +12,14 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	for i, sc := range Scopes {
 		names[i] = sc.Name
 	}
-	grants := []string{"authorization_code", "refresh_token", "client_credentials"}
+	grants := []string{"authorization_code", "refresh_token", "client_credentials", GrantTypeTokenExchange}
 	if s.cfg.AllowPasswordGrant {
 		grants = append(grants, "password")
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Content-Type", "application/json")
-	writeBody(w, map[string]any{
+	md := map[string]any{
 		"issuer":                                         s.cfg.Issuer,
 		"authorization_endpoint":                         s.cfg.Issuer + PathAuthorize,
 		"token_endpoint":                                 s.cfg.Issuer + PathToken,
@@ -35,7 +35,11 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		"scopes_supported":                               names,
 		"authorization_response_iss_parameter_supported": true,
 		"client_id_metadata_document_supported":          s.cfg.CIMD != nil,
-	})
+	}
+	if s.cfg.DynamicRegistration {
+		md["registration_endpoint"] = s.cfg.Issuer + PathRegister
+	}
+	writeBody(w, md)
 }
 
 // handleScopes lists the scope catalogue, optionally filtered by a comma-

@@ -218,7 +218,7 @@ func TestMetadata(t *testing.T) {
 		m["authorization_response_iss_parameter_supported"] != true || m["client_id_metadata_document_supported"] != true {
 		t.Fatalf("metadata %v", m)
 	}
-	if g := m["grant_types_supported"].([]any); len(g) != 3 {
+	if g := m["grant_types_supported"].([]any); len(g) != 4 || g[3] != oauth.GrantTypeTokenExchange {
 		t.Fatalf("password grant advertised while off: %v", g)
 	}
 	// The scopes listing takes a comma- or space-separated filter.

@@ -54,6 +54,12 @@ type Config struct {
 	// balancer need the same key. Default: random per process.
 	SealKey []byte
 
+	// DynamicRegistration turns on RFC 7591 dynamic client registration
+	// (with RFC 7592 read and delete) at PathRegister, for public native
+	// clients with loopback redirect URIs (what mcp-remote registers).
+	// Off by default.
+	DynamicRegistration bool
+
 	// AllowPasswordGrant turns on the legacy password grant for script
 	// apps and their registered developers. OAuth 2.1 removed it; off by
 	// default.
@@ -108,6 +114,9 @@ type RateLimits struct {
 	// across all accounts, so a password tried against many accounts
 	// (spraying) is throttled as one guess per account would not be.
 	SignInPerNetwork RateLimit
+	// RegisterPerNetwork bounds dynamic client registrations per client
+	// network: each is a row that stays until deleted.
+	RegisterPerNetwork RateLimit
 }
 
 // DefaultRateLimits are generous: a busy agent platform or a NAT full of
@@ -119,6 +128,9 @@ var DefaultRateLimits = RateLimits{
 	PerIP:            RateLimit{Rate: 50, Burst: 100},
 	SignInPerAccount: RateLimit{Rate: 5.0 / 60, Burst: 10},
 	SignInPerNetwork: RateLimit{Rate: 10.0 / 60, Burst: 50},
+	// 20 at once, then one every 3 minutes (the MCP SDK's own server
+	// allows 20 an hour).
+	RegisterPerNetwork: RateLimit{Rate: 1.0 / 180, Burst: 20},
 }
 
 // Server is the authorization server; it is an http.Handler.
@@ -140,6 +152,8 @@ type Server struct {
 	// loginNetLim counts them per network across accounts (signin.go).
 	loginLim    *limiter
 	loginNetLim *limiter
+	// regLim counts dynamic client registrations per network.
+	regLim *limiter
 	// resourceClients is Config.ResourceClients, copied.
 	resourceClients map[string][]string
 	checkPassword   func(hash, password string) bool
@@ -156,6 +170,10 @@ const (
 	// PathAccount is the buyer's own page: the agents they authorized,
 	// to lower their spending limits or revoke them (buyerpage.go).
 	PathAccount = "/oauth/account"
+	// PathRegister is the RFC 7591 registration endpoint; a client's
+	// RFC 7592 configuration endpoint is PathRegister + "/" + its id
+	// (register.go). Served only with Config.DynamicRegistration.
+	PathRegister = "/oauth/register"
 )
 
 // New checks cfg and builds the server.
@@ -189,6 +207,7 @@ func New(cfg Config) (*Server, error) {
 	defLimit(&cfg.RateLimits.PerIP, DefaultRateLimits.PerIP)
 	defLimit(&cfg.RateLimits.SignInPerAccount, DefaultRateLimits.SignInPerAccount)
 	defLimit(&cfg.RateLimits.SignInPerNetwork, DefaultRateLimits.SignInPerNetwork)
+	defLimit(&cfg.RateLimits.RegisterPerNetwork, DefaultRateLimits.RegisterPerNetwork)
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, checkPassword: cfg.checkPassword}
 	if s.checkPassword == nil {
 		s.checkPassword = CheckPassword
@@ -215,6 +234,7 @@ func New(cfg Config) (*Server, error) {
 		s.cliLim = newLimiter(cfg.RateLimits.PerClient, s.now)
 		s.loginLim = newLimiter(cfg.RateLimits.SignInPerAccount, s.now)
 		s.loginNetLim = newLimiter(cfg.RateLimits.SignInPerNetwork, s.now)
+		s.regLim = newLimiter(cfg.RateLimits.RegisterPerNetwork, s.now)
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET "+PathMetadata, s.handleMetadata)
@@ -226,6 +246,11 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST "+PathIntrospect, s.limited(s.handleIntrospect))
 	s.mux.HandleFunc("GET "+PathAccount, s.limited(s.handleAccount))
 	s.mux.HandleFunc("POST "+PathAccount, s.limited(s.handleAccountPost))
+	if cfg.DynamicRegistration {
+		s.mux.HandleFunc("POST "+PathRegister, s.limited(s.handleRegister))
+		s.mux.HandleFunc("GET "+PathRegister+"/{client_id}", s.limited(s.handleRegisteredRead))
+		s.mux.HandleFunc("DELETE "+PathRegister+"/{client_id}", s.limited(s.handleRegisteredDelete))
+	}
 	return s, nil
 }
 

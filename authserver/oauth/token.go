@@ -10,12 +10,14 @@ import (
 )
 
 type tokenResponse struct {
-	AccessToken  string          `json:"access_token"`
-	TokenType    string          `json:"token_type"`
-	ExpiresIn    int64           `json:"expires_in"`
-	RefreshToken string          `json:"refresh_token,omitempty"`
-	Scope        string          `json:"scope"`
-	Allowance    json.RawMessage `json:"allowance,omitempty"`
+	AccessToken string `json:"access_token"`
+	// IssuedTokenType is set by token exchange (RFC 8693 §2.2.1).
+	IssuedTokenType string          `json:"issued_token_type,omitempty"`
+	TokenType       string          `json:"token_type"`
+	ExpiresIn       int64           `json:"expires_in"`
+	RefreshToken    string          `json:"refresh_token,omitempty"`
+	Scope           string          `json:"scope"`
+	Allowance       json.RawMessage `json:"allowance,omitempty"`
 }
 
 // handleToken parses and authenticates, then dispatches on grant_type.
@@ -56,6 +58,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		resp, err = s.grantClientCredentials(r, c)
 	case "password":
 		resp, err = s.grantPassword(r, c)
+	case GrantTypeTokenExchange:
+		resp, err = s.grantTokenExchange(r, c)
 	case "":
 		err = errInvalidRequest("grant_type is required")
 	default:
