@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -173,7 +174,7 @@ func NewHTTPFront(ms *server.MCPServer, profile http.Handler, apiKey string, opt
 		ResourceName:           "ucpbridge MCP bridge",
 	})
 
-	f.mcp = server.NewStreamableHTTPServer(ms,
+	mcpOpts := []server.StreamableHTTPOption{
 		server.WithEndpointPath(path),
 		server.WithStreamableHTTPLogger(f.log),
 		server.WithSessionIdleTTL(opts.SessionIdleTTL),
@@ -182,14 +183,28 @@ func NewHTTPFront(ms *server.MCPServer, profile http.Handler, apiKey string, opt
 		// id would live on); a client whose id is unknown gets 404 and
 		// starts a new session.
 		server.WithSessionIdManager(&sessionIDs{}),
-	)
+	}
+	var mcpHandler http.Handler
+	if netguard.IsLoopbackHost(pu.Hostname()) {
+		// mcp-go's DNS-rebinding guard as is: on a loopback socket the
+		// Host must be a loopback name.
+		f.mcp = server.NewStreamableHTTPServer(ms, mcpOpts...)
+		mcpHandler = f.mcp
+	} else {
+		// Behind a reverse proxy on the same host, requests arrive on a
+		// loopback socket with the public Host: admit exactly that one
+		// besides the loopback names (a rebound attacker's page sends its
+		// own domain, never this one).
+		f.mcp = server.NewStreamableHTTPServer(ms, append(mcpOpts, server.WithDisableLocalhostProtection(true))...)
+		mcpHandler = rebindingGuard(pu.Hostname(), f.mcp)
+	}
 
 	f.mux = http.NewServeMux()
 	pattern := path
 	if path == "/" {
 		pattern = "/{$}"
 	}
-	f.mux.Handle(pattern, f.guard(f.limitBody(f.mcp)))
+	f.mux.Handle(pattern, f.guard(f.limitBody(mcpHandler)))
 	f.mux.Handle(prmPath, prm)
 	if prmPath != server.WellKnownProtectedResourcePath {
 		f.mux.Handle(server.WellKnownProtectedResourcePath, prm)
@@ -377,6 +392,28 @@ func (f *HTTPFront) limitBody(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// rebindingGuard refuses (403) a request that arrived on a loopback
+// socket with a Host that is neither a loopback name nor publicHost: the
+// DNS-rebinding check of mcp-go, which has no allowlist, plus the bridge's
+// public name.
+func rebindingGuard(publicHost string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		if la != nil {
+			local, _, _ := net.SplitHostPort(la.String())
+			host := r.Host
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			if netguard.IsLoopbackHost(local) && !netguard.IsLoopbackHost(host) && !strings.EqualFold(host, publicHost) {
+				writeJSONError(w, http.StatusForbidden, "invalid_request", "invalid Host header")
+				return
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
 }

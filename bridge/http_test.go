@@ -643,3 +643,38 @@ func newFrontEnvB(b *testing.B, anonymous bool) *frontEnv {
 	b.Cleanup(e.srv.Close)
 	return e
 }
+
+// TestHTTPRebindingGuardAdmitsThePublicHost: behind a reverse proxy on the
+// same host, requests arrive on a loopback socket carrying the public
+// Host; that one is admitted, any other name is still 403.
+func TestHTTPRebindingGuardAdmitsThePublicHost(t *testing.T) {
+	a := newFakeAS(t)
+	srv := httptest.NewUnstartedServer(nil)
+	f, err := NewHTTPFront(testMCPServer("http://127.0.0.1:1"), nil, a.id+"."+a.sec,
+		HTTPOptions{PublicURL: "https://agent.example.com/mcp", Issuer: a.srv.URL, TokenEndpoint: a.srv.URL + "/token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	srv.Config.Handler = f
+	srv.Start()
+	defer srv.Close()
+	for host, want := range map[string]int{
+		"agent.example.com": http.StatusOK, "AGENT.example.com:443": http.StatusOK, "localhost": http.StatusOK,
+		"evil.example": http.StatusForbidden, "agent.example.com.evil.example": http.StatusForbidden,
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader(initBody))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer good-a")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, res.StatusCode, want)
+		}
+	}
+}
