@@ -37,6 +37,7 @@ import (
 type Store interface {
 	store.Store
 	store.Commerce
+	store.Sweeper
 }
 
 // Config configures the platform API. Issuer, Store and Keys are
@@ -64,6 +65,14 @@ type Config struct {
 	// Metrics counts tokens, completions, allowance refusals and webhook
 	// deliveries (metrics.New on the server's own registry); nil: none.
 	Metrics *metrics.Metrics
+	// Retention says how long expired OAuth records are kept (zero
+	// fields: the store defaults); Run sweeps them every SweepInterval
+	// (default 5 minutes; negative: never, for operators who run
+	// `ucpbridge sweep` from cron). OnSweep, if set, gets every timed
+	// sweep's figures (metrics).
+	Retention     store.Retention
+	SweepInterval time.Duration
+	OnSweep       func(store.SweepStats)
 
 	// OAuth and Shop hold the parts' own settings. The fields above win
 	// over the ones they share (issuer, store, seal key, logger, clock);
@@ -82,12 +91,17 @@ type Server struct {
 	Account *account.Server
 
 	handler http.Handler
+	sweep   sweeper
 }
 
 // New builds the platform API from cfg.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.Keys == nil {
 		return nil, errors.New("authserver: Config.Store and Config.Keys are required")
+	}
+	sw, err := newSweeper(cfg)
+	if err != nil {
+		return nil, err
 	}
 	oc := cfg.OAuth
 	oc.Issuer, oc.Store, oc.SealKey, oc.Logger, oc.Now = cfg.Issuer, cfg.Store, cfg.SealKey, cfg.Logger, cfg.Now
@@ -141,21 +155,27 @@ func New(cfg Config) (*Server, error) {
 	// account's metadata is served here, not by the stores.
 	mux.Handle("GET "+account.PathResourceMetadata, acct)
 	mux.Handle("/", stores.Handler())
-	return &Server{OAuth: as, Guard: g, Shop: stores, Account: acct, handler: mux}, nil
+	return &Server{OAuth: as, Guard: g, Shop: stores, Account: acct, handler: mux, sweep: sw}, nil
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // Run does the platform's background work until ctx ends: the hourly
-// sweep of expired idempotency records and sessions, and order webhook
-// deliveries every second. Every instance may run it.
+// sweep of expired idempotency records and sessions, the retention sweep
+// of OAuth records (SweepOAuth) every Config.SweepInterval, and order
+// webhook deliveries every second. Every instance may run it.
 func (s *Server) Run(ctx context.Context) {
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		s.Shop.SweepEvery(ctx, time.Hour)
 	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		s.sweepEvery(ctx)
+	}()
 	s.Shop.DeliverEvery(ctx, time.Second)
+	<-done
 	<-done
 }
