@@ -22,7 +22,9 @@ const clientUsage = `usage: ucpbridge client add --db DSN --role platform|mercha
 Registers an OAuth client with the role that decides its credentials:
   platform  a platform application: prints its X-API-Key once
             (--profile: its UCP profile, where order webhooks may go;
-             --cimd URL, repeatable: client-id metadata documents it owns)
+             --cimd URL, repeatable: client-id metadata documents it owns;
+             --resource URL, repeatable: protected resources it runs, e.g.
+             its MCP bridge's endpoint, whose buyer tokens it may exchange)
   merchant  a merchant's app bound to --store: prints its client secret once
             (client_credentials; --scopes, default "orders:read purchase:complete")
   app       an app buyers sign in through (public, PKCE): --redirect URI,
@@ -50,8 +52,9 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	platformID := fs.String("platform", "", "app: the platform application that owns it")
 	profile := fs.String("profile", "", "platform: its UCP profile URL (https)")
 	scopes := fs.String("scopes", "", "space-separated scopes the client may ask for")
-	var cimd, redirects listFlag
+	var cimd, redirects, resources listFlag
 	fs.Var(&cimd, "cimd", "platform: a client-id metadata document URL it owns (repeatable)")
+	fs.Var(&resources, "resource", "platform: a protected resource it runs, e.g. its MCP bridge's endpoint URL (https, or http on loopback; repeatable)")
 	fs.Var(&redirects, "redirect", "app: a redirect URI (repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -64,7 +67,7 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("client add: --id %q: use 1 to 64 letters, digits, '.', '_' or '-'", *id)
 	}
 	// A flag another role takes is a mistake, not something to ignore.
-	for flagName, roles := range map[string]string{"store": "merchant", "platform": "app", "profile": "platform", "cimd": "platform", "redirect": "app"} {
+	for flagName, roles := range map[string]string{"store": "merchant", "platform": "app", "profile": "platform", "cimd": "platform", "resource": "platform", "redirect": "app"} {
 		set := false
 		fs.Visit(func(f *flag.Flag) { set = set || f.Name == flagName })
 		if set && *role != roles {
@@ -83,9 +86,16 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				return fmt.Errorf("client add: --cimd %q must be an https URL", u)
 			}
 		}
+		for _, u := range resources {
+			if err := oauth.CheckResourceURL(u); err != nil {
+				return fmt.Errorf("client add: --resource: %w", err)
+			}
+		}
 		secret, c.SecretHash = oauth.NewClientSecret()
 		c.Type, c.Role, c.Platform, c.Profile, c.CIMD = store.ClientWeb, store.RolePlatform, *id, *profile, cimd
-		c.GrantTypes = []string{"client_credentials"}
+		// Token exchange: its bridge trades the buyer tokens issued for
+		// its resources for platform API tokens (RFC 8693).
+		c.GrantTypes = []string{"client_credentials", oauth.GrantTypeTokenExchange}
 	case "merchant":
 		if *shopSlug == "" {
 			return errors.New("client add: a merchant needs --store")
@@ -127,11 +137,23 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("client add: --platform %q is not a registered platform application", *platformID)
 		}
 	}
+	for _, u := range resources {
+		if owner, err := st.ResourceOwner(ctx, u); err == nil {
+			return fmt.Errorf("client add: --resource %q already belongs to platform %q", u, owner)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
 	if err := st.CreateClient(ctx, c); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("client add: %q (or one of its CIMD URLs) is already registered", *id)
 		}
 		return err
+	}
+	for _, u := range resources {
+		if err := oauth.RegisterResource(ctx, st, *id, u, time.Now()); err != nil {
+			return fmt.Errorf("client add: platform %s registered, but not its --resource %q: %w", *id, u, err)
+		}
 	}
 	switch *role {
 	case "platform":
