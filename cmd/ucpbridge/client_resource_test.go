@@ -26,7 +26,7 @@ func TestClientAddResource(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"--role", "platform", "--id", "rival", "--resource", "https://bridge.acme.example/mcp"}, // acme's
-		{"--role", "platform", "--id", "p2", "--resource", "http://bridge.example/mcp"},         // plain http off loopback
+		{"--role", "platform", "--id", "p2", "--resource", "http://bridge.example/mcp"},          // plain http off loopback
 		{"--role", "platform", "--id", "p3", "--resource", "https://bridge.example/mcp#x"},
 		{"--role", "platform", "--id", "p4", "--resource", "https://user@bridge.example/mcp"},
 		{"--role", "app", "--id", "a1", "--redirect", "http://127.0.0.1/cb", "--resource", "https://app.example/mcp"},
