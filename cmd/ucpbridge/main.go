@@ -31,6 +31,7 @@ commands:
   keys   generate an ES256 signing key (JWK or PEM) and print its JWKS
   migrate
          bring a database's schema up to date and print its version
+  sweep  delete expired OAuth tokens, codes and ended families once (cron)
 
 Run "ucpbridge <command> -h" for its flags.
 `
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runKeys(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, args[1:], stdout, stderr)
+	case "sweep":
+		return runSweep(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
