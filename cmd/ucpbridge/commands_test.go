@@ -84,8 +84,13 @@ func TestServeFromEnv(t *testing.T) {
 	t.Setenv("UCPBRIDGE_KEYS_DIR", filepath.Join(dir, "keys"))
 	t.Setenv("UCPBRIDGE_SEAL_KEY", filepath.Join(dir, "seal"))
 	t.Setenv("UCPBRIDGE_ADDR", "127.0.0.1:1") // overridden by the flag
+	t.Setenv("UCPBRIDGE_DYNAMIC_REGISTRATION", "true")
 	s := startCmd(t, "serve", "--addr", "127.0.0.1:0")
 	if code, _, b := do(t, "GET", s.base+"/healthz", ""); code != 200 {
+		t.Fatalf("%d %s", code, b)
+	}
+	// --dynamic-registration (here from the environment) turns RFC 7591 on.
+	if code, _, b := do(t, "GET", s.base+"/.well-known/oauth-authorization-server", ""); code != 200 || !strings.Contains(b, `"registration_endpoint"`) {
 		t.Fatalf("%d %s", code, b)
 	}
 	if err := s.stop(); err != nil {
@@ -107,6 +112,9 @@ func TestServeOps(t *testing.T) {
 	}
 	if code, _, _ := do(t, "GET", s.base+"/metrics", ""); code == 200 {
 		t.Fatal("serve exposes /metrics on its public listener")
+	}
+	if _, _, b := do(t, "GET", s.base+"/.well-known/oauth-authorization-server", ""); strings.Contains(b, "registration_endpoint") {
+		t.Fatalf("serve offers dynamic registration by default: %s", b)
 	}
 	// The metrics line comes second on stdout.
 	re := regexp.MustCompile(`metrics on (http://127\.0\.0\.1:\d+/metrics)`)
@@ -308,7 +316,7 @@ func TestMigrate(t *testing.T) {
 	if err := run(context.Background(), []string{"migrate"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("migrate without --db accepted")
 	}
-	d := startCmd(t, "dev", "--addr", "127.0.0.1:0", "--data-dir", dir)
+	d := startCmd(t, "dev", "--addr", "127.0.0.1:0", "--bridge-addr", "127.0.0.1:0", "--data-dir", dir)
 	if code, _, _ := do(t, "GET", d.base+"/readyz", ""); code != 200 {
 		t.Fatalf("readyz %d", code)
 	}

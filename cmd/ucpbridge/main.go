@@ -23,9 +23,11 @@ func main() {
 const usage = `usage: ucpbridge <command> [flags]
 
 commands:
-  dev    run the whole stack locally (SQLite, demo fixtures, loopback CIMD
-         and platform profiles allowed, unreachable profiles tolerated)
+  dev    run the whole stack locally: the platform, the demo stores and the
+         MCP bridge (SQLite, demo fixtures, loopback CIMD and platform
+         profiles allowed, unreachable profiles tolerated)
   serve  run the platform for real (https issuer, spec profile rules)
+  bridge run the MCP bridge (stdio or HTTP) pointing at a platform
   client register a platform application, a merchant's app or a buyer-facing
          app ("ucpbridge client add -h")
   keys   generate an ES256 signing key (JWK or PEM) and print its JWKS
@@ -48,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "client":
 		return runClient(ctx, args[1:], stdout, stderr)
+	case "bridge":
+		return runBridge(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args[1:], stdout, stderr)
 	case "migrate":

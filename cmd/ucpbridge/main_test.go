@@ -28,7 +28,7 @@ func TestDev(t *testing.T) {
 		pr, pw := io.Pipe()
 		done := make(chan error, 1)
 		go func() {
-			done <- run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, pw, io.Discard)
+			done <- run(ctx, []string{"dev", "--addr", "127.0.0.1:0", "--bridge-addr", "127.0.0.1:0", "--data-dir", dir}, pw, io.Discard)
 			pw.Close()
 		}()
 		line, err := bufio.NewReader(pr).ReadString('\n')

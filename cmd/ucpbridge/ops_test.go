@@ -93,7 +93,7 @@ func startCmd(t *testing.T, args ...string) *running {
 }
 
 func startDev(t *testing.T, extra ...string) *running {
-	return startCmd(t, append([]string{"dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--no-rate-limit"}, extra...)...)
+	return startCmd(t, append([]string{"dev", "--addr", "127.0.0.1:0", "--bridge-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--no-rate-limit"}, extra...)...)
 }
 
 // harness points authservertest's browser helpers at a running dev.

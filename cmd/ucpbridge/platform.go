@@ -50,8 +50,14 @@ type platform struct {
 	metricsAddr   string
 	metricsOnMain bool
 	// drain bounds the wait for in-flight requests at shutdown.
-	drain  time.Duration
-	banner func(w io.Writer, base string)
+	drain time.Duration
+	// dynamicRegistration turns on RFC 7591 at the authorization server.
+	dynamicRegistration bool
+	// bridgeAddr, when set, runs the MCP bridge in process on its own
+	// listener (dev), its agent key in bridgeKeys.
+	bridgeAddr, bridgeKeys string
+	// banner prints the URLs once listening; mcpURL is "" without a bridge.
+	banner func(w io.Writer, base, mcpURL string)
 }
 
 // proxyList is the --trusted-proxy flag: CIDRs (or single addresses),
@@ -107,6 +113,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dataDir := fs.String("data-dir", ".ucpbridge", "directory for the SQLite database and keys (created if missing)")
 	dsn := fs.String("db", "", "PostgreSQL URL (postgres://…) to use instead of the SQLite file in --data-dir")
 	noLimit := fs.Bool("no-rate-limit", false, "turn off the per-IP and per-client rate limits (load testing)")
+	bridgeAddr := fs.String("bridge-addr", "127.0.0.1:8081", "listen address of the MCP bridge (\"off\": no bridge)")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "at shutdown, how long in-flight requests may take to finish")
 	logs := addLogFlags(fs, "text")
 	verbose := fs.Bool("v", false, "log at debug level (same as --log-level debug)")
@@ -127,8 +134,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	p := platform{name: "dev", addr: *addr, db: filepath.Join(*dataDir, "ucpbridge.db"), keys: filepath.Join(*dataDir, "keys"),
 		seal: filepath.Join(*dataDir, "seal.key"), seedAccounts: true, seedShops: true, dev: true, noRateLimit: *noLimit,
-		trustedProxies: proxies, log: log, metricsOnMain: true, drain: *drain,
-		banner: func(w io.Writer, base string) { devBanner(w, base, *dataDir) }}
+		trustedProxies: proxies, log: log, metricsOnMain: true, drain: *drain, dynamicRegistration: true,
+		bridgeKeys: filepath.Join(*dataDir, "keys"),
+		banner:     func(w io.Writer, base, mcpURL string) { devBanner(w, base, mcpURL, *dataDir) }}
+	if *bridgeAddr != "off" {
+		p.bridgeAddr = *bridgeAddr
+	}
 	if *dsn != "" {
 		p.db = *dsn
 	}
@@ -160,6 +171,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sealFile := fs.String("seal-key", "", "file holding the 32-byte seal key, shared by every instance (required; created if missing)")
 	seed := fs.Bool("seed-demo", false, "create the demo stores if they do not exist")
 	metricsAddr := fs.String("metrics-addr", "", "listen address for Prometheus /metrics, e.g. 127.0.0.1:9090 (default: off)")
+	dcr := fs.Bool("dynamic-registration", false, "turn on RFC 7591 dynamic client registration (public native clients with loopback redirects, e.g. mcp-remote)")
 	drain := fs.Duration("drain-timeout", 10*time.Second, "at shutdown, how long in-flight requests may take to finish")
 	logs := addLogFlags(fs, "json")
 	verbose := fs.Bool("v", false, "log at debug level (same as --log-level debug)")
@@ -183,8 +195,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	return runPlatform(ctx, platform{name: "serve", addr: *addr, issuer: *issuer, db: *dsn, keys: *keysDir, seal: *sealFile,
-		seedShops: *seed, trustedProxies: proxies, log: log, metricsAddr: *metricsAddr, drain: *drain,
-		banner: func(w io.Writer, base string) {}}, stdout, stderr)
+		seedShops: *seed, trustedProxies: proxies, log: log, metricsAddr: *metricsAddr, drain: *drain, dynamicRegistration: *dcr,
+		banner: func(w io.Writer, base, mcpURL string) {}}, stdout, stderr)
 }
 
 // runPlatform opens the store, builds the platform API (authserver.New)
@@ -219,7 +231,7 @@ func runPlatform(ctx context.Context, p platform, stdout, stderr io.Writer) erro
 	srv, err := authserver.New(authserver.Config{
 		Issuer: base, Store: st, Keys: &shop.FileKeys{Dir: p.keys}, SealKey: seal, Dev: p.dev,
 		DisableRateLimits: p.noRateLimit, Logger: log, Metrics: m,
-		OAuth: oauth.Config{TrustedProxies: p.trustedProxies},
+		OAuth: oauth.Config{TrustedProxies: p.trustedProxies, DynamicRegistration: p.dynamicRegistration},
 	})
 	if err != nil {
 		return err
@@ -249,11 +261,21 @@ func runPlatform(ctx context.Context, p platform, stdout, stderr io.Writer) erro
 		mux.Handle("GET "+pathMetrics, metricsHandler(reg))
 		servers = append(servers, listening{name: "metrics", ln: mln, srv: newHTTPServer(mux, log)})
 	}
+	var mcpURL string
+	if p.bridgeAddr != "" {
+		bs, u, closeFront, err := startDevBridge(ctx, srv, base, p.bridgeAddr, p.bridgeKeys, log)
+		if err != nil {
+			return err
+		}
+		defer bs.ln.Close()
+		defer closeFront()
+		servers, mcpURL = append(servers, bs), u
+	}
 	fmt.Fprintf(stdout, "ucpbridge %s: listening on %s as %s\n", p.name, ln.Addr(), base)
 	if p.metricsAddr != "" {
 		fmt.Fprintf(stdout, "ucpbridge %s: metrics on http://%s%s\n", p.name, servers[1].ln.Addr(), pathMetrics)
 	}
-	p.banner(stdout, base)
+	p.banner(stdout, base, mcpURL)
 	log.Info("started", "command", p.name, "addr", ln.Addr().String(), "issuer", base)
 	// Background work outlives ctx until the listeners have drained: a
 	// request finishing during the drain may still queue a webhook.
@@ -275,10 +297,15 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 }
 
-func devBanner(w io.Writer, base, dataDir string) {
+func devBanner(w io.Writer, base, mcpURL, dataDir string) {
+	fmt.Fprintf(w, "  platform API     %s\n", base)
+	if mcpURL != "" {
+		fmt.Fprintf(w, "  MCP bridge       %s (OAuth-protected; metadata %s)\n", mcpURL, bridgePRM(mcpURL))
+	}
 	fmt.Fprintf(w, `  OAuth metadata   %[1]s/.well-known/oauth-authorization-server
   authorize        %[1]s%[2]s
   token            %[1]s%[3]s
+  health           %[1]s%[12]s, %[1]s%[13]s, metrics %[1]s%[14]s
   data             %[4]s
 fixtures (local use only):
   buyer            %[5]s / %[6]s
@@ -287,11 +314,26 @@ fixtures (local use only):
   platform API key X-API-Key: %[10]s
 stores (UCP %[11]s; REST at the store URL, MCP at <store>/mcp):
 `, base, oauth.PathAuthorize, oauth.PathToken, dataDir, authserver.DemoBuyerEmail, authserver.DemoBuyerPassword,
-		authserver.DemoAgentClientID, authserver.DemoMerchantID, authserver.DemoMerchantSecret, authserver.DemoPlatformKey, ucp.Version)
+		authserver.DemoAgentClientID, authserver.DemoMerchantID, authserver.DemoMerchantSecret, authserver.DemoPlatformKey, ucp.Version,
+		pathHealthz, pathReadyz, pathMetrics)
 	for _, sh := range shop.DemoShops() {
 		fmt.Fprintf(w, "  %-16s %s/s/%s/.well-known/ucp\n", sh.Slug, base, sh.Slug)
 	}
 	fmt.Fprintf(w, "  all stores       %s/catalog/search (REST), %s/mcp (MCP)\n", base, base)
+	if mcpURL != "" {
+		printAgentConfig(w, mcpURL)
+		fmt.Fprintf(w, "  then sign in as %s / %s, set a spending limit, and ask the agent to buy roses at flower-shop\n",
+			authserver.DemoBuyerEmail, authserver.DemoBuyerPassword)
+	}
+}
+
+// bridgePRM is the bridge's RFC 9728 metadata URL for its MCP endpoint.
+func bridgePRM(mcpURL string) string {
+	u, err := url.Parse(mcpURL)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host + "/.well-known/oauth-protected-resource" + u.Path
 }
 
 // loadOrCreateKey keeps the seal key across restarts, so refresh retries
