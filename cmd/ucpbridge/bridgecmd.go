@@ -49,6 +49,11 @@ generate"); without one a new key is made for this run only.
 `
 
 func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runBridgeIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runBridgeIO is runBridge with the stdio transport's input given.
+func runBridgeIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	usageWith(fs, stderr, bridgeUsage)
@@ -111,7 +116,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		go hs.Serve(ln)
 		defer hs.Close()
 		log.Info("bridge: serving MCP on stdio", "platform", cfg.PlatformURL, "agent_profile", cfg.AgentProfile)
-		return b.ServeStdio(ctx, os.Stdin, stdout)
+		return b.ServeStdio(ctx, stdin, stdout)
 	}
 	h, err := b.HTTPHandler(bridge.HTTPOptions{PublicURL: mcpURL, Logger: log})
 	if err != nil {

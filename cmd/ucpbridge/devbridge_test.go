@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,7 +116,9 @@ func TestDevBridge(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	c := mcp.NewClient(&mcp.Implementation{Name: "dev-test-agent", Version: "1"}, nil)
-	s, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: mcpURL, OAuthHandler: oh, DisableStandaloneSSE: true, MaxRetries: -1}, nil)
+	bearers := &bearerLog{next: http.DefaultTransport}
+	s, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: mcpURL, OAuthHandler: oh, DisableStandaloneSSE: true, MaxRetries: -1,
+		HTTPClient: &http.Client{Transport: bearers}}, nil)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -129,6 +133,42 @@ func TestDevBridge(t *testing.T) {
 	if err != nil || res.IsError || !strings.Contains(toolText(res), `"buyer_connected":true`) {
 		t.Fatalf("get_connection_status: %v %s\n%s", err, toolText(res), d.logs)
 	}
+	// Neither the platform nor the bridge logged the buyer's bearer.
+	s.Close()
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	tokens := bearers.all()
+	if len(tokens) == 0 {
+		t.Fatal("no bearer seen")
+	}
+	for _, tok := range tokens {
+		if strings.Contains(d.logs.String(), tok) {
+			t.Fatalf("the buyer's bearer is in the log")
+		}
+	}
+}
+
+// bearerLog records the bearer tokens a client sends.
+type bearerLog struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	seen []string
+}
+
+func (b *bearerLog) RoundTrip(r *http.Request) (*http.Response, error) {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		b.mu.Lock()
+		b.seen = append(b.seen, tok)
+		b.mu.Unlock()
+	}
+	return b.next.RoundTrip(r)
+}
+
+func (b *bearerLog) all() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.seen)
 }
 
 func toolText(res *mcp.CallToolResult) string {
@@ -179,5 +219,47 @@ func TestBridgeCommand(t *testing.T) {
 		if err := run(t.Context(), bad, io.Discard, io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+}
+
+// TestBridgeStdio: `ucpbridge bridge --stdio` speaks MCP on its stdin
+// and stdout (logs on stderr only) against a dev platform, and serves
+// the agent profile stores verify its mandates with on --addr.
+func TestBridgeStdio(t *testing.T) {
+	t.Parallel()
+	d := startCmd(t, "dev", "--addr", "127.0.0.1:0", "--bridge-addr", "off", "--data-dir", t.TempDir())
+	ctx, cancel := context.WithCancel(t.Context())
+	c2sR, c2sW := io.Pipe()
+	s2cR, s2cW := io.Pipe()
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- runBridgeIO(ctx, []string{"--stdio", "--platform", d.base, "--api-key", authserver.DemoPlatformKey, "--addr", "127.0.0.1:0",
+			"--token-file", t.TempDir() + "/tokens.json"}, c2sR, s2cW, logs)
+		s2cW.Close()
+	}()
+	c := mcp.NewClient(&mcp.Implementation{Name: "stdio-test-agent", Version: "1"}, nil)
+	s, err := c.Connect(ctx, &mcp.IOTransport{Reader: s2cR, Writer: c2sW}, nil)
+	if err != nil {
+		cancel()
+		t.Fatalf("connect: %v (logs %s)", err, logs)
+	}
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "search_products", Arguments: map[string]any{"store_slug": "flower-shop", "query": "roses"}})
+	if err != nil || res.IsError || !strings.Contains(toolText(res), "bouquet_roses") {
+		t.Fatalf("search_products: %v %s", err, toolText(res))
+	}
+	res, err = s.CallTool(ctx, &mcp.CallToolParams{Name: "get_connection_status", Arguments: map[string]any{}})
+	if err != nil || !strings.Contains(toolText(res), `"buyer_connected":false`) || !strings.Contains(toolText(res), `"transport":"stdio"`) {
+		t.Fatalf("get_connection_status: %v %s", err, toolText(res))
+	}
+	s.Close()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stdio bridge did not stop")
+	}
+	if !strings.Contains(logs.String(), "agent_profile=http://127.0.0.1:") && !strings.Contains(logs.String(), `"agent_profile":"http://127.0.0.1:`) {
+		t.Fatalf("logs: %s", logs)
 	}
 }
