@@ -538,9 +538,5 @@ func (b *Bridge) HTTPHandler(opts HTTPOptions) (http.Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = b.log
 	}
-	var profile http.Handler
-	if p, ok := any(b).(interface{ ProfileHandler() http.Handler }); ok {
-		profile = p.ProfileHandler()
-	}
-	return NewHTTPFront(b.srv, profile, b.cfg.APIKey, opts)
+	return NewHTTPFront(b.srv, b.ProfileHandler(), b.cfg.APIKey, opts)
 }
