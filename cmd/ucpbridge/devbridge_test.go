@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -261,5 +262,32 @@ func TestBridgeStdio(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "agent_profile=http://127.0.0.1:") && !strings.Contains(logs.String(), `"agent_profile":"http://127.0.0.1:`) {
 		t.Fatalf("logs: %s", logs)
+	}
+}
+
+// TestDevAgentKey: dev's bridge key is made once (0600) and read back on
+// the next start (a stable kid); a damaged file stops the start instead of
+// being replaced.
+func TestDevAgentKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	k1, err := loadOrCreateAgentKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := loadOrCreateAgentKey(dir)
+	if err != nil || k2.KeyID() != k1.KeyID() {
+		t.Fatalf("second start: %v, kid %q != %q", err, k2.KeyID(), k1.KeyID())
+	}
+	path := dir + "/bridge-agent.jwk"
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%v %v", fi.Mode(), err)
+	}
+	os.WriteFile(path, []byte("{not a key"), 0o600)
+	if _, err := loadOrCreateAgentKey(dir); err == nil {
+		t.Fatal("a damaged key file was accepted")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "{not a key" {
+		t.Fatal("a damaged key file was replaced")
 	}
 }

@@ -54,8 +54,9 @@ type platform struct {
 	// dynamicRegistration turns on RFC 7591 at the authorization server.
 	dynamicRegistration bool
 	// bridgeAddr, when set, runs the MCP bridge in process on its own
-	// listener (dev), its agent key in bridgeKeys.
-	bridgeAddr, bridgeKeys string
+	// listener (dev), its agent key in bridgeKeyDir (beside, not in,
+	// the stores' key directory, where a store could share its name).
+	bridgeAddr, bridgeKeyDir string
 	// banner prints the URLs once listening; mcpURL is "" without a bridge.
 	banner func(w io.Writer, base, mcpURL string)
 }
@@ -135,8 +136,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	p := platform{name: "dev", addr: *addr, db: filepath.Join(*dataDir, "ucpbridge.db"), keys: filepath.Join(*dataDir, "keys"),
 		seal: filepath.Join(*dataDir, "seal.key"), seedAccounts: true, seedShops: true, dev: true, noRateLimit: *noLimit,
 		trustedProxies: proxies, log: log, metricsOnMain: true, drain: *drain, dynamicRegistration: true,
-		bridgeKeys: filepath.Join(*dataDir, "keys"),
-		banner:     func(w io.Writer, base, mcpURL string) { devBanner(w, base, mcpURL, *dataDir) }}
+		bridgeKeyDir: *dataDir,
+		banner:       func(w io.Writer, base, mcpURL string) { devBanner(w, base, mcpURL, *dataDir) }}
 	if *bridgeAddr != "off" {
 		p.bridgeAddr = *bridgeAddr
 	}
@@ -263,7 +264,7 @@ func runPlatform(ctx context.Context, p platform, stdout, stderr io.Writer) erro
 	}
 	var mcpURL string
 	if p.bridgeAddr != "" {
-		bs, u, closeFront, err := startDevBridge(ctx, srv, base, p.bridgeAddr, p.bridgeKeys, log)
+		bs, u, closeFront, err := startDevBridge(ctx, srv, base, p.bridgeAddr, p.bridgeKeyDir, log)
 		if err != nil {
 			return err
 		}
