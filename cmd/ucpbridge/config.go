@@ -10,9 +10,9 @@ import (
 )
 
 // envPrefix names the environment variables: every flag --some-name of
-// the commands that run servers (dev, serve, bridge, migrate, keys) may
-// also be given as UCPBRIDGE_SOME_NAME. A flag on the command line wins
-// over the environment; the environment wins over the default.
+// the commands parsed with parseFlags (all but client add) may also be
+// given as UCPBRIDGE_SOME_NAME. A flag on the command line wins over the
+// environment; the environment wins over the default.
 const envPrefix = "UCPBRIDGE_"
 
 // envHelp closes every command's --help.
