@@ -69,6 +69,8 @@ func annotations(title string, readOnly, destructive, idempotent, openWorld bool
 
 // newTool builds a tool from its parts.
 func newTool(name, title, desc string, in, out obj, ann mcp.ToolOption) mcp.Tool {
-	return mcp.NewTool(name, mcp.WithToolTitle(title), mcp.WithDescription(desc),
+	t := mcp.NewTool(name, mcp.WithToolTitle(title), mcp.WithDescription(desc),
 		mcp.WithRawInputSchema(mustJSON(in)), mcp.WithRawOutputSchema(mustJSON(out)), ann)
+	t.InputSchema = mcp.ToolInputSchema{} // NewTool's default; a tool carries one schema or the other
+	return t
 }
