@@ -83,7 +83,9 @@ func (s *tinyShop) wrap(stateChanging bool, h func(r *http.Request, body []byte)
 	}
 }
 
-func tinyEnvelope() map[string]any { return map[string]any{"version": "2026-04-08", "status": "success"} }
+func tinyEnvelope() map[string]any {
+	return map[string]any{"version": "2026-04-08", "status": "success"}
+}
 
 func (s *tinyShop) search(_ *http.Request, body []byte) any {
 	var req struct {
@@ -133,7 +135,7 @@ func (s *tinyShop) create(_ *http.Request, body []byte) any {
 	id := fmt.Sprintf("tiny_%d", len(s.checkouts)+1)
 	co := map[string]any{"ucp": tinyEnvelope(), "id": id, "status": "incomplete", "currency": "USD", "line_items": lines,
 		"totals": []any{map[string]any{"type": "subtotal", "amount": total}, map[string]any{"type": "total", "amount": total}},
-		"links": []any{}, "continue_url": s.srv.URL + "/pay/" + id}
+		"links":  []any{}, "continue_url": s.srv.URL + "/pay/" + id}
 	s.checkouts[id] = co
 	return co
 }

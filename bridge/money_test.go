@@ -38,7 +38,7 @@ func TestMinorUnits(t *testing.T) {
 		in  any
 		cur string
 	}{
-		{12.345, "USD"},  // more decimals than USD has
+		{12.345, "USD"},   // more decimals than USD has
 		{"10.001", "EUR"}, // same, as a string
 		{1.5, "JPY"},      // JPY has none
 		{-5.0, "USD"},
