@@ -120,13 +120,17 @@ func newBridge(t testing.TB, p *authservertest.Platform, rt http.RoundTripper, t
 
 // startStdio serves b over pipes and connects a go-sdk client.
 func startStdio(t testing.TB, b *bridge.Bridge) *mcp.ClientSession {
+	return startStdioWith(t, b, nil)
+}
+
+func startStdioWith(t testing.TB, b *bridge.Bridge, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c2sR, c2sW := io.Pipe()
 	s2cR, s2cW := io.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- b.ServeStdio(ctx, c2sR, s2cW) }()
-	client := mcp.NewClient(&mcp.Implementation{Name: "bridge-test-agent", Version: "1.0.0"}, nil)
+	client := mcp.NewClient(&mcp.Implementation{Name: "bridge-test-agent", Version: "1.0.0"}, opts)
 	cs, err := client.Connect(ctx, &mcp.IOTransport{Reader: s2cR, Writer: c2sW}, nil)
 	if err != nil {
 		cancel()
