@@ -22,8 +22,8 @@ import (
 
 // wireCall is one request the recording transport saw.
 type wireCall struct {
-	Path, Tool     string
-	APIKey, Bearer bool
+	Path, Tool             string
+	APIKey, Bearer, Signed bool
 }
 
 // recorder records which credentials went on each platform request.
@@ -34,7 +34,8 @@ type recorder struct {
 
 func (rt *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	w := wireCall{Path: r.URL.Path, APIKey: r.Header.Get("X-API-Key") != "",
-		Bearer: strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")}
+		Bearer: strings.HasPrefix(r.Header.Get("Authorization"), "Bearer "),
+		Signed: r.Header.Get("Signature-Input") != "" && r.Header.Get("Signature") != ""}
 	if r.Body != nil {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/ucpbridge/ucpbridge/authserver/authservertest"
+	"github.com/ucpbridge/ucpbridge/bridge"
 )
 
 var staticTools = []string{"search_products", "lookup_products", "view_product", "get_product_global", "create_cart", "update_cart",
@@ -228,8 +229,33 @@ func TestStdioNoBuyer(t *testing.T) {
 	if !res.IsError {
 		t.Fatalf("unknown checkout: %s", text(res))
 	}
+	res = h.call(t, "create_cart", map[string]any{"store_slug": "flower-shop", "items": lines("bouquet_roses", 0)})
+	if !res.IsError {
+		t.Fatalf("quantity 0 passed the input schema: %s", text(res))
+	}
 	res = h.call(t, "create_cart", map[string]any{"items": lines("bouquet_roses", 1)})
 	if !res.IsError || !strings.Contains(text(res), "store_slug is required") {
 		t.Fatalf("no store: %s", text(res))
+	}
+}
+
+// TestStdioSignedRequests: with SignRequests the bridge signs every
+// platform request (RFC 9421) with the key its profile publishes, and the
+// platform accepts them through a whole purchase.
+func TestStdioSignedRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the platform")
+	}
+	h := startHarness(t, harnessOptions{allowance: &authservertest.DefaultAllowance,
+		config: func(c *bridge.Config) { c.SignRequests = true }})
+	co := h.ok(t, "create_checkout", map[string]any{"store_slug": "flower-shop", "items": lines("bouquet_roses", 1)})
+	pr := h.ok(t, "confirm_purchase", map[string]any{"store_slug": "flower-shop", "checkout_id": co["id"]})
+	if pr["outcome"] != "completed" {
+		t.Fatalf("signed purchase: %v", pr)
+	}
+	for _, w := range h.rt.since(0) {
+		if strings.HasSuffix(w.Path, "/mcp") && !w.Signed {
+			t.Errorf("%s %s not signed", w.Path, w.Tool)
+		}
 	}
 }
