@@ -47,7 +47,7 @@ A day is a calendar day in UTC (00:00 to 24:00 UTC); it is now {{.Now}}.</p>
 {{if not .Agents}}<p class="box">No agent is connected to your account.</p>{{end}}
 {{range .Agents}}<section class="box" id="agent-{{.ClientID}}">
 <h2>{{.Name}}</h2>
-<p class="muted">Client: <span class="host">{{.Host}}</span>{{if .CIMD}} (identified by its metadata document){{end}}<br>Authorized {{.Since}}</p>
+<p class="muted">Client: <span class="host">{{.Host}}</span>{{if .CIMD}} (identified by its metadata document){{end}}{{if .SelfRegistered}} (unverified, self-registered){{end}}<br>Authorized {{.Since}}</p>
 {{if .Error}}<div class="box err" role="alert">{{.Error}}</div>{{end}}
 <strong>It can:</strong><ul>{{range .Scopes}}<li>{{.Description}} <small>({{.Name}})</small></li>{{end}}</ul>
 {{if .Allowance}}<table>
@@ -99,9 +99,12 @@ type accountView struct {
 type agentView struct {
 	ClientID, Name, Host string
 	CIMD                 bool
-	Since                string
-	Scopes               []Scope
-	Error                string
+	// SelfRegistered: the client registered itself (RFC 7591), so its
+	// name is unverified.
+	SelfRegistered bool
+	Since          string
+	Scopes         []Scope
+	Error          string
 
 	Allowance                          bool
 	AllowanceID                        string
@@ -243,6 +246,7 @@ func (s *Server) describeClient(ctx context.Context, v *agentView) error {
 	if c.Name != "" {
 		v.Name = c.Name
 	}
+	v.SelfRegistered = c.SelfRegistered()
 	return nil
 }
 

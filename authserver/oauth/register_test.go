@@ -118,6 +118,11 @@ func TestRegisterMcpRemote(t *testing.T) {
 	if err != nil || tok.RefreshToken == "" {
 		t.Fatalf("token %+v %v", tok, err)
 	}
+	// The buyer's own page flags it too.
+	if status, _, page, _ := b.open(e.url(oauth.PathAccount)); status != 200 || !strings.Contains(page, "MCP CLI Proxy") ||
+		!strings.Contains(page, "(unverified, self-registered)") {
+		t.Fatalf("account page %d: %s", status, page)
+	}
 	// A scope outside what it registered is refused.
 	conf2 := e.oauth2Config(r.ClientID, "http://localhost:40123/oauth/callback", "orders:read")
 	status, _, page, res2 := newBrowser(t).open(conf2.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
