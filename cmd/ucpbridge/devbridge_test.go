@@ -41,7 +41,8 @@ func bannerURL(t *testing.T, r *running, re *regexp.Regexp) string {
 // ready mcp-remote line and desktop config; an MCP client that registers
 // itself (RFC 7591, as mcp-remote does) signs the buyer in for the
 // bridge's resource through the consent page and shops through the
-// bridge, which exchanges the buyer's token with the demo platform key.
+// bridge, which exchanges the buyer's token with the demo platform key:
+// account tools, a card purchase within the allowance, one over it.
 func TestDevBridge(t *testing.T) {
 	t.Parallel()
 	d := startDev(t)
@@ -103,7 +104,7 @@ func TestDevBridge(t *testing.T) {
 		RedirectURL: "http://localhost:43118/oauth/callback",
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
 			loc, err := p.SignIn(ctx, args.URL, &authservertest.Consent{
-				Allowance: &authservertest.Allowance{MaxPerOrder: "40", DailyCap: "100", Currency: "EUR", Days: 7}})
+				Allowance: &authservertest.Allowance{MaxPerOrder: "100", DailyCap: "200", Currency: "EUR", Days: 7}})
 			if err != nil {
 				return nil, err
 			}
@@ -133,6 +134,50 @@ func TestDevBridge(t *testing.T) {
 	res, err = s.CallTool(ctx, &mcp.CallToolParams{Name: "get_connection_status", Arguments: map[string]any{}})
 	if err != nil || res.IsError || !strings.Contains(toolText(res), `"buyer_connected":true`) {
 		t.Fatalf("get_connection_status: %v %s\n%s", err, toolText(res), d.logs)
+	}
+	// Listing discovers the buyer's account tools at the platform, and
+	// one answers with the buyer's account.
+	tools, err := s.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatalf("tools/list: %v", err)
+	}
+	names := map[string]bool{}
+	for _, tl := range tools.Tools {
+		names[tl.Name] = true
+	}
+	for _, n := range []string{"search_products", "confirm_purchase", "get_buyer_context"} {
+		if !names[n] {
+			t.Fatalf("no %s among %v", n, names)
+		}
+	}
+	res, err = s.CallTool(ctx, &mcp.CallToolParams{Name: "get_buyer_context", Arguments: map[string]any{}})
+	if err != nil || res.IsError || !strings.Contains(toolText(res), "Ada") {
+		t.Fatalf("get_buyer_context: %v %s", err, toolText(res))
+	}
+	// A purchase on the buyer's saved card within the allowance: the
+	// store verifies the bridge's mandates against the agent profile the
+	// bridge serves on its own listener. Then one over the cap.
+	purchase := func(qty int) map[string]any {
+		t.Helper()
+		res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "create_checkout", Arguments: map[string]any{"store_slug": "flower-shop",
+			"items": []any{map[string]any{"id": "bouquet_roses", "quantity": qty}}}})
+		var co struct{ ID string }
+		if err != nil || res.IsError || json.Unmarshal([]byte(mustMarshal(t, res.StructuredContent)), &co) != nil || co.ID == "" {
+			t.Fatalf("create_checkout: %v %s", err, toolText(res))
+		}
+		res, err = s.CallTool(ctx, &mcp.CallToolParams{Name: "confirm_purchase", Arguments: map[string]any{"store_slug": "flower-shop", "checkout_id": co.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		json.Unmarshal([]byte(mustMarshal(t, res.StructuredContent)), &out)
+		return out
+	}
+	if out := purchase(1); out["outcome"] != "completed" || out["order_id"] == "" {
+		t.Fatalf("purchase: %v\n%s", out, d.logs)
+	}
+	if out := purchase(9); out["outcome"] != "allowance_refused" {
+		t.Fatalf("over the cap: %v", out)
 	}
 	// Neither the platform nor the bridge logged the buyer's bearer.
 	s.Close()
@@ -170,6 +215,15 @@ func (b *bearerLog) all() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.seen)
+}
+
+func mustMarshal(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func toolText(res *mcp.CallToolResult) string {
