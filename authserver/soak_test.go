@@ -113,10 +113,19 @@ func TestSoakRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	sweeps := make(chan store.SweepStats, 1000)
+	type span struct{ from, to time.Time }
+	var (
+		spansMu sync.Mutex
+		spans   []span // when each sweep ran
+	)
 	cfg := authserver.Config{Store: st, Keys: &shop.MemoryKeys{}, Dev: true, DisableRateLimits: true,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Retention: store.Retention{TokenGrace: grace}, SweepInterval: interval,
 		OnSweep: func(s store.SweepStats) {
+			end := time.Now()
+			spansMu.Lock()
+			spans = append(spans, span{end.Add(-s.Duration), end})
+			spansMu.Unlock()
 			select {
 			case sweeps <- s:
 			default:
@@ -230,6 +239,33 @@ wrk.headers["Authorization"] = "Basic `+auth+`"
 		all[i] = s.d
 	}
 	t.Logf("run: %s, %d errors", latencies(all, elapsed), errs)
+	// Requests that began while a sweep ran against the others, in the
+	// same run: a comparison the machine's other load affects alike.
+	spansMu.Lock()
+	var during, outside []time.Duration
+	var sweeping time.Duration
+	for _, sp := range spans {
+		sweeping += sp.to.Sub(sp.from)
+	}
+	for _, smp := range samples {
+		in := false
+		for _, sp := range spans {
+			if !smp.at.Before(sp.from) && smp.at.Before(sp.to) {
+				in = true
+				break
+			}
+		}
+		if in {
+			during = append(during, smp.d)
+		} else {
+			outside = append(outside, smp.d)
+		}
+	}
+	spansMu.Unlock()
+	if len(spans) > 0 {
+		t.Logf("begun while sweeping (%v in all): %s", sweeping.Round(time.Millisecond), latencies(during, sweeping))
+		t.Logf("begun while not sweeping: %s", latencies(outside, elapsed-sweeping))
+	}
 	var swept store.SweepStats
 	swept.Deleted = map[string]int64{}
 	var n int
