@@ -234,6 +234,31 @@ func carryOver(body *checkoutBody, cur *ucp.Checkout) {
 	}
 }
 
+// selectFulfillment applies a flat option/destination choice to the
+// fulfillment carried over from the checkout (its destinations kept).
+func selectFulfillment(body *checkoutBody, f *fulfillmentIn) {
+	if body.Fulfillment == nil {
+		body.Fulfillment = fulfillmentBody(nil, f)
+		return
+	}
+	methods, _ := body.Fulfillment["methods"].([]any)
+	for _, m := range methods {
+		mm, ok := m.(map[string]any)
+		if !ok {
+			continue
+		}
+		if f.SelectedOptionID != "" {
+			mm["groups"] = []any{map[string]any{"selected_option_id": f.SelectedOptionID}}
+		}
+		if f.SelectedDestinationID != "" {
+			mm["selected_destination_id"] = f.SelectedDestinationID
+		}
+	}
+	if len(methods) == 0 {
+		body.Fulfillment = fulfillmentBody(nil, f)
+	}
+}
+
 func checkoutSummary(raw json.RawMessage) string {
 	var v struct {
 		ID          string `json:"id"`
@@ -333,12 +358,17 @@ func (b *Bridge) checkoutTools() {
 			if err := json.Unmarshal(curRaw, &cur); err != nil {
 				return nil, &ucpclient.ProtocolError{Op: "get_checkout", StatusCode: 200, Content: "the checkout does not decode"}
 			}
-			body := &checkoutBody{LineItems: lineItems(in.Items), Buyer: in.Buyer,
-				Fulfillment: fulfillmentBody(in.ShippingAddress, in.Fulfillment)}
+			body := &checkoutBody{LineItems: lineItems(in.Items), Buyer: in.Buyer}
+			if in.ShippingAddress != nil {
+				body.Fulfillment = fulfillmentBody(in.ShippingAddress, in.Fulfillment)
+			}
 			if len(in.DiscountCodes) > 0 {
 				body.Discounts = &ucpclient.DiscountCodes{Codes: in.DiscountCodes}
 			}
 			carryOver(body, &cur)
+			if in.ShippingAddress == nil && in.Fulfillment != nil {
+				selectFulfillment(body, in.Fulfillment)
+			}
 			var raw json.RawMessage
 			if tg.biz != nil {
 				raw, err = resourceOf(tg.biz.UpdateCheckout(ctx, in.ID, body))

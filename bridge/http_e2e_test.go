@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -223,7 +224,9 @@ func TestHTTPFrontEndToEnd(t *testing.T) {
 		t.Fatalf("sign-ins: %d", len(authURLs))
 	}
 	au, _ := url.Parse(authURLs[0])
-	if au.Query().Get("resource") != e.url || au.Query().Get("scope") != "purchase:complete orders:read" ||
+	scopes := strings.Fields(au.Query().Get("scope"))
+	slices.Sort(scopes)
+	if au.Query().Get("resource") != e.url || strings.Join(scopes, " ") != "orders:read purchase:complete" ||
 		!strings.HasPrefix(authURLs[0], e.p.AuthorizeURL) {
 		t.Fatalf("authorization URL %s", authURLs[0])
 	}

@@ -128,7 +128,11 @@ func (b *Bridge) toolError(ctx context.Context, tool string, err error) *ToolErr
 		b.log.Info("bridge: upstream refusal", "tool", tool, "status", pe.StatusCode, "code", pe.Code, "request_id", pe.RequestID)
 		return te
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return &ToolError{Code: "timeout", Message: tool + " did not finish in time.", NextStep: "Read the resource again before retrying a purchase."}
+		next := "Read the checkout again (view_checkout) before retrying a purchase."
+		if tool == "connect_account" {
+			next = "The buyer did not finish signing in in time; call connect_account again."
+		}
+		return &ToolError{Code: "timeout", Message: tool + " did not finish in time.", NextStep: next}
 	}
 	b.log.Error("bridge: tool failed", "tool", tool, "err", err)
 	return &ToolError{Code: "internal_error", Message: tool + " failed on the bridge's side.", NextStep: "Retry once; if it fails again, tell the buyer."}

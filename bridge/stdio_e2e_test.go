@@ -151,6 +151,13 @@ func TestStdioCrypto(t *testing.T) {
 	if co["id"] == "" || co["currency"] != "USD" {
 		t.Fatalf("checkout: %v", co)
 	}
+	// update_checkout changes only what it is given: express shipping, same line.
+	up := h.ok(t, "update_checkout", map[string]any{"store_slug": "energy-sport", "id": co["id"],
+		"fulfillment": map[string]any{"selected_option_id": "express"}})
+	if js := mustJSON(t, up); !strings.Contains(js, `"selected_option_id":"express"`) || !strings.Contains(js, "rr2-10") ||
+		!strings.Contains(js, "Boulder") {
+		t.Fatalf("update_checkout: %s", js)
+	}
 	choose := h.ok(t, "confirm_purchase", map[string]any{"store_slug": "energy-sport", "checkout_id": co["id"]})
 	if choose["outcome"] != "payment_selection_required" || len(choose["rails"].([]any)) != 2 ||
 		!strings.Contains(choose["next_step"].(string), "artos.crypto") {

@@ -180,7 +180,7 @@ var (
 		"limit":  obj{"type": "integer", "minimum": 1, "maximum": 100},
 		"cursor": obj{"type": "string", "maxLength": 1024, "description": "pagination.cursor of the previous page."},
 	})
-	productsOut = openObject(obj{"products": obj{"type": "array", "items": obj{"type": "object"}},
+	productsOut = openObject(obj{"products": obj{"type": []string{"array", "null"}, "items": obj{"type": "object"}},
 		"pagination": obj{"type": "object"}, "messages": messagesOut}, "products")
 	productOut = openObject(obj{"product": obj{"type": "object"}, "messages": messagesOut}, "product")
 )
