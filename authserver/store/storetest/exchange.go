@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,5 +151,43 @@ func testSelfRegisteredClients(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound, "consent of a deleted client")
 	if _, err := s.Client(ctx, "op"); err != nil {
 		t.Fatalf("another client went too: %v", err)
+	}
+}
+
+// testExchangeRacesRevocation: exchanges stored while the grant is being
+// revoked never leave a live token behind, whichever commits first.
+func testExchangeRacesRevocation(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	f := redeemed(t, s)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		saved [][]byte
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x := exchanged(t, f, "plat-b", t0.Add(30*time.Minute))
+			if err := s.SaveAccessToken(ctx, x); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			saved = append(saved, x.Hash)
+			mu.Unlock()
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.RevokeGrant(ctx, f.grant.ID, t0); err != nil {
+			t.Error(err)
+		}
+	}()
+	wg.Wait()
+	for _, h := range saved {
+		_, err := s.AccessToken(ctx, h, t0)
+		wantErr(t, err, store.ErrRevoked, "exchanged token saved during the grant's revocation")
 	}
 }

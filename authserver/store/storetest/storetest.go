@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Resources", testResources},
 		{"ExchangedTokens", testExchangedTokens},
 		{"SelfRegisteredClients", testSelfRegisteredClients},
+		{"ExchangeRacesRevocation", testExchangeRacesRevocation},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
