@@ -167,6 +167,9 @@ func (s *Server) checkRegistration(m *registration) (*store.Client, *oauthError)
 	if len([]rune(name)) > maxClientName || !store.ValidText(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
 		return nil, errClientMetadata(fmt.Sprintf("client_name must be at most %d printable characters", maxClientName))
 	}
+	if name == "" {
+		name = "Unnamed app" // the consent page names every client
+	}
 	// Scopes this server does not know (openid, profile, …) are dropped,
 	// not refused: clients send them by habit. What is kept bounds what
 	// the client may ask buyers for.

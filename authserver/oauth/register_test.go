@@ -210,7 +210,8 @@ func TestRegisterRefusals(t *testing.T) {
 	}
 	// What is accepted: each loopback host, any port or none, defaults.
 	for _, uri := range []string{"http://localhost/cb", "http://127.0.0.1:8080/oauth/callback", "http://[::1]:9/x?y=1", "http://localhost"} {
-		if r := e.register(body(uri)); r.Status != 201 || fmt.Sprint(r.GrantTypes) != "[authorization_code]" || r.Scope != "" {
+		if r := e.register(body(uri)); r.Status != 201 || fmt.Sprint(r.GrantTypes) != "[authorization_code]" || r.Scope != "" ||
+			r.ClientName != "Unnamed app" {
 			t.Errorf("redirect %q: %d %s %s %v", uri, r.Status, r.Error, r.Description, r.GrantTypes)
 		}
 	}
