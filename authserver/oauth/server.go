@@ -2,12 +2,15 @@
 // authorization code with mandatory PKCE S256, rotating single-use refresh
 // tokens with a grace window, client_credentials, CIMD client ids, a
 // server-rendered consent page with buyer sign-in and spend allowances,
-// revocation (RFC 7009), introspection (RFC 7662) and metadata (RFC 8414).
+// revocation (RFC 7009), introspection (RFC 7662), metadata (RFC 8414),
+// token exchange for platforms' bridges (RFC 8693) and, when enabled,
+// dynamic registration of local agents (RFC 7591/7592).
 //
 // One file per flow: clientauth.go (client authentication, platform API
 // keys), authorize.go (the authorization request), consent.go and
-// cookies.go (sign-in and consent), metadata.go, token*.go (the grants),
-// revoke.go and introspect.go.
+// cookies.go (sign-in and consent), metadata.go, token*.go (the grants,
+// token_exchange.go among them), resources.go (the protected resources
+// platform applications run), register.go, revoke.go and introspect.go.
 //
 // Access tokens are opaque (ucpb_at_…), stored as SHA-256 hashes, and
 // validated with one indexed read (ValidateAccessToken), so revocation
