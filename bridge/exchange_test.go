@@ -347,7 +347,9 @@ func TestExchangeOtherFailuresAreNotTheTokensFault(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			a.mu.Lock()
 			a.answer = tc.answer
+			a.mu.Unlock()
 			ex := newTestExchanger(t, a, nil)
 			if tc.name == "invalid_client" {
 				ex = newTestExchanger(t, a, func(o *ExchangeOptions) { o.ClientSecret = "wrong" })
@@ -364,7 +366,9 @@ func TestExchangeOtherFailuresAreNotTheTokensFault(t *testing.T) {
 			}
 		})
 	}
+	a.mu.Lock()
 	a.answer = nil
+	a.mu.Unlock()
 
 	// Unreachable endpoint: a transport error, not a refusal.
 	dead := httptest.NewServer(http.NotFoundHandler())
@@ -456,5 +460,35 @@ func TestNewExchangerValidates(t *testing.T) {
 		if _, err := NewExchanger(o); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
+	}
+}
+
+// BenchmarkExchangeCached is the per-request cost of the front's token
+// check once a bearer's exchange is cached (hash, LRU lookup, copy).
+func BenchmarkExchangeCached(b *testing.B) {
+	a := &fakeAS{id: "plat", sec: "s", revoked: map[string]bool{}, issued: map[string]string{}, expiresIn: 3600}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", a.token)
+	a.srv = httptest.NewServer(mux)
+	defer a.srv.Close()
+	ex, err := NewExchanger(ExchangeOptions{TokenURL: a.srv.URL + "/token", ClientID: a.id, ClientSecret: a.sec})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	subject := "good-" + strings.Repeat("x", 40)
+	if _, err := ex.Exchange(ctx, subject); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := ex.Exchange(ctx, subject); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	if a.count() != 1 {
+		b.Fatalf("%d exchanges", a.count())
 	}
 }
