@@ -492,3 +492,33 @@ func BenchmarkExchangeCached(b *testing.B) {
 		b.Fatalf("%d exchanges", a.count())
 	}
 }
+
+// TestExchangeMaxInFlight: distinct bearers beyond MaxInFlight wait for a
+// slot instead of all hitting the token endpoint at once.
+func TestExchangeMaxInFlight(t *testing.T) {
+	a := newFakeAS(t)
+	a.hold = make(chan struct{})
+	ex := newTestExchanger(t, a, func(o *ExchangeOptions) { o.MaxInFlight = 1 })
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range 3 {
+		wg.Go(func() { _, errs[i] = ex.Exchange(context.Background(), fmt.Sprintf("good-%d", i)) })
+	}
+	for a.count() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := a.count(); n != 1 {
+		t.Fatalf("%d exchanges in flight, bound 1", n)
+	}
+	close(a.hold)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	if a.count() != 3 {
+		t.Fatalf("%d exchanges", a.count())
+	}
+}
