@@ -171,7 +171,8 @@ func (b *Bridge) MCPServer() *server.MCPServer { return b.srv }
 
 // ServeStdio serves MCP over in and out until ctx ends or in is closed.
 // The buyer comes from Config.TokenFile (refreshed on expiry, rotations
-// saved) and connect_account signs one in.
+// saved) and connect_account signs one in. mcp-go keeps one stdio session
+// per process, so serve one stdio stream at a time.
 func (b *Bridge) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err := b.loadStdioBuyer(ctx); err != nil {
 		b.log.Warn("bridge: buyer token file not usable; connect_account signs the buyer in", "err", err)

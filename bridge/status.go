@@ -37,7 +37,7 @@ func (b *Bridge) statusTools() {
 		openObject(obj{"platform_key": obj{"type": "boolean"}, "buyer_connected": obj{"type": "boolean"},
 			"transport": obj{"type": "string", "enum": []string{"stdio", "http"}}, "how_to_connect": obj{"type": "string"},
 			"buyer": obj{"type": "object"}, "buyer_error": obj{"type": "string"}}, "platform_key", "buyer_connected", "transport"),
-		annotations("Connection status", true, false, true, false)),
+		annotations("Connection status", true, false, true, true)),
 		func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			st := &ConnectionStatus{PlatformKey: b.cfg.APIKey != "", Transport: "http"}
 			if isStdio(ctx) {
