@@ -30,10 +30,11 @@ type Retention struct {
 	// end, so a replay of any of them is recognised as reuse.
 	RevokedRetention time.Duration
 	// BatchSize is how many rows one delete transaction removes (default
-	// 500): small enough that the lock it holds is brief.
+	// 100): small enough that the lock it holds is brief (a few
+	// milliseconds on SQLite, which has one writer).
 	BatchSize int
-	// MaxBatches bounds the batches per table in one sweep (default 1000);
-	// a sweep that reaches it reports More.
+	// MaxBatches bounds the batches per table in one sweep (default
+	// 5000); a sweep that reaches it reports More.
 	MaxBatches int
 }
 
@@ -42,8 +43,8 @@ const (
 	DefaultTokenGrace       = 5 * time.Minute
 	DefaultCodeRetention    = time.Hour
 	DefaultRevokedRetention = 24 * time.Hour
-	DefaultSweepBatch       = 500
-	DefaultSweepMaxBatches  = 1000
+	DefaultSweepBatch       = 100
+	DefaultSweepMaxBatches  = 5000
 )
 
 // WithDefaults returns r with zero fields set to the defaults, or an
