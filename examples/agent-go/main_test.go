@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -257,4 +258,31 @@ func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// TestRunStdioCommand spawns the real `ucpbridge bridge --stdio` (built
+// from ./cmd/ucpbridge) as -stdio does, with the buyer's tokens in its
+// token file, and buys through it.
+func TestRunStdioCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "ucpbridge")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/ucpbridge")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	p := authservertest.Start(t, nil)
+	cfg := baseConfig()
+	cfg.Command = []string{bin, "bridge", "--stdio", "--platform", p.URL, "--api-key", p.PlatformKey,
+		"--addr", "127.0.0.1:0", "--client-id", p.AgentClientID, "--token-file", buyerFile(t, p)}
+	var out bytes.Buffer
+	if err := run(testCtx(t), cfg, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !orderLine.MatchString(out.String()) {
+		t.Fatalf("%s", out.String())
+	}
 }
