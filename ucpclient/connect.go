@@ -311,18 +311,24 @@ func Connect(ctx context.Context, opts ConnectOptions) (*oauth2.Token, error) {
 			return
 		}
 		res := checkCallback(r.URL.Query(), state, md)
-		select {
-		case results <- res:
-		default: // a second redirect: the first one decided
-		}
+		// The page is written before the result is handed over: once
+		// Connect has it, it shuts the listener down, and the browser
+		// must not see a reset connection instead of the page.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		if res.err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			fmt.Fprintln(w, "Sign-in failed. You can close this window.")
-			return
+		} else {
+			fmt.Fprintln(w, "Signed in. You can close this window.")
 		}
-		fmt.Fprintln(w, "Signed in. You can close this window.")
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		select {
+		case results <- res:
+		default: // a second redirect: the first one decided
+		}
 	})}
 	go srv.Serve(ln)
 	defer srv.Close()
@@ -336,10 +342,14 @@ func Connect(ctx context.Context, opts ConnectOptions) (*oauth2.Token, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("ucpclient: Connect: waiting for the sign-in: %w", ctx.Err())
 	}
+	// Let the callback's response finish (Shutdown waits for it; Close
+	// would cut it), but never wait long for a browser.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	srv.Shutdown(sctx)
+	cancel()
 	if got.err != nil {
 		return nil, got.err
 	}
-	srv.Close()
 
 	xctx := context.WithValue(ctx, oauth2.HTTPClient, client)
 	exOpts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}

@@ -381,3 +381,44 @@ func TestConnectAuthservertestIssuer(t *testing.T) {
 		t.Fatalf("token %+v", tok)
 	}
 }
+
+// TestConnectCallbackPageArrives: a real browser follows the redirect on
+// its own, while Connect goes on with the code. The sign-in page must
+// still reach it whole: Connect used to close the listener as soon as it
+// had the code, and the browser got a reset connection instead.
+func TestConnectCallbackPageArrives(t *testing.T) {
+	as := newConnectFakeAS(t)
+	for i := range 20 {
+		page := make(chan error, 1)
+		browser := func(authURL string) error {
+			go func() {
+				noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+				res, err := noRedirect.Get(authURL)
+				if err != nil {
+					page <- err
+					return
+				}
+				res.Body.Close()
+				res, err = http.Get(res.Header.Get("Location"))
+				if err != nil {
+					page <- err
+					return
+				}
+				body, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err == nil && !strings.Contains(string(body), "Signed in") {
+					err = fmt.Errorf("page %q", body)
+				}
+				page <- err
+			}()
+			return nil
+		}
+		if _, err := ucpclient.Connect(t.Context(), ucpclient.ConnectOptions{ClientID: "agent", Issuer: as.URL, AllowLoopback: true,
+			OpenBrowser: browser}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-page; err != nil {
+			t.Fatalf("attempt %d: the browser did not get the page: %v", i, err)
+		}
+	}
+}
