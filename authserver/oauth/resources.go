@@ -119,6 +119,11 @@ func (s *Server) resourceOwner(ctx context.Context, resource string) (string, *o
 	if u, err := url.Parse(resource); err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(resource, "#") {
 		return "", target("resource must be an absolute URI without fragment")
 	}
+	if s.platformAPIResource(resource) {
+		// The platform API's own, whatever a store-only registration
+		// recorded: no platform application runs it.
+		return "", nil
+	}
 	owner, err := s.cfg.Store.ResourceOwner(ctx, resource)
 	switch {
 	case err == nil:

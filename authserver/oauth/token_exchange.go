@@ -88,6 +88,11 @@ func (s *Server) grantTokenExchange(r *http.Request, c *client) (*tokenResponse,
 		return nil, errInvalidGrant("subject_token was issued by token exchange; exchange the original token")
 	case sub.Resource == "":
 		return nil, errInvalidGrant("subject_token was issued for no resource; only tokens for this client's own resource may be exchanged")
+	case s.platformAPIResource(sub.Resource):
+		// A token for the platform API itself is never a bridge's, even
+		// if a store-only registration (client add --resource) recorded
+		// one of its URLs for a platform.
+		return nil, errInvalidGrant("subject_token was issued for the platform API, not for a resource this client runs")
 	}
 	owner, err := s.cfg.Store.ResourceOwner(ctx, sub.Resource)
 	switch {
