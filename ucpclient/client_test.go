@@ -230,6 +230,17 @@ func TestResultsAndTypedErrors(t *testing.T) {
 	if !errors.As(err, &pe) || pe.StatusCode != 403 || pe.Code != "wrong_store" || pe.RequestID == "" {
 		t.Fatalf("HTTP error = %#v", err)
 	}
+	// HTTP 400 whose body is a JSON-RPC error (a schema violation): the
+	// message reaches the caller.
+	f.answer = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"jsonrpc":"2.0","id":"x","error":{"code":-32602,"message":"invalid params: /checkout/fulfillment/methods/0/line_item_ids: got null, want array"}}`)
+		return true
+	}
+	_, err = c.CallStoreTool(ctx, "tea", "create_checkout", map[string]any{"checkout": map[string]any{}})
+	if !errors.As(err, &pe) || pe.StatusCode != 400 || pe.RPCCode != -32602 || !strings.Contains(err.Error(), "line_item_ids: got null") {
+		t.Fatalf("HTTP 400 JSON-RPC error = %v (%#v)", err, err)
+	}
 	// A business error envelope is a result from tool calls ...
 	f.answer = func(w http.ResponseWriter, r *http.Request, n int) bool {
 		io.WriteString(w, `{"jsonrpc":"2.0","id":"x","result":{"structuredContent":{"ucp":{"status":"error"},"messages":[{"code":"out_of_stock"}]}}}`)

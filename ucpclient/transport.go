@@ -310,6 +310,18 @@ func (c *Client) callTool(ctx context.Context, cl *call, name string, arguments 
 func protocolError(op string, res *response) *ProtocolError {
 	pe := &ProtocolError{Op: op, StatusCode: res.status, RequestID: res.requestID, Body: res.body}
 	pe.Code, pe.Content = ucpCode(res.body)
+	// An MCP endpoint may answer a bad call with an HTTP error whose body
+	// is still a JSON-RPC error (our stores do for schema violations):
+	// its message is what tells the caller what to fix.
+	var rpc struct {
+		Error *struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(res.body, &rpc) == nil && rpc.Error != nil && rpc.Error.Code != 0 {
+		pe.RPCCode, pe.RPCMessage = rpc.Error.Code, rpc.Error.Message
+	}
 	return pe
 }
 

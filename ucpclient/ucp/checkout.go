@@ -167,8 +167,8 @@ type Fulfillment struct {
 // FulfillmentMethod is one way lines reach the buyer.
 type FulfillmentMethod struct {
 	ID                    string             `json:"id"`
-	Type                  string             `json:"type"` // shipping|pickup
-	LineItemIDs           []string           `json:"line_item_ids"`
+	Type                  string             `json:"type"`                    // shipping|pickup
+	LineItemIDs           []string           `json:"line_item_ids,omitempty"` // omitted, not null, when a request leaves it out
 	Destinations          []Destination      `json:"destinations,omitempty"`
 	SelectedDestinationID string             `json:"selected_destination_id,omitempty"`
 	Groups                []FulfillmentGroup `json:"groups,omitempty"`
