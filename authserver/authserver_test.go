@@ -73,6 +73,19 @@ func TestPlatform(t *testing.T) {
 	if code, _, b := call(t, "GET", order, "", key...); code != 200 || !strings.Contains(string(b), c.ID) {
 		t.Fatalf("order: %d %s", code, b)
 	}
+	// The store's merchant reads it with its store-bound token and no
+	// UCP-Agent (it is the business's own automation, not a platform); a
+	// platform still names its profile.
+	mt, err := cc.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, b := call(t, "GET", order, "", "UCP-Agent", "", "Authorization", "Bearer "+mt.AccessToken); code != 200 || !strings.Contains(string(b), c.ID) {
+		t.Fatalf("merchant order read without UCP-Agent: %d %s", code, b)
+	}
+	if code, _, b := call(t, "GET", order, "", append(key, "UCP-Agent", "")...); code != 400 || !strings.Contains(string(b), "invalid_profile_url") {
+		t.Fatalf("platform order read without UCP-Agent: %d %s", code, b)
+	}
 	if code, h, _ := call(t, "GET", order, "", "X-API-Key", p.PlatformID+".wrong"); code != 401 ||
 		!strings.Contains(h.Get("WWW-Authenticate"), `realm="`+p.URL+`"`) {
 		t.Fatalf("bad key: %d %v", code, h)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/ucpbridge/ucpbridge/authserver/guard"
 	"github.com/ucpbridge/ucpbridge/mandate"
 	"github.com/ucpbridge/ucpbridge/ucpclient/discovery"
 	"github.com/ucpbridge/ucpbridge/ucpclient/ucp"
@@ -160,8 +161,9 @@ func (n *negotiation) envelope(names ...string) *ucp.Envelope {
 
 // negotiate resolves the platform profile and intersects capabilities
 // (overview.md). Reads of the catalog and of the store's locations may
-// come without a UCP-Agent (anonymous browsing, as Artos allows);
-// everything else names a profile.
+// come without a UCP-Agent (anonymous browsing, as Artos allows), and so
+// may a merchant's read of its store's orders; everything else names a
+// profile.
 func (s *Service) negotiate(ctx context.Context, sh *shopInfo, req *Request, info opInfo) (*negotiation, *Reply) {
 	bp, err := s.businessProfile(ctx, sh)
 	if err != nil {
@@ -174,6 +176,12 @@ func (s *Service) negotiate(ctx context.Context, sh *shopInfo, req *Request, inf
 	}
 	if req.Agent == "" {
 		if info.bodyKey == "catalog" || info.bodyKey == "location" {
+			return own(), nil
+		}
+		// A store's merchant reading its own orders is the business's
+		// automation, not a platform: it has no profile to name. (The
+		// guard has already held its token to this store.)
+		if req.Op == OpGetOrder && req.Principal != nil && req.Principal.Kind == guard.KindMerchant && req.Principal.Store == req.Shop {
 			return own(), nil
 		}
 		return nil, protoErr(http.StatusBadRequest, rpcDiscovery, discovery.CodeInvalidProfileURL,

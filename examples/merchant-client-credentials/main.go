@@ -66,8 +66,8 @@ type config struct {
 	// they are checked against PublicURL's authority and path.
 	Listen    string
 	PublicURL string
-	// AgentProfile is the UCP profile URL sent in UCP-Agent when reading
-	// orders; "" sends the store's own profile.
+	// AgentProfile, when set, is a UCP profile URL sent in UCP-Agent when
+	// reading orders; "" sends none (a merchant's reads need none).
 	AgentProfile string
 	// OnReady, when set, is called once the webhook URL is registered,
 	// with the receiver's listening address.
@@ -81,7 +81,7 @@ func main() {
 	flag.StringVar(&cfg.ClientSecret, "client-secret", envOr("UCPBRIDGE_MERCHANT_SECRET", defaultSecret), "merchant client secret (env UCPBRIDGE_MERCHANT_SECRET)")
 	flag.StringVar(&cfg.Store, "store", defaultStore, "the merchant's store slug")
 	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:9999", "webhook receiver address")
-	flag.StringVar(&cfg.AgentProfile, "profile", "", "UCP profile URL sent in UCP-Agent when reading orders (default: the store's own)")
+	flag.StringVar(&cfg.AgentProfile, "profile", "", "UCP profile URL to send in UCP-Agent when reading orders (default: none; a merchant needs none)")
 	flag.StringVar(&cfg.PublicURL, "public-url", "", "URL to register when a tunnel or proxy fronts the receiver (default http://<listen>/orders)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -155,11 +155,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		}
 	}()
 
-	profile := cfg.AgentProfile
-	if profile == "" {
-		profile = keys.profileURL
-	}
-	rcv := &receiver{keys: keys, api: api, storeURL: storeURL, public: pu, agentProfile: profile, out: stdout, seen: map[string]bool{}}
+	rcv := &receiver{keys: keys, api: api, storeURL: storeURL, public: pu, agentProfile: cfg.AgentProfile, out: stdout, seen: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.Handle("POST "+pathOr(pu.Path), rcv)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
@@ -313,8 +309,8 @@ type receiver struct {
 	api      *http.Client
 	storeURL string
 	public   *url.URL
-	// agentProfile is sent in UCP-Agent when reading an order: the
-	// store's UCP API wants one on every call, a merchant's too.
+	// agentProfile, when set, is sent in UCP-Agent when reading an
+	// order. A merchant's own reads need none (it is not a platform).
 	agentProfile string
 	out          io.Writer
 
@@ -361,8 +357,11 @@ func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var order ucp.Order
-	if err := doJSON(r.Context(), rv.api, http.MethodGet, rv.storeURL+"/orders/"+url.PathEscape(ev.ID), nil, &order,
-		"UCP-Agent", `profile="`+rv.agentProfile+`"`); err != nil {
+	var hdr []string
+	if rv.agentProfile != "" {
+		hdr = []string{"UCP-Agent", `profile="` + rv.agentProfile + `"`}
+	}
+	if err := doJSON(r.Context(), rv.api, http.MethodGet, rv.storeURL+"/orders/"+url.PathEscape(ev.ID), nil, &order, hdr...); err != nil {
 		// Not acknowledged: the platform delivers it again later.
 		fmt.Fprintf(rv.out, "order %s: could not read it: %v\n", ev.ID, err)
 		refusal(w, http.StatusServiceUnavailable, "temporarily_unavailable", "could not read the order yet")
