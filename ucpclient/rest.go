@@ -118,6 +118,12 @@ func (b *Business) withID(ctx context.Context, tool, method, prefix, id, suffix 
 	if id == "" {
 		return nil, fmt.Errorf("ucpclient: rest.%s: empty id", tool)
 	}
+	if id == "." || id == ".." {
+		// PathEscape keeps them, and as a path segment they are
+		// dot-segments a server or proxy resolves (RFC 3986 §5.2.4):
+		// the call would reach another resource.
+		return nil, fmt.Errorf("ucpclient: rest.%s: invalid id %q", tool, id)
+	}
 	return b.resource(ctx, tool, method, prefix+url.PathEscape(id)+suffix, body, hasBody, opts)
 }
 
