@@ -164,7 +164,11 @@ func (s *Server) checkRegistration(m *registration) (*store.Client, *oauthError)
 		}
 	}
 	name := strings.TrimSpace(m.ClientName)
-	if len([]rune(name)) > maxClientName || !store.ValidText(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+	// Printable means letters, marks, numbers, punctuation, symbols and
+	// the ASCII space: no control, format (bidi overrides, zero-width),
+	// separator or private-use characters, which could make the name the
+	// consent page shows read as another app's.
+	if len([]rune(name)) > maxClientName || !store.ValidText(name) || strings.IndexFunc(name, notPrintable) >= 0 {
 		return nil, errClientMetadata(fmt.Sprintf("client_name must be at most %d printable characters", maxClientName))
 	}
 	if name == "" {
@@ -182,6 +186,8 @@ func (s *Server) checkRegistration(m *registration) (*store.Client, *oauthError)
 	return &store.Client{Type: store.ClientInstalled, Name: name, Role: store.RoleApp, RedirectURIs: redirects,
 		GrantTypes: slices.Compact(slices.Sorted(slices.Values(grants))), Scopes: scopes}, nil
 }
+
+func notPrintable(r rune) bool { return !unicode.IsPrint(r) }
 
 // checkLoopbackRedirect accepts http://localhost, http://127.0.0.1 and
 // http://[::1], with any real port or none, spelled exactly so (lower
