@@ -119,7 +119,10 @@ func purchaseResult(ctx context.Context, checkoutID string, o *ucpclient.Checkou
 		Code: o.Code, Message: o.Message, Messages: o.Messages}
 	if o.Checkout != nil {
 		pr.Total, pr.Currency = ucpclient.GrandTotal(o.Checkout), strings.ToUpper(o.Checkout.Currency)
-	} else if len(o.Raw) > 0 {
+	} else if len(o.Raw) > 0 && !ucpclient.IsUCPError(o.Raw) {
+		// Raw is a checkout here; a store's refusal is an error envelope
+		// with no total, where CurrencyOf would guess USD and the total
+		// read 0.
 		pr.Total, pr.Currency = ucpclient.GrandTotal(o.Raw), ucpclient.CurrencyOf(o.Raw)
 	}
 	if pr.Currency != "" {
@@ -175,18 +178,22 @@ func refusal(r *ucpclient.AllowanceRefusal, pr *PurchaseResult) (*refusalOut, st
 	if r.HasRemaining {
 		ro.Remaining = &r.Remaining
 	}
+	total, checkoutCurrency := "the total", "another currency"
+	if pr.TotalDisplay != "" {
+		total, checkoutCurrency = "the total "+pr.TotalDisplay, pr.Currency
+	}
 	var msg string
 	switch r.Limit {
 	case ucpclient.LimitMaxPerOrder:
-		msg = fmt.Sprintf("Refused: the total %s is over the buyer's per-order limit of %s for this agent.", pr.TotalDisplay, money(r.Max))
+		msg = fmt.Sprintf("Refused: %s is over the buyer's per-order limit of %s for this agent.", total, money(r.Max))
 	case ucpclient.LimitDailyCap:
-		msg = fmt.Sprintf("Refused: the total %s is over what remains of the buyer's daily cap of %s for this agent.", pr.TotalDisplay, money(r.Max))
+		msg = fmt.Sprintf("Refused: %s is over what remains of the buyer's daily cap of %s for this agent.", total, money(r.Max))
 	case ucpclient.LimitClientMaxSpend:
 		msg = "Refused by the agent's own spending ceiling."
 	case ucpclient.LimitExpiry:
 		msg = "Refused: the buyer's spending allowance for this agent has expired."
 	case ucpclient.LimitCurrency:
-		msg = "Refused: the buyer's allowance is in " + r.Currency + ", and this checkout is in " + pr.Currency + "."
+		msg = "Refused: the buyer's allowance is in " + r.Currency + ", and this checkout is in " + checkoutCurrency + "."
 	case ucpclient.LimitAllowance:
 		msg = "Refused: the buyer has not given this agent a spending allowance."
 	case ucpclient.LimitPaymentMandateID:
