@@ -223,6 +223,24 @@ func appendJSONString(b []byte, s string) []byte {
 // rpc posts one JSON-RPC request and decodes its response into result
 // (a pointer to a struct with the result's fields).
 func (c *Client) rpc(ctx context.Context, cl *call, method string, params []byte, result any) error {
+	var ok bool
+	err := c.rpcDecode(ctx, cl, method, params, func(data []byte) (bool, *rpcError, error) {
+		rr := struct {
+			Result present   `json:"result"`
+			Error  *rpcError `json:"error"`
+		}{Result: present{v: result}}
+		err := json.Unmarshal(data, &rr)
+		ok = rr.Result.ok
+		return ok, rr.Error, err
+	})
+	return err
+}
+
+// rpcDecode posts one JSON-RPC request; decode reads the response body in
+// one pass and reports whether it held a result, its error member, and a
+// decoding error.
+func (c *Client) rpcDecode(ctx context.Context, cl *call, method string, params []byte,
+	decode func(body []byte) (hasResult bool, rpcErr *rpcError, err error)) error {
 	cl.method, cl.body = http.MethodPost, c.rpcEnvelope(method, params)
 	res, err := c.send(ctx, cl)
 	if err != nil {
@@ -231,24 +249,21 @@ func (c *Client) rpc(ctx context.Context, cl *call, method string, params []byte
 	if res.status/100 != 2 {
 		return protocolError(cl.op, res)
 	}
-	rr := struct {
-		Result present   `json:"result"`
-		Error  *rpcError `json:"error"`
-	}{Result: present{v: result}}
-	if err := json.Unmarshal(res.body, &rr); err != nil {
+	hasResult, rpcErr, err := decode(res.body)
+	if err != nil {
 		pe := protocolError(cl.op, res)
 		pe.Content = "response is not JSON-RPC: " + err.Error()
 		return pe
 	}
-	if rr.Error != nil {
+	if rpcErr != nil {
 		pe := protocolError(cl.op, res)
-		pe.RPCCode, pe.RPCMessage = rr.Error.Code, rr.Error.Message
+		pe.RPCCode, pe.RPCMessage = rpcErr.Code, rpcErr.Message
 		if pe.Code == "" {
-			pe.Code, pe.Content = ucpCode(rr.Error.Data)
+			pe.Code, pe.Content = ucpCode(rpcErr.Data)
 		}
 		return pe
 	}
-	if !rr.Result.ok {
+	if !hasResult {
 		pe := protocolError(cl.op, res)
 		pe.Content = "JSON-RPC response has no result"
 		return pe
@@ -270,13 +285,14 @@ func (p *present) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, p.v)
 }
 
+// toolResult is a tools/call result. Content stays raw: it is read only
+// when the result is an error without structuredContent (on success it
+// repeats structuredContent as text, which would be unescaped for
+// nothing).
 type toolResult struct {
 	StructuredContent json.RawMessage `json:"structuredContent"`
 	IsError           bool            `json:"isError"`
-	Content           []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	} `json:"content"`
+	Content           json.RawMessage `json:"content"`
 }
 
 // callTool runs tools/call and returns result.structuredContent.
@@ -288,14 +304,30 @@ func (c *Client) callTool(ctx context.Context, cl *call, name string, arguments 
 	p = append(p, `,"arguments":`...)
 	p = append(p, arguments...)
 	p = append(p, '}')
-	var r toolResult
-	if err := c.rpc(ctx, cl, "tools/call", p, &r); err != nil {
+	var r *toolResult
+	// One pass over the body: the result decodes with the envelope (a
+	// result of null counts as none, as in rpc).
+	err := c.rpcDecode(ctx, cl, "tools/call", p, func(data []byte) (bool, *rpcError, error) {
+		var rr struct {
+			Result *toolResult `json:"result"`
+			Error  *rpcError   `json:"error"`
+		}
+		err := json.Unmarshal(data, &rr)
+		r = rr.Result
+		return r != nil, rr.Error, err
+	})
+	if err != nil {
 		return nil, err
 	}
 	if len(r.StructuredContent) == 0 || string(r.StructuredContent) == "null" {
 		pe := &ProtocolError{Op: cl.op, StatusCode: 200, Content: "tools/call result has no structuredContent"}
 		if r.IsError {
-			for _, ct := range r.Content {
+			var content []struct {
+				Type string `json:"type"`
+				Text string `json:"text"`
+			}
+			_ = json.Unmarshal(r.Content, &content)
+			for _, ct := range content {
 				if ct.Type == "text" {
 					pe.Content = ct.Text
 					break
