@@ -40,6 +40,7 @@ import (
 // Settings (environment): UCPBRIDGE_SOAK_SECONDS (default 120),
 // UCPBRIDGE_SOAK_SWEEP (a sweep interval; "off" runs no sweeper;
 // default 10s), UCPBRIDGE_SOAK_GRACE (Retention.TokenGrace, default 5s),
+// UCPBRIDGE_SOAK_BATCH (Retention.BatchSize, default the store's),
 // UCPBRIDGE_SOAK_WORKERS (default 16; 0 with UCPBRIDGE_SOAK_WRK=1 to
 // load with wrk alone, whose latency distribution is then printed),
 // UCPBRIDGE_SOAK_NOINDEX=1 (drop access_tokens_expires first: the
@@ -57,6 +58,7 @@ func TestSoakRetention(t *testing.T) {
 	}
 	seconds, _ := strconv.Atoi(env("UCPBRIDGE_SOAK_SECONDS", "120"))
 	workers, _ := strconv.Atoi(env("UCPBRIDGE_SOAK_WORKERS", "16"))
+	batch, _ := strconv.Atoi(env("UCPBRIDGE_SOAK_BATCH", "0")) // 0: the default
 	grace, err := time.ParseDuration(env("UCPBRIDGE_SOAK_GRACE", "5s"))
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +123,7 @@ func TestSoakRetention(t *testing.T) {
 	)
 	cfg := authserver.Config{Store: st, Keys: &shop.MemoryKeys{}, Dev: true, DisableRateLimits: true,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Retention: store.Retention{TokenGrace: grace}, SweepInterval: interval,
+		Retention: store.Retention{TokenGrace: grace, BatchSize: batch}, SweepInterval: interval,
 		OnSweep: func(s store.SweepStats) {
 			end := time.Now()
 			spansMu.Lock()

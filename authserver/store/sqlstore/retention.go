@@ -100,8 +100,9 @@ func (s *Store) sweepExpired(ctx context.Context, now time.Time, r store.Retenti
 			var picked int
 			// Counted only once the batch commits.
 			del := map[string]int64{}
-			began := time.Now()
+			var held time.Time // when the batch got the connection
 			err := s.inTx(ctx, func(tx *sql.Tx) error {
+				held = time.Now()
 				if err := s.sweepLock(ctx, tx); err != nil {
 					return err
 				}
@@ -129,10 +130,10 @@ func (s *Store) sweepExpired(ctx context.Context, now time.Time, r store.Retenti
 				break
 			}
 			// More to do: first leave the writer to the requests for as
-			// long as the batch held it. On SQLite (one writer) a sweep
+			// long as the batch held it. On SQLite (one writer) batches
 			// back to back took ~80% of write time and slowed token
-			// issuance ~5x while it ran (issue 13 soak).
-			if err := pause(ctx, time.Since(began)); err != nil {
+			// issuance ~5x while a sweep ran (issue 13 soak).
+			if err := pause(ctx, time.Since(held)); err != nil {
 				return err
 			}
 		}
