@@ -113,8 +113,18 @@ func TestClientAdd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := call("/s/flower-shop/orders/ord_nope", "Authorization", "Bearer "+tok.AccessToken); s != http.StatusBadRequest {
-		t.Fatalf("merchant at its store: HTTP %d", s)
+	// A store's own merchant needs no platform profile: past the guard,
+	// an unknown order is a UCP not_found envelope (HTTP 200).
+	req, _ := http.NewRequest("GET", base+"/s/flower-shop/orders/ord_nope", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"not_found"`) {
+		t.Fatalf("merchant at its store: HTTP %d %s", res.StatusCode, body)
 	}
 	if s := call("/s/kyoto-tea/orders/ord_nope", "Authorization", "Bearer "+tok.AccessToken); s != http.StatusForbidden {
 		t.Fatalf("merchant at another store: HTTP %d", s)
