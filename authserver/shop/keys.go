@@ -2,6 +2,7 @@ package shop
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -35,7 +36,7 @@ func (f *FileKeys) ShopKey(_ context.Context, slug string) (*mandate.SigningKey,
 	if errors.Is(err, os.ErrNotExist) {
 		if k, err = mandate.GenerateSigningKey(); err == nil {
 			if err = os.MkdirAll(f.Dir, 0o700); err == nil {
-				err = mandate.SaveSigningKey(path, k)
+				k, err = createKeyFile(path, k)
 			}
 		}
 	}
@@ -46,6 +47,28 @@ func (f *FileKeys) ShopKey(_ context.Context, slug string) (*mandate.SigningKey,
 		f.keys = map[string]*mandate.SigningKey{}
 	}
 	f.keys[slug] = k
+	return k, nil
+}
+
+// createKeyFile writes k to path unless a key is there already, and
+// returns the key the file holds. Instances sharing the directory may
+// make a store's first key at the same time: the file is written whole
+// under a temporary name and linked into place, which fails if another
+// instance got there first, whose key is then used. A key file is never
+// replaced.
+func createKeyFile(path string, k *mandate.SigningKey) (*mandate.SigningKey, error) {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+rand.Text()+".tmp")
+	if err := mandate.SaveSigningKey(tmp, k); err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp)
+	err := os.Link(tmp, path)
+	if errors.Is(err, os.ErrExist) {
+		return mandate.LoadSigningKey(path)
+	}
+	if err != nil {
+		return nil, err
+	}
 	return k, nil
 }
 
