@@ -90,7 +90,7 @@ func ReadBody(res *http.Response, limit int64) ([]byte, error) {
 	if res.ContentLength > limit {
 		return nil, &TooLargeError{Limit: limit}
 	}
-	body, err := io.ReadAll(io.LimitReader(res.Body, limit+1))
+	body, err := readAll(io.LimitReader(res.Body, limit+1), res.ContentLength)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +98,35 @@ func ReadBody(res *http.Response, limit int64) ([]byte, error) {
 		return nil, &TooLargeError{Limit: limit}
 	}
 	return body, nil
+}
+
+// maxPrealloc bounds what a Content-Length makes readAll allocate before
+// the bytes arrive: a server announcing the limit and sending little
+// costs no more than that.
+const maxPrealloc = 64 << 10
+
+// readAll is io.ReadAll with the buffer sized from a Content-Length up to
+// maxPrealloc (one allocation instead of io.ReadAll's growth from 512
+// bytes). The length is only a hint: r is read to EOF whatever it said.
+func readAll(r io.Reader, contentLength int64) ([]byte, error) {
+	size := int64(512)
+	if contentLength > 0 {
+		size = min(contentLength+1, maxPrealloc) // +1: room for the read that returns EOF
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // let append grow it
+		}
+	}
 }
 
 // IsTimeout reports whether err is a timeout of a fetch made with a

@@ -113,6 +113,7 @@ func TestReadBody(t *testing.T) {
 		{"declared over", resp("", 6), true},
 		{"streamed over", resp("123456", -1), true},
 		{"lies about its length", resp("123456789", 3), true},
+		{"shorter than it said", resp("12", 5), false},
 	} {
 		b, err := ReadBody(tc.res, 5)
 		var tl *TooLargeError
@@ -122,6 +123,35 @@ func TestReadBody(t *testing.T) {
 		if tc.tooBig && tl.Limit != 5 {
 			t.Errorf("%s: limit %d", tc.name, tl.Limit)
 		}
+	}
+}
+
+// TestReadBodyContentLengthIsAHint: Content-Length sizes the buffer but
+// the body is what is read, past the preallocation cap too.
+func TestReadBodyContentLengthIsAHint(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 3*maxPrealloc+17)
+	for _, tc := range []struct {
+		name   string
+		body   string
+		length int64
+	}{
+		{"exact", "hello", 5},
+		{"short", "hello world", 5},
+		{"long", "he", 5},
+		{"unknown", "hello", -1},
+		{"big, exact", big, int64(len(big))},
+		{"big, unknown", big, -1},
+		{"big, short", big, 10},
+	} {
+		b, err := ReadBody(&http.Response{Body: io.NopCloser(strings.NewReader(tc.body)), ContentLength: tc.length}, 1<<20)
+		if err != nil || string(b) != tc.body {
+			t.Errorf("%s: %d bytes, %v", tc.name, len(b), err)
+		}
+	}
+	// An announced length never allocates more than the cap up front.
+	if b, _ := readAll(strings.NewReader("x"), 1<<22); cap(b) > maxPrealloc {
+		t.Errorf("preallocated %d", cap(b))
 	}
 }
 
