@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ucpbridge/ucpbridge/authserver/metrics"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 )
 
@@ -26,6 +27,7 @@ type sweeper struct {
 	retention store.Retention
 	interval  time.Duration
 	onSweep   func(store.SweepStats)
+	metrics   *metrics.Metrics
 	log       *slog.Logger
 	now       func() time.Time
 }
@@ -35,7 +37,7 @@ func newSweeper(cfg Config) (sweeper, error) {
 	if err != nil {
 		return sweeper{}, fmt.Errorf("authserver: %w", err)
 	}
-	sw := sweeper{store: cfg.Store, retention: r, interval: cfg.SweepInterval, onSweep: cfg.OnSweep, log: cfg.Logger, now: cfg.Now}
+	sw := sweeper{store: cfg.Store, retention: r, interval: cfg.SweepInterval, onSweep: cfg.OnSweep, metrics: cfg.Metrics, log: cfg.Logger, now: cfg.Now}
 	if sw.interval == 0 {
 		sw.interval = DefaultSweepInterval
 	}
@@ -50,7 +52,8 @@ func newSweeper(cfg Config) (sweeper, error) {
 
 // SweepOAuth deletes the OAuth records Config.Retention no longer needs
 // (expired access tokens and codes, ended and revoked refresh families;
-// see store.Retention), logs what it did at Info and returns the figures.
+// see store.Retention), logs what it did at Info, counts it in
+// Config.Metrics and returns the figures.
 // Run calls it on a timer; `ucpbridge sweep` once.
 func (s *Server) SweepOAuth(ctx context.Context) (store.SweepStats, error) {
 	st, err := s.sweep.store.SweepExpired(ctx, s.sweep.now(), s.sweep.retention)
@@ -60,6 +63,20 @@ func (s *Server) SweepOAuth(ctx context.Context) (store.SweepStats, error) {
 	} else {
 		s.sweep.log.LogAttrs(ctx, slog.LevelInfo, "authserver: retention sweep", attrs...)
 	}
+	// Rows deleted before a failure are gone: they are counted too.
+	for table, n := range st.Deleted {
+		s.sweep.metrics.RowsSwept(table, n)
+	}
+	result := metrics.SweepOK
+	switch {
+	case err != nil:
+		result = metrics.SweepError
+	case st.Busy:
+		result = metrics.SweepBusy
+	case st.More:
+		result = metrics.SweepMore
+	}
+	s.sweep.metrics.SweepDone(metrics.SweepOAuth, result, st.Duration)
 	return st, err
 }
 

@@ -6,16 +6,19 @@ import (
 	"crypto/sha256"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/ucpbridge/ucpbridge/authserver"
 	"github.com/ucpbridge/ucpbridge/authserver/authservertest"
+	"github.com/ucpbridge/ucpbridge/authserver/metrics"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 )
@@ -47,8 +50,14 @@ func TestRunSweepsExpiredTokens(t *testing.T) {
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 	sweeps := make(chan store.SweepStats, 100)
 	var logs syncBuffer
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := authservertest.Start(t, &authservertest.Options{Config: func(c *authserver.Config) {
 		c.Now = now
+		c.Metrics = m
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		c.SweepInterval = 10 * time.Millisecond
 		c.Retention = store.Retention{TokenGrace: time.Second}
@@ -86,6 +95,32 @@ func TestRunSweepsExpiredTokens(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "level=INFO msg=\"authserver: retention sweep\" access_tokens=1") {
 		t.Fatalf("no Info line with the figures in:\n%s", l)
+	}
+	// And the metrics: rows per table, one duration series per result.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows float64
+	var sweepSeries []string
+	for _, mf := range mfs {
+		for _, mm := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range mm.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch mf.GetName() {
+			case "ucpbridge_sweep_deleted_rows_total":
+				if labels["table"] == store.TableAccessTokens {
+					rows = mm.GetCounter().GetValue()
+				}
+			case "ucpbridge_sweep_duration_seconds":
+				sweepSeries = append(sweepSeries, labels["sweep"]+"/"+labels["result"])
+			}
+		}
+	}
+	if rows < 1 || !slices.Contains(sweepSeries, "oauth/ok") {
+		t.Fatalf("metrics: access_tokens deleted %v, sweep series %v", rows, sweepSeries)
 	}
 }
 

@@ -9,7 +9,11 @@
 //   - ucpbridge_tokens_issued_total by grant type;
 //   - ucpbridge_checkout_completions_total by outcome;
 //   - ucpbridge_allowance_refusals_total by code;
-//   - ucpbridge_webhook_deliveries_total by result.
+//   - ucpbridge_webhook_deliveries_total by result;
+//   - ucpbridge_sweep_deleted_rows_total by table and
+//     ucpbridge_sweep_duration_seconds by sweep and result: what the
+//     retention sweeps (OAuth records; the stores' idempotency records,
+//     sessions and spend holds) delete, and how long they take.
 //
 // A nil *Metrics is valid and records nothing, so the parts that count
 // (oauth, shop) need no configuration in tests and tools.
@@ -38,6 +42,17 @@ const (
 	WebhookAbandoned = "abandoned" // failed for the last time
 )
 
+// Sweeps (SweepDone) and their results.
+const (
+	SweepOAuth = "oauth" // expired tokens, codes, ended and revoked refresh families
+	SweepShop  = "shop"  // idempotency records, ended sessions, old spend holds
+
+	SweepOK    = "ok"
+	SweepMore  = "more"  // stopped at its batch bound; a backlog remains
+	SweepBusy  = "busy"  // another instance was sweeping (PostgreSQL)
+	SweepError = "error" // failed or was canceled part way
+)
+
 // Metrics records the platform's counters. Build it with New.
 type Metrics struct {
 	requests    *prometheus.CounterVec
@@ -46,6 +61,8 @@ type Metrics struct {
 	completions *prometheus.CounterVec
 	refusals    *prometheus.CounterVec
 	webhooks    *prometheus.CounterVec
+	swept       *prometheus.CounterVec
+	sweeps      *prometheus.HistogramVec
 }
 
 // Options configures New.
@@ -78,7 +95,14 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 			Name: "ucpbridge_webhook_deliveries_total", Help: "Order webhook delivery attempts, by result.",
 		}, []string{"result"}),
 	}
-	cs := []prometheus.Collector{m.requests, m.latency, m.tokens, m.completions, m.refusals, m.webhooks}
+	m.swept = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ucpbridge_sweep_deleted_rows_total", Help: "Rows deleted by the retention sweeps, by table.",
+	}, []string{"table"})
+	m.sweeps = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "ucpbridge_sweep_duration_seconds", Help: "Duration of retention sweeps, by sweep (oauth, shop) and result (ok, more, busy, error).",
+		Buckets: []float64{.001, .01, .1, .5, 1, 5, 10, 30, 60, 300},
+	}, []string{"sweep", "result"})
+	cs := []prometheus.Collector{m.requests, m.latency, m.tokens, m.completions, m.refusals, m.webhooks, m.swept, m.sweeps}
 	if opts.ProcessCollectors {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -135,6 +159,24 @@ func (m *Metrics) WebhookDelivered(result string) {
 		return
 	}
 	m.webhooks.WithLabelValues(result).Inc()
+}
+
+// RowsSwept counts n rows a retention sweep deleted from table (one of
+// the stores' table names, never caller input).
+func (m *Metrics) RowsSwept(table string, n int64) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.swept.WithLabelValues(table).Add(float64(n))
+}
+
+// SweepDone records one sweep's duration; sweep is Sweep* (the kind),
+// result is SweepOK, SweepMore, SweepBusy or SweepError.
+func (m *Metrics) SweepDone(sweep, result string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.sweeps.WithLabelValues(sweep, result).Observe(d.Seconds())
 }
 
 // boundedMethod keeps the method label to the standard methods: a client

@@ -61,4 +61,34 @@ func TestNil(t *testing.T) {
 	m.AllowanceRefused("x")
 	m.WebhookDelivered("x")
 	m.ObserveRequest("GET", "/", 200, 0)
+	m.RowsSwept("codes", 3)
+	m.SweepDone(metrics.SweepOAuth, metrics.SweepOK, time.Second)
+}
+
+// TestSweeps: rows deleted add up per table (zero adds no series); each
+// sweep is one observation under its kind and result.
+func TestSweeps(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.RowsSwept("access_tokens", 50)
+	m.RowsSwept("access_tokens", 7)
+	m.RowsSwept("codes", 0)
+	m.SweepDone(metrics.SweepOAuth, metrics.SweepMore, 2*time.Second)
+	m.SweepDone(metrics.SweepOAuth, metrics.SweepOK, 20*time.Millisecond)
+	m.SweepDone(metrics.SweepShop, metrics.SweepError, time.Millisecond)
+	want := `
+# HELP ucpbridge_sweep_deleted_rows_total Rows deleted by the retention sweeps, by table.
+# TYPE ucpbridge_sweep_deleted_rows_total counter
+ucpbridge_sweep_deleted_rows_total{table="access_tokens"} 57
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ucpbridge_sweep_deleted_rows_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "ucpbridge_sweep_duration_seconds"); err != nil || n != 3 {
+		t.Fatalf("duration series: %d (%v)", n, err)
+	}
 }

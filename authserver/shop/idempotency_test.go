@@ -6,13 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/ucpbridge/ucpbridge/authserver/guard"
+	"github.com/ucpbridge/ucpbridge/authserver/metrics"
 	"github.com/ucpbridge/ucpbridge/authserver/shop"
 	"github.com/ucpbridge/ucpbridge/authserver/store"
 	"github.com/ucpbridge/ucpbridge/authserver/store/sqlstore/sqlstoretest"
@@ -183,13 +188,18 @@ func TestProtocolErrorsReleaseTheKey(t *testing.T) {
 }
 
 // TestSweep: expired idempotency records go; live ones stay and still
-// replay.
+// replay; the rows deleted and the sweeps reach the metrics.
 func TestSweep(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Now = clock; c.IdempotencyTTL = time.Hour }})
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, &envOptions{cfg: func(c *shop.Config) { c.Now = clock; c.IdempotencyTTL = time.Hour; c.Metrics = m }})
 	key := uuid()
 	_, b1 := e.req("POST", "/s/flower-shop/carts", lines(line("tulip_bunch", 1)), "Idempotency-Key", key)
 	if n, err := e.svc.Sweep(t.Context()); err != nil || n != 0 {
@@ -204,6 +214,17 @@ func TestSweep(t *testing.T) {
 	mu.Unlock()
 	if n, err := e.svc.Sweep(t.Context()); err != nil || n != 1 {
 		t.Fatalf("swept %d (%v), want 1", n, err)
+	}
+	want := `
+# HELP ucpbridge_sweep_deleted_rows_total Rows deleted by the retention sweeps, by table.
+# TYPE ucpbridge_sweep_deleted_rows_total counter
+ucpbridge_sweep_deleted_rows_total{table="idempotency"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ucpbridge_sweep_deleted_rows_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "ucpbridge_sweep_duration_seconds"); err != nil || n != 1 {
+		t.Fatalf("sweep duration series: %d (%v)", n, err)
 	}
 }
 

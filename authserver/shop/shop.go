@@ -228,19 +228,34 @@ func (s *Service) storeURL(slug string) string { return s.cfg.BaseURL + "/s/" + 
 const SessionRetention = 30 * 24 * time.Hour
 
 // Sweep deletes expired idempotency records, sessions expired longer
-// than SessionRetention and spend holds older than HoldRetention. Run it
+// than SessionRetention and spend holds older than HoldRetention, and
+// counts them (rows per table, the duration) in Config.Metrics. Run it
 // periodically (the binary does, hourly).
-func (s *Service) Sweep(ctx context.Context) (int64, error) {
-	n, err := s.cfg.Store.SweepIdempotency(ctx, s.now())
-	if err != nil {
-		return n, err
+func (s *Service) Sweep(ctx context.Context) (total int64, err error) {
+	start := time.Now()
+	defer func() {
+		result := metrics.SweepOK
+		if err != nil {
+			result = metrics.SweepError
+		}
+		s.cfg.Metrics.SweepDone(metrics.SweepShop, result, time.Since(start))
+	}()
+	for _, step := range []struct {
+		table string
+		sweep func() (int64, error)
+	}{
+		{"idempotency", func() (int64, error) { return s.cfg.Store.SweepIdempotency(ctx, s.now()) }},
+		{"sessions", func() (int64, error) { return s.cfg.Store.SweepSessions(ctx, s.now().Add(-SessionRetention)) }},
+		{"spend_holds", func() (int64, error) { return s.cfg.Store.SweepHolds(ctx, s.now().Add(-HoldRetention)) }},
+	} {
+		n, err := step.sweep()
+		s.cfg.Metrics.RowsSwept(step.table, n)
+		total += n
+		if err != nil {
+			return total, err
+		}
 	}
-	m, err := s.cfg.Store.SweepSessions(ctx, s.now().Add(-SessionRetention))
-	if err != nil {
-		return n + m, err
-	}
-	h, err := s.cfg.Store.SweepHolds(ctx, s.now().Add(-HoldRetention))
-	return n + m + h, err
+	return total, nil
 }
 
 // HoldRetention is how long spend holds are kept after they were taken:
