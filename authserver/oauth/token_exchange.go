@@ -35,13 +35,32 @@ const (
 // client, and a token for the platform API (or for no resource) is not
 // exchangeable at all.
 func (s *Server) grantTokenExchange(r *http.Request, c *client) (*tokenResponse, *oauthError) {
-	ctx := r.Context()
 	if !c.confidential() || c.Role != store.RolePlatform {
 		return nil, errInvalidClient("token exchange is for platform applications authenticating with their secret")
 	}
 	if !c.allows(GrantTypeTokenExchange) {
 		return nil, errUnauthorizedClient("this platform application may not use token exchange")
 	}
+	resp, oe := s.exchangeSubject(r, c)
+	if oe != nil && oe.Code == "invalid_grant" {
+		// The subject is whatever bearer someone sent the platform's
+		// bridge, which exchanges every bearer it has not seen: were
+		// refusals charged, anyone could spend the bridge's per-IP and
+		// per-client buckets with made-up tokens (a hundred of them took
+		// every buyer's exchange down to slow_down, the bridge to 503).
+		// The platform proved its secret, and a refusal costs one lookup
+		// of a hash, so a refused subject gives its tokens back: only
+		// exchanges of real buyer tokens count.
+		s.ipLim.give(s.clientKey(r))
+		s.cliLim.give(c.ID)
+	}
+	return resp, oe
+}
+
+// exchangeSubject is grantTokenExchange once the client may exchange:
+// the request's checks and the new token.
+func (s *Server) exchangeSubject(r *http.Request, c *client) (*tokenResponse, *oauthError) {
+	ctx := r.Context()
 	f := r.PostForm
 	raw, typ := f.Get("subject_token"), f.Get("subject_token_type")
 	switch {
