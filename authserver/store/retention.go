@@ -18,9 +18,10 @@ type Retention struct {
 	// introspection endpoint still tell "expired" from "unknown" for a
 	// while.
 	TokenGrace time.Duration
-	// CodeRetention is how long an authorization code, used or not, is
-	// kept after it expires (default 1 hour). Until then a replayed code
-	// still revokes what its first redemption issued (RFC 6749 §4.1.2).
+	// CodeRetention is how long an unused authorization code is kept
+	// after it expires (default 1 hour). A redeemed code is kept as long
+	// as the refresh family it issued and deleted with it, so a replay at
+	// any time in that family's life still revokes it (RFC 6749 §4.1.2).
 	CodeRetention time.Duration
 	// RevokedRetention is how long a revoked refresh family (grant,
 	// refresh and access tokens) is kept after its revocation (default 24

@@ -36,7 +36,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dsn := fs.String("db", "", "PostgreSQL URL (postgres://…) or SQLite file path (required)")
 	var r store.Retention
 	fs.DurationVar(&r.TokenGrace, "token-grace", store.DefaultTokenGrace, "keep access tokens this long after they expire")
-	fs.DurationVar(&r.CodeRetention, "code-retention", store.DefaultCodeRetention, "keep authorization codes this long after they expire (a replay still revokes)")
+	fs.DurationVar(&r.CodeRetention, "code-retention", store.DefaultCodeRetention, "keep unused authorization codes this long after they expire (a redeemed one lives as long as its family)")
 	fs.DurationVar(&r.RevokedRetention, "revoked-retention", store.DefaultRevokedRetention, "keep revoked refresh families this long after the revocation")
 	fs.IntVar(&r.BatchSize, "batch", store.DefaultSweepBatch, "rows per delete transaction")
 	if err := parseFlags(fs, args, os.LookupEnv); err != nil {

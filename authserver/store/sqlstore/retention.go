@@ -36,7 +36,10 @@ var errSweepBusy = errors.New("sqlstore: another instance is sweeping")
 //     access token left. A live family is never touched, so a replay of
 //     any of its rotated-out refresh tokens still revokes it;
 //  3. access tokens that expired more than r.TokenGrace ago;
-//  4. authorization codes that expired more than r.CodeRetention ago.
+//  4. unused authorization codes that expired more than r.CodeRetention
+//     ago. A redeemed code goes with the family it issued (passes 1 and
+//     2), so replaying it at any time in the family's life still
+//     revokes the family (RFC 6749 §4.1.2).
 //
 // Candidate rows are picked through an index on their expiry (or
 // revocation) time, LIMIT r.BatchSize. After a full batch the sweep
@@ -85,7 +88,7 @@ func (s *Store) sweepExpired(ctx context.Context, now time.Time, r store.Retenti
 			return s.sweepRows(ctx, tx, del, store.TableAccessTokens, "expires_at", tokenCut, n)
 		}},
 		{"codes", func(ctx context.Context, tx *sql.Tx, n int, del map[string]int64) (int, error) {
-			return s.sweepRows(ctx, tx, del, store.TableCodes, "expires_at", codeCut, n)
+			return s.sweepRows(ctx, tx, del, store.TableCodes, "expires_at", codeCut, n, "grant_id IS NULL")
 		}},
 	}
 	for _, p := range passes {
@@ -181,16 +184,27 @@ func lockTimedOut(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "55P03"
 }
 
-// sweepRows deletes up to n rows of table whose column is at or before cut,
-// oldest first, through the column's index.
-func (s *Store) sweepRows(ctx context.Context, tx *sql.Tx, del map[string]int64, table, column string, cut int64, n int) (int, error) {
+// sweepRows deletes up to n rows of table whose column is at or before cut
+// (and that match the constant condition and, if any: it must be the
+// predicate of the partial index that serves the pick), oldest first,
+// through the column's index.
+func (s *Store) sweepRows(ctx context.Context, tx *sql.Tx, del map[string]int64, table, column string, cut int64, n int, and ...string) (int, error) {
+	cond := column + ` <= `
+	if s.d.postgres {
+		cond += `$1`
+	} else {
+		cond += `?`
+	}
+	for _, c := range and {
+		cond += ` AND ` + c
+	}
 	var query string
 	if s.d.postgres {
 		query = `DELETE FROM ` + table + ` WHERE ctid = ANY(ARRAY(SELECT ctid FROM ` + table + `
-			WHERE ` + column + ` <= $1 ORDER BY ` + column + ` LIMIT $2 FOR UPDATE SKIP LOCKED))`
+			WHERE ` + cond + ` ORDER BY ` + column + ` LIMIT $2 FOR UPDATE SKIP LOCKED))`
 	} else {
 		query = `DELETE FROM ` + table + ` WHERE rowid IN (SELECT rowid FROM ` + table + `
-			WHERE ` + column + ` <= ? ORDER BY ` + column + ` LIMIT ?)`
+			WHERE ` + cond + ` ORDER BY ` + column + ` LIMIT ?)`
 	}
 	res, err := tx.ExecContext(ctx, query, cut, n)
 	if err != nil {
@@ -205,7 +219,8 @@ func (s *Store) sweepRows(ctx context.Context, tx *sql.Tx, del map[string]int64,
 }
 
 // sweepFamilies deletes the grants pick selects (up to n) with their
-// refresh and access tokens, and returns how many it picked.
+// refresh and access tokens and the codes they were issued for, and
+// returns how many it picked.
 func (s *Store) sweepFamilies(ctx context.Context, tx *sql.Tx, del map[string]int64, pick string, args ...any) (int, error) {
 	rows, err := tx.QueryContext(ctx, pick, args...)
 	if err != nil {
@@ -230,6 +245,7 @@ func (s *Store) sweepFamilies(ctx context.Context, tx *sql.Tx, del map[string]in
 	in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
 	// Tokens first: refresh_tokens references grants.
 	for _, d := range []struct{ table, query string }{
+		{store.TableCodes, `DELETE FROM codes WHERE grant_id IN (` + in + `)`},
 		{store.TableAccessTokens, `DELETE FROM access_tokens WHERE grant_id IN (` + in + `)`},
 		{store.TableRefreshTokens, `DELETE FROM refresh_tokens WHERE grant_id IN (` + in + `)`},
 		{store.TableGrants, `DELETE FROM grants WHERE id IN (` + in + `)`},
@@ -257,3 +273,13 @@ const retentionIndexes = `CREATE INDEX access_tokens_expires ON access_tokens(ex
 	CREATE INDEX codes_expires ON codes(expires_at);
 	CREATE INDEX grants_expires ON grants(expires_at);
 	CREATE INDEX grants_revoked ON grants(revoked_at) WHERE revoked_at IS NOT NULL`
+
+// codeRetention (migration 5): a redeemed code is kept as long as the
+// family it issued and deleted with it (through codes_grant); the code
+// pass deletes only unused ones (codes_unused_expires). Codes redeemed
+// before this whose family a sweep already deleted are removed once: a
+// replay of them has nothing left to revoke.
+const codeRetention = `DELETE FROM codes WHERE grant_id IS NOT NULL AND grant_id NOT IN (SELECT id FROM grants);
+	DROP INDEX codes_expires;
+	CREATE INDEX codes_unused_expires ON codes(expires_at) WHERE grant_id IS NULL;
+	CREATE INDEX codes_grant ON codes(grant_id) WHERE grant_id IS NOT NULL`

@@ -181,6 +181,9 @@ var migrations = []migration{
 	// 4: the retention sweep (retention.go) finds what expired through
 	// these, oldest first, instead of scanning the tables.
 	{both: retentionIndexes},
+	// 5: a redeemed code lives as long as the family it issued, so a
+	// replay always revokes it.
+	{both: codeRetention},
 }
 
 // migration is one schema change: both runs on either engine, split at

@@ -102,8 +102,9 @@ func testSweepAccessTokens(t *testing.T, s Retainer) {
 	wantDeleted(t, sweep(t, s, t0.Add(2*time.Minute)), nil)
 }
 
-// testSweepCodes: codes, used or not, stay CodeRetention after they
-// expire, and a replay inside it still revokes what the code issued.
+// testSweepCodes: an unused code stays CodeRetention after it expires; a
+// redeemed code stays as long as the family it issued, so a replay at any
+// time in the family's life revokes it, and goes with that family.
 func testSweepCodes(t *testing.T, s Retainer) {
 	ctx := context.Background()
 	unused := saveCode(t, s) // expires t0+1m
@@ -113,23 +114,33 @@ func testSweepCodes(t *testing.T, s Retainer) {
 	g := newFamily(t)
 	must(t, s.RedeemCode(ctx, usedCode, g.issue(), t0))
 	// Retention is CodeRetention (10 min) past expiry: at t0+11m-1ms all
-	// three are kept, and a replay still revokes.
-	wantDeleted(t, sweep(t, s, t0.Add(11*time.Minute-time.Millisecond)), map[string]int64{
-		// the families' access tokens expired at t0+1h: nothing else yet
-	})
+	// three are kept.
+	wantDeleted(t, sweep(t, s, t0.Add(11*time.Minute-time.Millisecond)), nil)
 	if _, err := s.Code(ctx, unused); err != nil {
 		t.Fatalf("unused code inside retention: %v", err)
 	}
-	wantErr(t, s.RedeemCode(ctx, usedCode, newFamily(t).issue(), t0.Add(11*time.Minute-time.Millisecond)), store.ErrCodeUsed, "replay inside retention")
-	_, err := s.AccessToken(ctx, g.access.Hash, t0.Add(11*time.Minute))
-	wantErr(t, err, store.ErrRevoked, "what the replayed code issued")
-	wantDeleted(t, sweep(t, s, t0.Add(11*time.Minute)), map[string]int64{store.TableCodes: 3})
-	_, err = s.Code(ctx, unused)
+	// Then only the unused code goes.
+	wantDeleted(t, sweep(t, s, t0.Add(11*time.Minute)), map[string]int64{store.TableCodes: 1})
+	_, err := s.Code(ctx, unused)
 	wantErr(t, err, store.ErrNotFound, "swept code")
-	wantErr(t, s.RedeemCode(ctx, usedCode, newFamily(t).issue(), t0.Add(11*time.Minute)), store.ErrNotFound, "swept used code")
+	// Days later, long past CodeRetention, a replay of a redeemed code
+	// is still recognised and revokes what it issued.
+	later := t0.Add(3 * 24 * time.Hour)
+	wantDeleted(t, sweep(t, s, later), map[string]int64{store.TableAccessTokens: 2}) // the first access tokens (t0+1h)
+	wantErr(t, s.RedeemCode(ctx, usedCode, newFamily(t).issue(), later), store.ErrCodeUsed, "replay days later")
+	_, _, err = s.RefreshToken(ctx, g.refresh.Hash, later)
+	wantErr(t, err, store.ErrRevoked, "the family the replayed code issued")
 	// The other code's family is live: untouched.
-	if _, _, err := s.RefreshToken(ctx, f.refresh.Hash, t0.Add(11*time.Minute)); err != nil {
+	if _, _, err := s.RefreshToken(ctx, f.refresh.Hash, later); err != nil {
 		t.Fatalf("live family after the code sweep: %v", err)
+	}
+	// The revoked family goes RevokedRetention (1 h) after the replay,
+	// its code with it; a replay then is an unknown code.
+	st := sweep(t, s, later.Add(time.Hour))
+	wantDeleted(t, st, map[string]int64{store.TableGrants: 1, store.TableRefreshTokens: 1, store.TableCodes: 1})
+	wantErr(t, s.RedeemCode(ctx, usedCode, newFamily(t).issue(), later.Add(time.Hour)), store.ErrNotFound, "code swept with its family")
+	if _, _, err := s.RefreshToken(ctx, f.refresh.Hash, later.Add(time.Hour)); err != nil {
+		t.Fatalf("live family after its sibling was swept: %v", err)
 	}
 }
 
@@ -157,10 +168,11 @@ func testSweepLiveFamily(t *testing.T, s Retainer) {
 	firstAccess := f.access.Hash
 	old1 := rotate(t, s, &f, t0.Add(10*time.Minute))
 	old2 := rotate(t, s, &f, t0.Add(20*time.Minute))
-	// Days later (codes and the first access tokens long expired), two
-	// sweeps: the family's expired access tokens and its code go.
+	// Days later (its code and the first access tokens long expired),
+	// two sweeps: the family's expired access tokens go; its code stays
+	// with the family.
 	later := t0.Add(3 * 24 * time.Hour)
-	wantDeleted(t, sweep(t, s, later), map[string]int64{store.TableAccessTokens: 3, store.TableCodes: 1})
+	wantDeleted(t, sweep(t, s, later), map[string]int64{store.TableAccessTokens: 3})
 	wantDeleted(t, sweep(t, s, later), nil)
 	_, err := s.AccessToken(ctx, firstAccess, later)
 	wantErr(t, err, store.ErrNotFound, "expired access token of a live family")
@@ -191,15 +203,15 @@ func testSweepRevokedFamily(t *testing.T, s Retainer) {
 	revokedAt := t0.Add(2 * time.Minute)
 	must(t, s.RevokeToken(ctx, f.refresh.Hash, revokedAt))
 	before := revokedAt.Add(time.Hour - time.Millisecond)
-	// The two codes (t0+1m + 10m) and the access tokens that expired at
-	// t0+1h (one per family) go; the revoked family is kept.
-	wantDeleted(t, sweep(t, s, before), map[string]int64{store.TableCodes: 2, store.TableAccessTokens: 2})
+	// The access tokens that expired at t0+1h (one per family) go; the
+	// revoked family is kept, and both families' codes with them.
+	wantDeleted(t, sweep(t, s, before), map[string]int64{store.TableAccessTokens: 2})
 	_, _, err := s.RefreshToken(ctx, old, before)
 	wantErr(t, err, store.ErrRevoked, "revoked family inside retention")
 	st := sweep(t, s, revokedAt.Add(time.Hour))
-	// The revoked family: its grant, both refresh tokens and the access
-	// token of its rotation (still unexpired, but revoked).
-	wantDeleted(t, st, map[string]int64{store.TableGrants: 1, store.TableRefreshTokens: 2, store.TableAccessTokens: 1})
+	// The revoked family: its grant, both refresh tokens, the access
+	// token of its rotation (still unexpired, but revoked) and its code.
+	wantDeleted(t, st, map[string]int64{store.TableGrants: 1, store.TableRefreshTokens: 2, store.TableAccessTokens: 1, store.TableCodes: 1})
 	for _, h := range [][]byte{old, f.refresh.Hash} {
 		_, _, err = s.RefreshToken(ctx, h, revokedAt.Add(time.Hour))
 		wantErr(t, err, store.ErrNotFound, "swept refresh token")
@@ -251,7 +263,7 @@ func testSweepThenRevoke(t *testing.T, s Retainer) {
 	now := t0.Add(5 * time.Hour)
 	rotate(t, s, &a, now)
 	rotate(t, s, &b, now)
-	wantDeleted(t, sweep(t, s, now), map[string]int64{store.TableAccessTokens: 2, store.TableCodes: 2})
+	wantDeleted(t, sweep(t, s, now), map[string]int64{store.TableAccessTokens: 2})
 	must(t, s.RevokeToken(ctx, a.refresh.Hash, now))
 	_, err := s.AccessToken(ctx, a.access.Hash, now)
 	wantErr(t, err, store.ErrRevoked, "access token of a family revoked after a sweep")
