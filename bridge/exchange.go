@@ -46,9 +46,13 @@ type ExchangeOptions struct {
 	// (netguard: no proxy, no redirects, loopback only when TokenURL is on
 	// loopback) with a 10 s timeout.
 	HTTPClient *http.Client
-	// MaxEntries bounds the cache (least recently used out first);
-	// default 10000.
+	// MaxEntries bounds the cache of exchanged tokens (least recently
+	// used out first); default 10000.
 	MaxEntries int
+	// MaxRefusals bounds the cache of refused subject tokens, kept apart
+	// from the exchanged tokens so that a flood of made-up bearers only
+	// evicts other refusals, never a buyer's token; default 1000.
+	MaxRefusals int
 	// MaxInFlight bounds the exchanges running at once, so a flood of
 	// fresh bearers cannot turn the bridge into a request amplifier
 	// against the token endpoint; default 32. Past it a caller waits
@@ -84,8 +88,12 @@ type Exchanger struct {
 	now        func() time.Time
 
 	cache *lru.Cache[[sha256.Size]byte, *exchangeEntry]
-	group singleflight.Group
-	sem   chan struct{}
+	// refusals holds the refused subjects (entries with err set): anyone
+	// can make up bearers, so they must not compete with cache's good
+	// entries for room. A key is in one cache at most.
+	refusals *lru.Cache[[sha256.Size]byte, *exchangeEntry]
+	group    singleflight.Group
+	sem      chan struct{}
 	// evictions counts Evict calls: an exchange that started before one
 	// does not cache its result, so a token evicted because the platform
 	// refused it is not put back by a flight that was already running.
@@ -96,7 +104,7 @@ type Exchanger struct {
 }
 
 type exchangeEntry struct {
-	tok   *oauth2.Token  // nil when err is set
+	tok   *oauth2.Token  // nil when err is set (a refusal)
 	err   *ExchangeError // a refusal of the subject token
 	until time.Time
 }
@@ -157,6 +165,9 @@ func NewExchanger(opts ExchangeOptions) (*Exchanger, error) {
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = 10000
 	}
+	if opts.MaxRefusals <= 0 {
+		opts.MaxRefusals = 1000
+	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 32
 	}
@@ -183,6 +194,10 @@ func NewExchanger(opts ExchangeOptions) (*Exchanger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
+	refusals, err := lru.New[[sha256.Size]byte, *exchangeEntry](opts.MaxRefusals)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
 	params := url.Values{
 		// clientcredentials lets grant_type be overridden: the rest of
 		// its token request (Basic auth, error and expiry parsing, the
@@ -205,8 +220,8 @@ func NewExchanger(opts ExchangeOptions) (*Exchanger, error) {
 			AuthStyle: oauth2.AuthStyleInHeader,
 		},
 		hc: hc, skew: opts.Skew, refusalTTL: opts.RefusalTTL, now: opts.Now,
-		cache: cache,
-		sem:   make(chan struct{}, opts.MaxInFlight),
+		cache: cache, refusals: refusals,
+		sem: make(chan struct{}, opts.MaxInFlight),
 	}, nil
 }
 
@@ -221,12 +236,15 @@ func (e *Exchanger) Exchange(ctx context.Context, subject string) (*oauth2.Token
 	key := sha256.Sum256([]byte(subject))
 	if ent, ok := e.cache.Get(key); ok {
 		if e.now().Before(ent.until) {
-			if ent.err != nil {
-				return nil, ent.err
-			}
 			return copyToken(ent.tok), nil
 		}
 		e.cache.Remove(key)
+	}
+	if ent, ok := e.refusals.Get(key); ok {
+		if e.now().Before(ent.until) {
+			return nil, ent.err
+		}
+		e.refusals.Remove(key)
 	}
 	// Detached from this caller's cancellation: others may be waiting on
 	// the same flight; the HTTP client's timeout bounds it.
@@ -253,14 +271,15 @@ func (e *Exchanger) Evict(subject string) {
 	key := sha256.Sum256([]byte(subject))
 	e.evictions.Add(1)
 	e.cache.Remove(key)
+	e.refusals.Remove(key)
 	e.group.Forget(string(key[:]))
 }
 
 // Exchanges is the number of requests sent to the token endpoint so far.
 func (e *Exchanger) Exchanges() int64 { return e.exchanges.Load() }
 
-// Len is the number of cached entries.
-func (e *Exchanger) Len() int { return e.cache.Len() }
+// Len is the number of cached entries: exchanged tokens and refusals.
+func (e *Exchanger) Len() int { return e.cache.Len() + e.refusals.Len() }
 
 func (e *Exchanger) run(ctx context.Context, key [sha256.Size]byte, subject string) (*oauth2.Token, error) {
 	gen := e.evictions.Load()
@@ -281,7 +300,10 @@ func (e *Exchanger) run(ctx context.Context, key [sha256.Size]byte, subject stri
 	if err != nil {
 		xe := exchangeError(err)
 		if xe.TokenRefused() && e.evictions.Load() == gen {
-			e.cache.Add(key, &exchangeEntry{err: xe, until: e.now().Add(e.refusalTTL)})
+			// The subject is dead: no token exchanged for it earlier may
+			// still be served.
+			e.cache.Remove(key)
+			e.refusals.Add(key, &exchangeEntry{err: xe, until: e.now().Add(e.refusalTTL)})
 		}
 		return nil, xe
 	}
@@ -297,6 +319,7 @@ func (e *Exchanger) run(ctx context.Context, key [sha256.Size]byte, subject stri
 	out := &oauth2.Token{AccessToken: tok.AccessToken, TokenType: "Bearer", Expiry: tok.Expiry}
 	if !out.Expiry.IsZero() {
 		if until := out.Expiry.Add(-e.skew); e.now().Before(until) && e.evictions.Load() == gen {
+			e.refusals.Remove(key)
 			e.cache.Add(key, &exchangeEntry{tok: out, until: until})
 		}
 	}
