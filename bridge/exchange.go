@@ -15,7 +15,6 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/ucpbridge/ucpbridge/ucpclient/netguard"
 )
@@ -55,9 +54,14 @@ type ExchangeOptions struct {
 	MaxRefusals int
 	// MaxInFlight bounds the exchanges running at once, so a flood of
 	// fresh bearers cannot turn the bridge into a request amplifier
-	// against the token endpoint; default 32. Past it a caller waits
-	// (until its context ends).
+	// against the token endpoint; default 32. Past it an exchange waits
+	// for a slot, up to 10 s, and only while a caller still wants it.
 	MaxInFlight int
+	// MaxWaiting bounds the exchanges waiting for a slot; past it an
+	// exchange fails at once (ErrExchangeBusy) rather than queueing, so
+	// a flood of fresh bearers against a slow token endpoint cannot pile
+	// up requests without bound; default 64.
+	MaxWaiting int
 	// Skew is how long before its expiry a cached token is dropped, so a
 	// token handed to a tool call does not expire in flight; default 30 s.
 	Skew time.Duration
@@ -92,8 +96,15 @@ type Exchanger struct {
 	// can make up bearers, so they must not compete with cache's good
 	// entries for room. A key is in one cache at most.
 	refusals *lru.Cache[[sha256.Size]byte, *exchangeEntry]
-	group    singleflight.Group
 	sem      chan struct{}
+
+	// mu guards flights, waiting and every flight's callers and state.
+	mu sync.Mutex
+	// flights is the exchange under way for each subject, which its
+	// concurrent callers share.
+	flights    map[[sha256.Size]byte]*flight
+	waiting    int // flights waiting for a slot in sem
+	maxWaiting int
 	// evictions counts Evict calls: an exchange that started before one
 	// does not cache its result, so a token evicted because the platform
 	// refused it is not put back by a flight that was already running.
@@ -102,6 +113,37 @@ type Exchanger struct {
 	// exchanges counts requests sent to the token endpoint (tests, metrics).
 	exchanges atomic.Int64
 }
+
+// flight is one exchange shared by the concurrent callers of a subject.
+type flight struct {
+	done chan struct{} // closed when tok or err is set
+	tok  *oauth2.Token
+	err  error
+
+	// Guarded by Exchanger.mu.
+	callers int
+	state   flightState
+	// abandon is closed when the last caller leaves a flight still
+	// waiting for a slot.
+	abandon chan struct{}
+}
+
+type flightState int
+
+const (
+	flightWaiting   flightState = iota // for a slot in sem
+	flightRunning                      // holds a slot (or has failed): runs to its end
+	flightAbandoned                    // every caller left while it waited
+)
+
+// slotWait is how long a wanted exchange waits for an in-flight slot.
+const slotWait = 10 * time.Second
+
+// ErrExchangeBusy is the Err of an *ExchangeError when the exchange could
+// not get an in-flight slot: MaxWaiting exchanges already wait for one,
+// or none freed up within 10 s. It is the bridge's load, not the token's
+// fault.
+var ErrExchangeBusy = errors.New("too many token exchanges in flight")
 
 type exchangeEntry struct {
 	tok   *oauth2.Token  // nil when err is set (a refusal)
@@ -171,6 +213,9 @@ func NewExchanger(opts ExchangeOptions) (*Exchanger, error) {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 32
 	}
+	if opts.MaxWaiting <= 0 {
+		opts.MaxWaiting = 64
+	}
 	if opts.Skew <= 0 {
 		opts.Skew = 30 * time.Second
 	}
@@ -221,14 +266,17 @@ func NewExchanger(opts ExchangeOptions) (*Exchanger, error) {
 		},
 		hc: hc, skew: opts.Skew, refusalTTL: opts.RefusalTTL, now: opts.Now,
 		cache: cache, refusals: refusals,
-		sem: make(chan struct{}, opts.MaxInFlight),
+		sem:     make(chan struct{}, opts.MaxInFlight),
+		flights: map[[sha256.Size]byte]*flight{}, maxWaiting: opts.MaxWaiting,
 	}, nil
 }
 
 // Exchange returns the platform token for subject: cached while it is
 // valid, else from one exchange shared by every concurrent caller with the
 // same subject. A failure is an *ExchangeError, or ctx's error when ctx
-// ends first (the exchange goes on for the others and is cached).
+// ends first: an exchange already sent goes on for the others and is
+// cached; one still waiting for a slot gives its place up when no caller
+// is left to want it.
 func (e *Exchanger) Exchange(ctx context.Context, subject string) (*oauth2.Token, error) {
 	if subject == "" {
 		return nil, &ExchangeError{Code: "invalid_grant", Description: "no subject token"}
@@ -246,21 +294,111 @@ func (e *Exchanger) Exchange(ctx context.Context, subject string) (*oauth2.Token
 		}
 		e.refusals.Remove(key)
 	}
-	// Detached from this caller's cancellation: others may be waiting on
-	// the same flight; the HTTP client's timeout bounds it.
-	dctx := context.WithoutCancel(ctx)
-	ch := e.group.DoChan(string(key[:]), func() (any, error) {
-		return e.run(dctx, key, subject)
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
+	e.mu.Lock()
+	fl := e.flights[key]
+	if fl == nil {
+		fl = &flight{done: make(chan struct{}), abandon: make(chan struct{})}
+		select {
+		case e.sem <- struct{}{}:
+			fl.state = flightRunning
+		default:
+			if e.waiting >= e.maxWaiting {
+				e.mu.Unlock()
+				return nil, &ExchangeError{Description: "the queue for a slot is full", Err: ErrExchangeBusy}
+			}
+			e.waiting++
+			fl.state = flightWaiting
 		}
-		return copyToken(r.Val.(*oauth2.Token)), nil
+		e.flights[key] = fl
+		// Detached from this caller's cancellation: others may join the
+		// flight; the HTTP client's timeout bounds the request.
+		go e.fly(context.WithoutCancel(ctx), key, subject, fl, e.evictions.Load())
+	}
+	fl.callers++
+	e.mu.Unlock()
+	select {
+	case <-fl.done:
+		if fl.err != nil {
+			return nil, fl.err
+		}
+		return copyToken(fl.tok), nil
 	case <-ctx.Done():
+		e.leave(key, fl)
 		return nil, ctx.Err()
 	}
+}
+
+// leave is a caller of fl giving up. The last one out of a flight still
+// waiting for a slot abandons it: nobody would read its answer, and under
+// a flood of fresh bearers such flights would hold the waiting places
+// (and later the slots) that real buyers need.
+func (e *Exchanger) leave(key [sha256.Size]byte, fl *flight) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fl.callers--
+	if fl.callers > 0 || fl.state != flightWaiting {
+		return
+	}
+	fl.state = flightAbandoned
+	e.waiting--
+	close(fl.abandon)
+	if e.flights[key] == fl {
+		delete(e.flights, key)
+	}
+}
+
+// fly runs fl: waits for a slot unless it already holds one, exchanges,
+// and hands the result to its callers. gen is the eviction count when fl
+// started.
+func (e *Exchanger) fly(ctx context.Context, key [sha256.Size]byte, subject string, fl *flight, gen uint64) {
+	defer func() {
+		e.mu.Lock()
+		if e.flights[key] == fl {
+			delete(e.flights, key)
+		}
+		e.mu.Unlock()
+		close(fl.done)
+	}()
+	e.mu.Lock()
+	wait := fl.state == flightWaiting
+	e.mu.Unlock()
+	if wait {
+		t := time.NewTimer(slotWait)
+		defer t.Stop()
+		select {
+		case e.sem <- struct{}{}:
+		case <-fl.abandon:
+			return
+		case <-t.C:
+			fl.err = &ExchangeError{Description: "no slot freed up within 10 s", Err: ErrExchangeBusy}
+			e.mu.Lock()
+			if fl.state == flightWaiting {
+				fl.state = flightRunning
+				e.waiting--
+			}
+			e.mu.Unlock()
+			return
+		}
+		e.mu.Lock()
+		abandoned := fl.state == flightAbandoned
+		if !abandoned {
+			fl.state = flightRunning
+			e.waiting--
+		}
+		e.mu.Unlock()
+		if abandoned {
+			// The slot came as the last caller left.
+			<-e.sem
+			return
+		}
+	}
+	defer func() { <-e.sem }()
+	tok, err := e.run(ctx, key, subject, gen)
+	if err != nil {
+		fl.err = err
+		return
+	}
+	fl.tok = tok
 }
 
 // Evict forgets what the cache holds for subject. The tools call it (see
@@ -272,23 +410,29 @@ func (e *Exchanger) Evict(subject string) {
 	e.evictions.Add(1)
 	e.cache.Remove(key)
 	e.refusals.Remove(key)
-	e.group.Forget(string(key[:]))
+	// An exchange already under way started before the eviction: the
+	// next caller starts a new one rather than share its answer.
+	e.mu.Lock()
+	delete(e.flights, key)
+	e.mu.Unlock()
 }
 
 // Exchanges is the number of requests sent to the token endpoint so far.
 func (e *Exchanger) Exchanges() int64 { return e.exchanges.Load() }
 
+// Waiting is the number of exchanges waiting for an in-flight slot.
+func (e *Exchanger) Waiting() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.waiting
+}
+
 // Len is the number of cached entries: exchanged tokens and refusals.
 func (e *Exchanger) Len() int { return e.cache.Len() + e.refusals.Len() }
 
-func (e *Exchanger) run(ctx context.Context, key [sha256.Size]byte, subject string) (*oauth2.Token, error) {
-	gen := e.evictions.Load()
-	select {
-	case e.sem <- struct{}{}:
-	case <-time.After(10 * time.Second):
-		return nil, &ExchangeError{Description: "too many token exchanges in flight"}
-	}
-	defer func() { <-e.sem }()
+// run sends the exchange request (the caller holds a slot) and caches
+// its result unless an eviction happened since gen.
+func (e *Exchanger) run(ctx context.Context, key [sha256.Size]byte, subject string, gen uint64) (*oauth2.Token, error) {
 	e.exchanges.Add(1)
 	conf := e.conf
 	conf.EndpointParams = make(url.Values, len(e.conf.EndpointParams)+1)
