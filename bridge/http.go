@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
@@ -85,6 +86,7 @@ type HTTPFront struct {
 	log                    *slog.Logger
 	mux                    *http.ServeMux
 	mcp                    *server.StreamableHTTPServer
+	sessions               *sessionIDs
 	path                   string
 	prmURL                 string
 	scope                  string
@@ -174,6 +176,7 @@ func NewHTTPFront(ms *server.MCPServer, profile http.Handler, apiKey string, opt
 		ResourceName:           "ucpbridge MCP bridge",
 	})
 
+	f.sessions = &sessionIDs{}
 	mcpOpts := []server.StreamableHTTPOption{
 		server.WithEndpointPath(path),
 		server.WithStreamableHTTPLogger(f.log),
@@ -182,21 +185,21 @@ func NewHTTPFront(ms *server.MCPServer, profile http.Handler, apiKey string, opt
 		// out (mcp-go's default only checks an id's format, so an expired
 		// id would live on); a client whose id is unknown gets 404 and
 		// starts a new session.
-		server.WithSessionIdManager(&sessionIDs{}),
+		server.WithSessionIdManager(f.sessions),
 	}
 	var mcpHandler http.Handler
 	if netguard.IsLoopbackHost(pu.Hostname()) {
 		// mcp-go's DNS-rebinding guard as is: on a loopback socket the
 		// Host must be a loopback name.
 		f.mcp = server.NewStreamableHTTPServer(ms, mcpOpts...)
-		mcpHandler = f.mcp
+		mcpHandler = f.knownSession(f.mcp)
 	} else {
 		// Behind a reverse proxy on the same host, requests arrive on a
 		// loopback socket with the public Host: admit exactly that one
 		// besides the loopback names (a rebound attacker's page sends its
 		// own domain, never this one).
 		f.mcp = server.NewStreamableHTTPServer(ms, append(mcpOpts, server.WithDisableLocalhostProtection(true))...)
-		mcpHandler = rebindingGuard(pu.Hostname(), f.mcp)
+		mcpHandler = rebindingGuard(pu.Hostname(), f.knownSession(f.mcp))
 	}
 
 	f.mux = http.NewServeMux()
@@ -392,6 +395,27 @@ func (f *HTTPFront) limitBody(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// knownSession answers 404, as mcp-go does on POST, to a legacy GET or
+// DELETE whose Mcp-Session-Id this process did not issue or has ended
+// (DELETE, idle sweeper). mcp-go checks the id only on POST: on GET an
+// unknown id opened an SSE stream for a session under the client's chosen
+// id, and DELETE of one answered 200, so a client whose session had
+// expired never learnt it had to start a new one. A GET or DELETE without
+// an id, and 2026-07-28 requests (no sessions; mcp-go answers 405), pass.
+func (f *HTTPFront) knownSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodDelete {
+			if id := r.Header.Get(server.HeaderKeySessionID); id != "" && !mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
+				if _, err := f.sessions.Validate(id); err != nil {
+					http.Error(w, "Invalid session ID", http.StatusNotFound)
+					return
+				}
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
 }
