@@ -38,7 +38,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&r.TokenGrace, "token-grace", store.DefaultTokenGrace, "keep access tokens this long after they expire")
 	fs.DurationVar(&r.CodeRetention, "code-retention", store.DefaultCodeRetention, "keep unused authorization codes this long after they expire (a redeemed one lives as long as its family)")
 	fs.DurationVar(&r.RevokedRetention, "revoked-retention", store.DefaultRevokedRetention, "keep revoked refresh families this long after the revocation")
-	fs.IntVar(&r.BatchSize, "batch", store.DefaultSweepBatch, "rows per delete transaction")
+	fs.IntVar(&r.BatchSize, "batch", 0, "rows per delete transaction (0: 50 on SQLite, 500 on PostgreSQL)")
 	if err := parseFlags(fs, args, os.LookupEnv); err != nil {
 		return err
 	}
@@ -49,8 +49,8 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := r.WithDefaults(); err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
-	if r.BatchSize < 1 {
-		return errors.New("sweep: --batch must be at least 1")
+	if r.BatchSize < 0 {
+		return errors.New("sweep: --batch must not be negative")
 	}
 	st, err := sqlstore.Open(ctx, *dsn)
 	if err != nil {

@@ -52,6 +52,39 @@ func TestConcurrentSweepers(t *testing.T) {
 	})
 }
 
+// TestDefaultSweepBatch: with BatchSize zero each engine deletes its own
+// batch size: small on SQLite's single writer, larger on PostgreSQL.
+func TestDefaultSweepBatch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		open func(t testing.TB) *sqlstore.Store
+		want int64
+	}{
+		{"SQLite", sqlstoretest.SQLite, sqlstore.SQLiteSweepBatch},
+		{"Postgres", sqlstoretest.Postgres, sqlstore.PostgresSweepBatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := tc.open(t)
+			if s == nil {
+				t.Skip(sqlstoretest.EnvPG + " is not set")
+			}
+			ctx := context.Background()
+			t0 := time.UnixMilli(1_790_000_000_000)
+			for i := range sqlstore.PostgresSweepBatch + 10 {
+				h := sha256.Sum256(fmt.Appendf(nil, "token %d", i))
+				must(t, s.SaveAccessToken(ctx, &store.AccessToken{Hash: h[:], ClientID: "m", Scope: "orders:read", ExpiresAt: t0}))
+			}
+			st, err := s.SweepExpired(ctx, t0.Add(time.Hour), store.Retention{MaxBatches: 1})
+			must(t, err)
+			if st.Deleted[store.TableAccessTokens] != tc.want || !st.More {
+				t.Fatalf("one batch with the default size: %+v, want %d deleted", st, tc.want)
+			}
+		})
+	}
+}
+
 func concurrentSweepers(t *testing.T, a, b *sqlstore.Store) {
 	ctx := context.Background()
 	t0 := time.UnixMilli(1_790_000_000_000)
