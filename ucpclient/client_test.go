@@ -258,6 +258,29 @@ func TestResultsAndTypedErrors(t *testing.T) {
 	if _, err = c.CallStoreTool(ctx, "tea", "get_cart", nil); !errors.As(err, &pe) || pe.Content != "boom" {
 		t.Fatalf("no structuredContent = %v", err)
 	}
+	// A tool error is an error even with structured content, unless
+	// that is a UCP business-error envelope (a result, as above).
+	f.answer = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		io.WriteString(w, `{"jsonrpc":"2.0","id":"x","result":{"isError":true,"structuredContent":{"balance":0},"content":[{"type":"text","text":"wallet unavailable"}]}}`)
+		return true
+	}
+	if out, err := c.CallStoreTool(ctx, "tea", "get_cart", nil); !errors.As(err, &pe) || pe.Content != "wallet unavailable" || string(pe.Body) != `{"balance":0}` {
+		t.Fatalf("isError with structuredContent = %s, %v", out, err)
+	}
+	f.answer = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		io.WriteString(w, `{"jsonrpc":"2.0","id":"x","result":{"isError":true,"structuredContent":{"ok":true}}}`)
+		return true
+	}
+	if out, err := c.CallStoreTool(ctx, "tea", "get_cart", nil); !errors.As(err, &pe) || pe.Content != "the tool reported an error" {
+		t.Fatalf("isError without text = %s, %v", out, err)
+	}
+	f.answer = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		io.WriteString(w, `{"jsonrpc":"2.0","id":"x","result":{"isError":true,"structuredContent":{"ucp":{"status":"error"},"messages":[{"code":"out_of_stock"}]}}}`)
+		return true
+	}
+	if out, err := c.CallStoreTool(ctx, "tea", "create_checkout", map[string]any{"checkout": map[string]any{}}); err != nil || !strings.Contains(string(out), "out_of_stock") {
+		t.Fatalf("isError with a UCP error envelope = %s, %v", out, err)
+	}
 	// GlobalSearch reports a UCP error envelope as an error (as Artos).
 	f.answer = func(w http.ResponseWriter, r *http.Request, n int) bool {
 		io.WriteString(w, `{"ucp":{"status":"error"},"messages":[{"code":"invalid_filter","content":"bad"}],"products":[]}`)

@@ -319,16 +319,25 @@ func (c *Client) callTool(ctx context.Context, cl *call, name string, arguments 
 	if err != nil {
 		return nil, err
 	}
-	if len(r.StructuredContent) == 0 || string(r.StructuredContent) == "null" {
+	noContent := len(r.StructuredContent) == 0 || string(r.StructuredContent) == "null"
+	// A tool error (isError) is never a success, whatever structured
+	// content rides along; only a UCP business-error envelope
+	// (ucp.status "error") is passed on as the result the typed helpers
+	// and the bridge turn into a *UCPError, as without isError.
+	if noContent || r.IsError && !IsUCPError(r.StructuredContent) {
 		pe := &ProtocolError{Op: cl.op, StatusCode: 200, Content: "tools/call result has no structuredContent"}
 		if r.IsError {
+			pe.Content = "the tool reported an error"
+			if !noContent {
+				pe.Body = r.StructuredContent
+			}
 			var content []struct {
 				Type string `json:"type"`
 				Text string `json:"text"`
 			}
 			_ = json.Unmarshal(r.Content, &content)
 			for _, ct := range content {
-				if ct.Type == "text" {
+				if ct.Type == "text" && ct.Text != "" {
 					pe.Content = ct.Text
 					break
 				}
