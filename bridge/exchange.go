@@ -360,9 +360,15 @@ func (e *Exchanger) fly(ctx context.Context, key [sha256.Size]byte, subject stri
 		close(fl.done)
 	}()
 	e.mu.Lock()
-	wait := fl.state == flightWaiting
+	state := fl.state
 	e.mu.Unlock()
-	if wait {
+	if state == flightAbandoned {
+		// Every caller left before this goroutine first ran: it holds no
+		// slot, so it must neither send the exchange nor give one back
+		// (that would strand the release of an exchange that holds one).
+		return
+	}
+	if state == flightWaiting {
 		t := time.NewTimer(slotWait)
 		defer t.Stop()
 		select {
