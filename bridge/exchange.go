@@ -188,8 +188,14 @@ func (e *ExchangeError) Unwrap() error { return e.Err }
 // (invalid_grant: unknown, expired, revoked, not a buyer token, issued for
 // a resource this platform does not own): the MCP client must refresh or
 // sign in again. Every other failure is the bridge's configuration or the
-// platform's availability, not the caller's token.
-func (e *ExchangeError) TokenRefused() bool { return e.Code == "invalid_grant" }
+// platform's availability, not the caller's token: so is an invalid_grant
+// that came with a status other than 4xx (RFC 6749 §5.2 errors are 400;
+// a 5xx carrying one is a gateway or a failing platform, and taking it
+// for a refusal would cache it and send the buyer to sign in again).
+// Status 0 is the bridge's own refusal (no subject token).
+func (e *ExchangeError) TokenRefused() bool {
+	return e.Code == "invalid_grant" && (e.Status == 0 || e.Status/100 == 4)
+}
 
 // NewExchanger returns an Exchanger for opts.
 func NewExchanger(opts ExchangeOptions) (*Exchanger, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -65,4 +66,42 @@ func TestExchangeLeftBeforeItsGoroutineRanHoldsNoSlot(t *testing.T) {
 	if got := a.subjects(); !slices.Equal(got, []string{"good-first", "good-next"}) {
 		t.Fatalf("exchanges sent: %q, want only the two wanted", got)
 	}
+}
+
+// TestExchangeServerErrorIsNeverARefusal: only the token endpoint's
+// 4xx answer refuses the subject (RFC 6749 §5.2 errors are 400). A 5xx
+// that happens to carry invalid_grant (a gateway or a failing platform
+// replaying an error body) is the platform's failure: it used to be
+// cached for RefusalTTL and answered 401 invalid_token, so the buyer was
+// told to sign in again over an outage.
+func TestExchangeServerErrorIsNeverARefusal(t *testing.T) {
+	a := newFakeAS(t)
+	a.answer = func(w http.ResponseWriter) bool {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"error":"invalid_grant","error_description":"upstream"}`))
+		return true
+	}
+	ex := newTestExchanger(t, a, nil)
+	_, err := ex.Exchange(context.Background(), "good-outage")
+	xe, ok := errors.AsType[*ExchangeError](err)
+	if !ok || xe.TokenRefused() || xe.Status != http.StatusServiceUnavailable {
+		t.Fatalf("err = %#v", err)
+	}
+	ex.Exchange(context.Background(), "good-outage")
+	if a.count() != 2 || ex.Len() != 0 {
+		t.Fatalf("a platform failure was cached as a refusal: %d exchanges, %d cached", a.count(), ex.Len())
+	}
+	// A 400 invalid_grant still is a refusal.
+	a.mu.Lock()
+	a.answer = nil
+	a.mu.Unlock()
+	if _, err := ex.Exchange(context.Background(), "bad-one"); !isRefusal(err) {
+		t.Fatalf("400 invalid_grant: %v", err)
+	}
+}
+
+func isRefusal(err error) bool {
+	xe, ok := errors.AsType[*ExchangeError](err)
+	return ok && xe.TokenRefused()
 }
