@@ -21,6 +21,7 @@ import (
 	"github.com/ucpbridge/ucpbridge/authserver/authservertest"
 	"github.com/ucpbridge/ucpbridge/bridge"
 	"github.com/ucpbridge/ucpbridge/mandate"
+	"github.com/ucpbridge/ucpbridge/ucpclient"
 )
 
 // frontWire records every request the bridge sends the platform: the
@@ -132,7 +133,8 @@ func startFrontE2E(t *testing.T) *frontE2E {
 	}
 	hc := &http.Client{Transport: e.wire}
 	b, err := bridge.New(bridge.Config{PlatformURL: e.p.URL, APIKey: e.p.PlatformKey,
-		AgentProfile: strings.TrimSuffix(e.url, "/mcp") + "/.well-known/ucp", SigningKey: key, HTTPClient: hc})
+		AgentProfile: strings.TrimSuffix(e.url, "/mcp") + "/.well-known/ucp", SigningKey: key, HTTPClient: hc,
+		Crypto: ucpclient.SandboxSettler{}}) // as dev configures it
 	if err != nil {
 		t.Fatal(err)
 	}
