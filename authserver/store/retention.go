@@ -30,6 +30,13 @@ type Retention struct {
 	// deleted: every rotated-out refresh token stays until the family's
 	// end, so a replay of any of them is recognised as reuse.
 	RevokedRetention time.Duration
+	// UnusedClientRetention is how long a self-registered client (RFC
+	// 7591) that no buyer ever consented to and that holds no grant is
+	// kept after its registration (default 7 days). Registration is open
+	// (rate-limited per network, not per caller), so clients nobody used
+	// would otherwise pile up for ever; a client a buyer consented to is
+	// never deleted by the sweep.
+	UnusedClientRetention time.Duration
 	// BatchSize is how many rows one delete transaction removes (zero:
 	// the store's default). sqlstore deletes 50 at a time on SQLite,
 	// whose single writer every token issuance queues on: 50 moved token
@@ -45,16 +52,17 @@ type Retention struct {
 
 // Retention defaults.
 const (
-	DefaultTokenGrace       = 5 * time.Minute
-	DefaultCodeRetention    = time.Hour
-	DefaultRevokedRetention = 24 * time.Hour
-	DefaultSweepMaxBatches  = 10000
+	DefaultTokenGrace            = 5 * time.Minute
+	DefaultCodeRetention         = time.Hour
+	DefaultRevokedRetention      = 24 * time.Hour
+	DefaultUnusedClientRetention = 7 * 24 * time.Hour
+	DefaultSweepMaxBatches       = 10000
 )
 
 // WithDefaults returns r with zero fields set to the defaults (but
 // BatchSize, which the store chooses), or an error for a negative one.
 func (r Retention) WithDefaults() (Retention, error) {
-	for name, d := range map[string]time.Duration{"TokenGrace": r.TokenGrace, "CodeRetention": r.CodeRetention, "RevokedRetention": r.RevokedRetention} {
+	for name, d := range map[string]time.Duration{"TokenGrace": r.TokenGrace, "CodeRetention": r.CodeRetention, "RevokedRetention": r.RevokedRetention, "UnusedClientRetention": r.UnusedClientRetention} {
 		if d < 0 {
 			return r, fmt.Errorf("store: Retention.%s is negative (%v)", name, d)
 		}
@@ -70,6 +78,7 @@ func (r Retention) WithDefaults() (Retention, error) {
 	def(&r.TokenGrace, DefaultTokenGrace)
 	def(&r.CodeRetention, DefaultCodeRetention)
 	def(&r.RevokedRetention, DefaultRevokedRetention)
+	def(&r.UnusedClientRetention, DefaultUnusedClientRetention)
 	if r.MaxBatches == 0 {
 		r.MaxBatches = DefaultSweepMaxBatches
 	}
@@ -83,6 +92,7 @@ const (
 	TableRefreshTokens = "refresh_tokens"
 	TableGrants        = "grants"
 	TableCodes         = "codes"
+	TableClients       = "clients"
 )
 
 // SweepStats is what one sweep did: the figures for logs and metrics

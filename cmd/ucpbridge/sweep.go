@@ -38,6 +38,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&r.TokenGrace, "token-grace", store.DefaultTokenGrace, "keep access tokens this long after they expire")
 	fs.DurationVar(&r.CodeRetention, "code-retention", store.DefaultCodeRetention, "keep unused authorization codes this long after they expire (a redeemed one lives as long as its family)")
 	fs.DurationVar(&r.RevokedRetention, "revoked-retention", store.DefaultRevokedRetention, "keep revoked refresh families this long after the revocation")
+	fs.DurationVar(&r.UnusedClientRetention, "unused-client-retention", store.DefaultUnusedClientRetention, "delete self-registered clients no buyer consented to this long after they registered")
 	fs.IntVar(&r.BatchSize, "batch", 0, "rows per delete transaction (0: 50 on SQLite, 500 on PostgreSQL)")
 	if err := parseFlags(fs, args, os.LookupEnv); err != nil {
 		return err

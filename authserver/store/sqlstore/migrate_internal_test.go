@@ -107,7 +107,7 @@ func TestMigration5CodesOfSweptFamilies(t *testing.T) {
 		idx = append(idx, n)
 	}
 	rows.Close()
-	if strings.Join(idx, ",") != "codes_grant,codes_unused_expires" {
+	if strings.Join(idx, ",") != "codes_client,codes_grant,codes_unused_expires" {
 		t.Fatalf("indexes on codes: %v", idx)
 	}
 }

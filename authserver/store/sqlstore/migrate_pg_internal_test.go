@@ -89,7 +89,7 @@ func TestMigration5OnPostgres(t *testing.T) {
 		WHERE schemaname = current_schema() AND tablename = 'codes' AND indexname <> 'codes_pkey'`).Scan(&idx); err != nil {
 		t.Fatal(err)
 	}
-	if idx != "codes_grant,codes_unused_expires" {
+	if idx != "codes_client,codes_grant,codes_unused_expires" { // codes_client: migration 6
 		t.Fatalf("indexes on codes: %v", idx)
 	}
 

@@ -49,7 +49,10 @@ var errSweepBusy = errors.New("sqlstore: another instance is sweeping")
 //  4. unused authorization codes that expired more than r.CodeRetention
 //     ago. A redeemed code goes with the family it issued (passes 1 and
 //     2), so replaying it at any time in the family's life still
-//     revokes the family (RFC 6749 §4.1.2).
+//     revokes the family (RFC 6749 §4.1.2);
+//  5. self-registered clients (RFC 7591) registered more than
+//     r.UnusedClientRetention ago that no buyer consented to and that
+//     hold no grant.
 //
 // Candidate rows are picked through an index on their expiry (or
 // revocation) time, LIMIT r.BatchSize. After a full batch the sweep
@@ -80,6 +83,7 @@ func (s *Store) sweepExpired(ctx context.Context, now time.Time, r store.Retenti
 		}
 	}
 	tokenCut, codeCut, revokedCut := ms(now.Add(-r.TokenGrace)), ms(now.Add(-r.CodeRetention)), ms(now.Add(-r.RevokedRetention))
+	clientCut := ms(now.Add(-r.UnusedClientRetention))
 	lock := ""
 	if s.d.postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
@@ -105,6 +109,13 @@ func (s *Store) sweepExpired(ctx context.Context, now time.Time, r store.Retenti
 		}},
 		{"codes", func(ctx context.Context, tx *sql.Tx, n int, del map[string]int64) (int, error) {
 			return s.sweepRows(ctx, tx, del, store.TableCodes, "expires_at", codeCut, n, "grant_id IS NULL")
+		}},
+		{"unused clients", func(ctx context.Context, tx *sql.Tx, n int, del map[string]int64) (int, error) {
+			return s.sweepUnusedClients(ctx, tx, del, s.q(`SELECT id FROM clients c
+				WHERE registration_hash IS NOT NULL AND created_at <= ?
+				AND NOT EXISTS (SELECT 1 FROM consents x WHERE x.client_id = c.id)
+				AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = c.id)
+				ORDER BY created_at LIMIT ?`+lock), clientCut, n)
 		}},
 	}
 	for _, p := range passes {
@@ -279,6 +290,51 @@ func (s *Store) sweepFamilies(ctx context.Context, tx *sql.Tx, del map[string]in
 	return len(ids), nil
 }
 
+// sweepUnusedClients deletes the clients pick selects (up to n), with
+// what a client that never got a grant can have left: unused codes (its
+// sign-ins that were never finished) and an ownership row.
+func (s *Store) sweepUnusedClients(ctx context.Context, tx *sql.Tx, del map[string]int64, pick string, args ...any) (int, error) {
+	ids, err := pickIDs(ctx, tx, pick, args...)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+	for _, d := range []struct{ table, query string }{
+		{store.TableCodes, `DELETE FROM codes WHERE client_id IN (` + in + `)`},
+		{"", `DELETE FROM platform_clients WHERE client_id IN (` + in + `)`},
+		{store.TableClients, `DELETE FROM clients WHERE id IN (` + in + `)`},
+	} {
+		res, err := tx.ExecContext(ctx, s.q(d.query), ids...)
+		if err != nil {
+			return 0, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return 0, err
+		} else if d.table != "" {
+			del[d.table] += n
+		}
+	}
+	return len(ids), nil
+}
+
+// pickIDs runs a query of one text column and returns its values.
+func pickIDs(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]any, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []any
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // retentionIndexes (migration 4) serve the sweep's picks. The one on
 // access_tokens(expires_at) is the only one on a hot path (every token
 // issued); its keys arrive in time order, so each insert appends to the
@@ -303,3 +359,12 @@ const codeRetention = `DELETE FROM codes WHERE grant_id IS NOT NULL AND NOT EXIS
 	DROP INDEX codes_expires;
 	CREATE INDEX codes_unused_expires ON codes(expires_at) WHERE grant_id IS NULL;
 	CREATE INDEX codes_grant ON codes(grant_id) WHERE grant_id IS NOT NULL`
+
+// clientRetention (migration 6) serves the unused-client pass: the
+// self-registered clients by registration time, and the lookups of a
+// client's consents and grants (which RevokeClientGrants and DeleteClient
+// also make) and codes.
+const clientRetention = `CREATE INDEX clients_registered ON clients(created_at) WHERE registration_hash IS NOT NULL;
+	CREATE INDEX consents_client ON consents(client_id);
+	CREATE INDEX grants_client ON grants(client_id, buyer_id);
+	CREATE INDEX codes_client ON codes(client_id)`

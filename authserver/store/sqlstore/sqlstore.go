@@ -184,6 +184,8 @@ var migrations = []migration{
 	// 5: a redeemed code lives as long as the family it issued, so a
 	// replay always revokes it.
 	{both: codeRetention},
+	// 6: self-registered clients nobody used are swept.
+	{both: clientRetention},
 }
 
 // migration is one schema change: both runs on either engine, split at

@@ -35,6 +35,7 @@ func RunRetention(t *testing.T, open func(t *testing.T) Retainer) {
 		{"Cancelled", testSweepCancelled},
 		{"OrdersKept", testSweepKeepsOrders},
 		{"BadRetention", testSweepBadRetention},
+		{"UnusedClients", testSweepUnusedClients},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,7 +48,8 @@ func RunRetention(t *testing.T, open func(t *testing.T) Retainer) {
 
 // ret is the retention the tests sweep with: distinct periods, so each
 // test shows which one applies.
-var ret = store.Retention{TokenGrace: time.Minute, CodeRetention: 10 * time.Minute, RevokedRetention: time.Hour}
+var ret = store.Retention{TokenGrace: time.Minute, CodeRetention: 10 * time.Minute, RevokedRetention: time.Hour,
+	UnusedClientRetention: 48 * time.Hour}
 
 func sweep(t *testing.T, s store.Sweeper, now time.Time) store.SweepStats {
 	t.Helper()
@@ -61,7 +63,7 @@ func sweep(t *testing.T, s store.Sweeper, now time.Time) store.SweepStats {
 
 func wantDeleted(t *testing.T, st store.SweepStats, want map[string]int64) {
 	t.Helper()
-	for _, table := range []string{store.TableAccessTokens, store.TableRefreshTokens, store.TableGrants, store.TableCodes} {
+	for _, table := range []string{store.TableAccessTokens, store.TableRefreshTokens, store.TableGrants, store.TableCodes, store.TableClients} {
 		if st.Deleted[table] != want[table] {
 			t.Fatalf("deleted %v, want %v", st.Deleted, want)
 		}
@@ -350,6 +352,62 @@ func testSweepBadRetention(t *testing.T, s Retainer) {
 		st, err := s.SweepExpired(context.Background(), t0.Add(time.Hour), r)
 		if err == nil || st.Total() != 0 {
 			t.Fatalf("%+v: %+v, %v", r, st, err)
+		}
+	}
+}
+
+// testSweepUnusedClients: a self-registered client nobody consented to
+// and that holds no grant goes UnusedClientRetention after it registered,
+// with its unfinished sign-ins' codes; one a buyer consented to, one with
+// a grant, a younger one and an operator's client stay.
+func testSweepUnusedClients(t *testing.T, s Retainer) {
+	ctx := context.Background()
+	reg := func(id string, at time.Time, registered bool) {
+		c := &store.Client{ID: id, Type: store.ClientInstalled, Name: id, RedirectURIs: []string{"http://127.0.0.1/cb"},
+			GrantTypes: []string{"authorization_code"}, Scopes: []string{"purchase:complete"}, CreatedAt: at}
+		if registered {
+			c.RegistrationHash = hash(t)
+		}
+		must(t, s.CreateClient(ctx, c))
+	}
+	reg("dcr-unused", t0, true)
+	reg("dcr-consented", t0, true)
+	reg("dcr-granted", t0, true)
+	reg("dcr-young", t0.Add(24*time.Hour), true)
+	reg("operator", t0, false)
+	must(t, s.SaveConsent(ctx, &store.Consent{BuyerID: "b1", ClientID: "dcr-consented", Scope: "purchase:complete", UpdatedAt: t0}))
+	f := newFamily(t)
+	f.grant.ClientID, f.access.ClientID = "dcr-granted", "dcr-granted"
+	must(t, s.IssueGrant(ctx, f.issue()))
+	unfinished := hash(t) // a sign-in of the unused client that never finished
+	must(t, s.SaveCode(ctx, &store.Code{Hash: unfinished, ClientID: "dcr-unused", BuyerID: "b1", ExpiresAt: t0.Add(time.Minute)}))
+
+	// Just inside the retention: nothing of the clients goes (the code
+	// and the family's first access token do).
+	st := sweep(t, s, t0.Add(48*time.Hour-time.Millisecond))
+	wantDeleted(t, st, map[string]int64{store.TableCodes: 1, store.TableAccessTokens: 1})
+	must(t, s.SaveCode(ctx, &store.Code{Hash: unfinished, ClientID: "dcr-unused", BuyerID: "b1", ExpiresAt: t0.Add(48 * time.Hour)}))
+	st = sweep(t, s, t0.Add(48*time.Hour))
+	wantDeleted(t, st, map[string]int64{store.TableClients: 1, store.TableCodes: 1})
+	_, err := s.Client(ctx, "dcr-unused")
+	wantErr(t, err, store.ErrNotFound, "unused self-registered client")
+	_, err = s.Code(ctx, unfinished)
+	wantErr(t, err, store.ErrNotFound, "its unfinished sign-in's code")
+	for _, id := range []string{"dcr-consented", "dcr-granted", "dcr-young", "operator"} {
+		if _, err := s.Client(ctx, id); err != nil {
+			t.Fatalf("client %s: %v", id, err)
+		}
+	}
+	// The young one goes in its turn. Once the granted client's family
+	// has ended and gone, nothing holds that client either (a real
+	// client with a grant also has the buyer's consent, which does);
+	// the consented one and the operator's stay for good.
+	wantDeleted(t, sweep(t, s, t0.Add(72*time.Hour)), map[string]int64{store.TableClients: 1})
+	wantDeleted(t, sweep(t, s, t0.Add(400*24*time.Hour)), map[string]int64{
+		store.TableGrants: 1, store.TableRefreshTokens: 1, store.TableClients: 1})
+	for _, id := range []string{"dcr-consented", "operator"} {
+		if _, err := s.Client(ctx, id); err != nil {
+			t.Fatalf("client %s: %v", id, err)
 		}
 	}
 }
