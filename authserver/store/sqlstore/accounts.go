@@ -90,6 +90,12 @@ func (s *Store) ClientPlatform(ctx context.Context, clientID string) (string, er
 	return p, nil
 }
 
+const (
+	qClient = `SELECT id, secret_hash, type, name, redirect_uris, grant_types, scopes, developers,
+	role, store, platform, profile, registration_hash, created_at FROM clients WHERE id = ?`
+	qClientCIMD = `SELECT client_id FROM platform_clients WHERE platform_id = ? AND client_id <> ? ORDER BY client_id`
+)
+
 // Client implements store.Clients.
 func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 	var (
@@ -97,15 +103,14 @@ func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 		typ, role, redirects, grants, scopes, devs string
 		created                                    int64
 	)
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT id, secret_hash, type, name, redirect_uris, grant_types, scopes, developers,
-		role, store, platform, profile, registration_hash, created_at FROM clients WHERE id = ?`), id).
+	err := s.queryRow(ctx, s.rdb, qClient, id).
 		Scan(&c.ID, &c.SecretHash, &typ, &c.Name, &redirects, &grants, &scopes, &devs, &role, &c.Store, &c.Platform, &c.Profile,
 			&c.RegistrationHash, &created)
 	if err != nil {
 		return nil, notFound(err, "client")
 	}
 	if c.Role = store.ClientRole(role); c.Role == store.RolePlatform {
-		rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT client_id FROM platform_clients WHERE platform_id = ? AND client_id <> ? ORDER BY client_id`), c.ID, c.ID)
+		rows, err := s.query(ctx, s.rdb, qClientCIMD, c.ID, c.ID)
 		if err != nil {
 			return nil, fmt.Errorf("sqlstore: client %q: %w", id, err)
 		}

@@ -71,9 +71,11 @@ func scanShop(r scanner) (*store.Shop, error) {
 	return &sh, nil
 }
 
+const qShop = `SELECT ` + shopCols + ` FROM shops WHERE slug = ?`
+
 // Shop implements store.Catalog.
 func (s *Store) Shop(ctx context.Context, slug string) (*store.Shop, error) {
-	sh, err := scanShop(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+shopCols+` FROM shops WHERE slug = ?`), slug))
+	sh, err := scanShop(s.queryRow(ctx, s.rdb, qShop, slug))
 	if err != nil {
 		return nil, notFound(err, "shop")
 	}
@@ -381,11 +383,13 @@ func (s *Store) productFilter(q store.ProductQuery) ([]string, []any) {
 	return where, args
 }
 
+const qCreateSession = `INSERT INTO sessions
+	(kind, shop_slug, id, owner, status, version, doc, created_at, updated_at, expires_at)
+	VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`
+
 // CreateSession implements store.Sessions.
 func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO sessions
-		(kind, shop_slug, id, owner, status, version, doc, created_at, updated_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`),
+	_, err := s.exec(ctx, s.db, qCreateSession,
 		string(sess.Kind), sess.ShopSlug, sess.ID, sess.Owner, sess.Status, nullJSON(sess.Doc),
 		ms(sess.CreatedAt), ms(sess.UpdatedAt), ms(sess.ExpiresAt))
 	if isUnique(err) {
@@ -398,6 +402,9 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	return nil
 }
 
+const qSession = `SELECT kind, shop_slug, id, owner, status, version, doc, created_at, updated_at, expires_at
+	FROM sessions WHERE kind = ? AND shop_slug = ? AND id = ?`
+
 // Session implements store.Sessions.
 func (s *Store) Session(ctx context.Context, kind store.SessionKind, shop, id string) (*store.Session, error) {
 	var (
@@ -406,8 +413,7 @@ func (s *Store) Session(ctx context.Context, kind store.SessionKind, shop, id st
 		doc                       sql.NullString
 		created, updated, expires int64
 	)
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT kind, shop_slug, id, owner, status, version, doc, created_at, updated_at, expires_at
-		FROM sessions WHERE kind = ? AND shop_slug = ? AND id = ?`), string(kind), shop, id).
+	err := s.queryRow(ctx, s.rdb, qSession, string(kind), shop, id).
 		Scan(&k, &sess.ShopSlug, &sess.ID, &sess.Owner, &sess.Status, &sess.Version, &doc, &created, &updated, &expires)
 	if err != nil {
 		return nil, notFound(err, string(kind))
@@ -426,12 +432,17 @@ func (s *Store) UpdateSession(ctx context.Context, sess *store.Session) error {
 	return nil
 }
 
+const (
+	qUpdateSession = `UPDATE sessions SET version = version + 1, owner = ?, status = ?, doc = ?, updated_at = ?, expires_at = ?
+	WHERE kind = ? AND shop_slug = ? AND id = ? AND version = ?`
+	qSessionVersion = `SELECT version FROM sessions WHERE kind = ? AND shop_slug = ? AND id = ?`
+)
+
 // updateSession is the version-checked update. On PostgreSQL the UPDATE
 // takes the row lock, so a concurrent updater of the same version waits
 // for this transaction and then matches no row.
 func (s *Store) updateSession(ctx context.Context, tx *sql.Tx, sess *store.Session) error {
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE sessions SET version = version + 1, owner = ?, status = ?, doc = ?, updated_at = ?, expires_at = ?
-		WHERE kind = ? AND shop_slug = ? AND id = ? AND version = ?`),
+	res, err := s.exec(ctx, tx, qUpdateSession,
 		sess.Owner, sess.Status, nullJSON(sess.Doc), ms(sess.UpdatedAt), ms(sess.ExpiresAt),
 		string(sess.Kind), sess.ShopSlug, sess.ID, sess.Version)
 	if err != nil {
@@ -443,13 +454,15 @@ func (s *Store) updateSession(ctx context.Context, tx *sql.Tx, sess *store.Sessi
 		return nil
 	}
 	var version int64
-	err = tx.QueryRowContext(ctx, s.q(`SELECT version FROM sessions WHERE kind = ? AND shop_slug = ? AND id = ?`),
-		string(sess.Kind), sess.ShopSlug, sess.ID).Scan(&version)
+	err = s.queryRow(ctx, tx, qSessionVersion, string(sess.Kind), sess.ShopSlug, sess.ID).Scan(&version)
 	if err != nil {
 		return notFound(err, string(sess.Kind))
 	}
 	return fmt.Errorf("sqlstore: %s %q at version %d, not %d: %w", sess.Kind, sess.ID, version, sess.Version, store.ErrStale)
 }
+
+const qInsertWebhook = `INSERT INTO webhooks (id, shop_slug, order_id, url, attempts, next_at, created_at)
+	VALUES (?, ?, ?, ?, 0, ?, ?)`
 
 // CompleteSession implements store.Sessions. The session update comes
 // first so that concurrent completions of one session queue on its row
@@ -495,8 +508,7 @@ func (s *Store) CompleteSession(ctx context.Context, sess *store.Session, o *sto
 				continue
 			}
 			queued[u] = true
-			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhooks (id, shop_slug, order_id, url, attempts, next_at, created_at)
-				VALUES (?, ?, ?, ?, 0, ?, ?)`), newUUID(), o.ShopSlug, o.ID, u, ms(o.CreatedAt), ms(o.CreatedAt))
+			_, err := s.exec(ctx, tx, qInsertWebhook, newUUID(), o.ShopSlug, o.ID, u, ms(o.CreatedAt), ms(o.CreatedAt))
 			if err != nil {
 				return fmt.Errorf("sqlstore: queue webhook: %w", err)
 			}
@@ -510,14 +522,19 @@ func (s *Store) CompleteSession(ctx context.Context, sess *store.Session, o *sto
 	return nil
 }
 
+const (
+	qTakeStock = `UPDATE variants SET stock = CASE WHEN stock < 0 THEN stock ELSE stock - ? END
+	WHERE shop_slug = ? AND id = ? AND (stock < 0 OR stock >= ?)`
+	qStock = `SELECT stock FROM variants WHERE shop_slug = ? AND id = ?`
+)
+
 // takeStock decrements a tracked variant in one guarded UPDATE, so two
 // orders can never both take the last unit; when it matches nothing, a
 // read says why.
 func (s *Store) takeStock(ctx context.Context, tx *sql.Tx, shop string, t store.StockTake) error {
 	// Untracked variants (stock < 0) match too and keep their stock, so
 	// the common case is one statement whatever the variant.
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE variants SET stock = CASE WHEN stock < 0 THEN stock ELSE stock - ? END
-		WHERE shop_slug = ? AND id = ? AND (stock < 0 OR stock >= ?)`), t.Quantity, shop, t.VariantID, t.Quantity)
+	res, err := s.exec(ctx, tx, qTakeStock, t.Quantity, shop, t.VariantID, t.Quantity)
 	if err != nil {
 		return fmt.Errorf("sqlstore: take stock: %w", err)
 	}
@@ -527,7 +544,7 @@ func (s *Store) takeStock(ctx context.Context, tx *sql.Tx, shop string, t store.
 		return nil
 	}
 	var stock int64
-	err = tx.QueryRowContext(ctx, s.q(`SELECT stock FROM variants WHERE shop_slug = ? AND id = ?`), shop, t.VariantID).Scan(&stock)
+	err = s.queryRow(ctx, tx, qStock, shop, t.VariantID).Scan(&stock)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		stock = 0
@@ -539,10 +556,12 @@ func (s *Store) takeStock(ctx context.Context, tx *sql.Tx, shop string, t store.
 	return fmt.Errorf("sqlstore: take stock: %w", &store.OutOfStockError{VariantID: t.VariantID, Available: stock})
 }
 
+const qInsertOrder = `INSERT INTO orders
+	(shop_slug, id, checkout_id, owner, client_id, buyer_id, buyer_type, doc, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 func (s *Store) insertOrder(ctx context.Context, tx *sql.Tx, o *store.Order) error {
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO orders
-		(shop_slug, id, checkout_id, owner, client_id, buyer_id, buyer_type, doc, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := s.exec(ctx, tx, qInsertOrder,
 		o.ShopSlug, o.ID, o.CheckoutID, o.Owner, o.ClientID, o.BuyerID, o.BuyerType, nullJSON(o.Doc), ms(o.CreatedAt))
 	if isUnique(err) {
 		return fmt.Errorf("sqlstore: order %q (checkout %q): %w", o.ID, o.CheckoutID, store.ErrConflict)
@@ -553,10 +572,12 @@ func (s *Store) insertOrder(ctx context.Context, tx *sql.Tx, o *store.Order) err
 	return nil
 }
 
+const qOrder = `SELECT shop_slug, id, checkout_id, owner, client_id, buyer_id, buyer_type, doc, created_at
+	FROM orders WHERE shop_slug = ? AND id = ?`
+
 // Order implements store.Orders.
 func (s *Store) Order(ctx context.Context, shop, id string) (*store.Order, error) {
-	return scanOrder(s.rdb.QueryRowContext(ctx, s.q(`SELECT shop_slug, id, checkout_id, owner, client_id, buyer_id, buyer_type, doc, created_at
-		FROM orders WHERE shop_slug = ? AND id = ?`), shop, id))
+	return scanOrder(s.queryRow(ctx, s.rdb, qOrder, shop, id))
 }
 
 func scanOrder(r scanner) (*store.Order, error) {
@@ -585,7 +606,7 @@ func (s *Store) ClaimIdempotency(ctx context.Context, k store.IdemKey, requestHa
 	// Fast path, the common case: a fresh key is one autocommitted
 	// INSERT (one round trip instead of a transaction's three). A key
 	// that exists takes the locked path below.
-	res, err := s.db.ExecContext(ctx, s.q(idemInsert), k.Scope, k.Key, requestHash, ms(now), ms(now.Add(lease)), ms(now.Add(ttl)))
+	res, err := s.exec(ctx, s.db, qIdemInsert, k.Scope, k.Key, requestHash, ms(now), ms(now.Add(lease)), ms(now.Add(ttl)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: claim idempotency key: %w", err)
 	}
@@ -601,14 +622,14 @@ func (s *Store) ClaimIdempotency(ctx context.Context, k store.IdemKey, requestHa
 	return rec, err
 }
 
-const idemInsert = `INSERT INTO idempotency
+const qIdemInsert = `INSERT INTO idempotency
 	(scope, key, request_hash, done, status, created_at, lease_until, expires_at) VALUES (?, ?, ?, 0, 0, ?, ?, ?)
 	ON CONFLICT (scope, key) DO NOTHING`
 
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, k store.IdemKey, requestHash []byte, now time.Time, lease, ttl time.Duration) (*store.IdemRecord, error) {
 	claim := []any{requestHash, ms(now), ms(now.Add(lease)), ms(now.Add(ttl))}
 	for range claimAttempts {
-		res, err := tx.ExecContext(ctx, s.q(idemInsert), append([]any{k.Scope, k.Key}, claim...)...)
+		res, err := s.exec(ctx, tx, qIdemInsert, append([]any{k.Scope, k.Key}, claim...)...)
 		if err != nil {
 			return nil, fmt.Errorf("sqlstore: claim idempotency key: %w", err)
 		}
@@ -670,11 +691,12 @@ func (s *Store) idemRecord(ctx context.Context, q queryer, k store.IdemKey, lock
 	return &rec, nil
 }
 
+const qFinishIdem = `UPDATE idempotency SET done = 1, status = ?, body = ? WHERE scope = ? AND key = ?`
+
 // FinishIdempotency implements store.Idempotency. A key that is gone
 // (released, or swept after expiry) is ErrNotFound.
 func (s *Store) FinishIdempotency(ctx context.Context, k store.IdemKey, status int, body []byte) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE idempotency SET done = 1, status = ?, body = ? WHERE scope = ? AND key = ?`),
-		status, body, k.Scope, k.Key)
+	res, err := s.exec(ctx, s.db, qFinishIdem, status, body, k.Scope, k.Key)
 	if err != nil {
 		return fmt.Errorf("sqlstore: finish idempotency key: %w", err)
 	}

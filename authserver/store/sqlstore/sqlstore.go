@@ -42,6 +42,9 @@ type Store struct {
 	db  *sql.DB // writes and transactions
 	rdb *sql.DB // plain reads: a read-only pool on SQLite, db on PostgreSQL
 	d   dialect
+	// stmts holds the hot queries prepared on db and rdb (stmts.go),
+	// SQLite only; set in Open and read-only afterwards.
+	stmts map[stmtKey]*sql.Stmt
 }
 
 var _ store.Store = (*Store)(nil)
@@ -109,12 +112,21 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	// After the migrations: a statement is planned against the schema it
+	// was prepared on.
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	err := s.db.Close()
+	err := s.closeStmts()
+	if dberr := s.db.Close(); err == nil {
+		err = dberr
+	}
 	if s.rdb != s.db {
 		if rerr := s.rdb.Close(); err == nil {
 			err = rerr
@@ -324,6 +336,7 @@ func (s *Store) q(query string) string {
 type queryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {

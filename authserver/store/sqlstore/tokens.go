@@ -127,13 +127,15 @@ func (s *Store) issue(ctx context.Context, tx *sql.Tx, iss store.Issue) error {
 	return nil
 }
 
+const qInsertAccess = `INSERT INTO access_tokens (hash, grant_id, client_id, buyer_id, scope, resource, store, expires_at,
+	subject_hash, acting_platform) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 func (s *Store) insertAccess(ctx context.Context, q queryer, a *store.AccessToken) error {
 	var grant any
 	if a.GrantID != "" {
 		grant = a.GrantID
 	}
-	_, err := q.ExecContext(ctx, s.q(`INSERT INTO access_tokens (hash, grant_id, client_id, buyer_id, scope, resource, store, expires_at,
-		subject_hash, acting_platform) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := s.exec(ctx, q, qInsertAccess,
 		a.Hash, grant, a.ClientID, a.BuyerID, a.Scope, a.Resource, a.Store, ms(a.ExpiresAt), a.Subject, a.ActingPlatform)
 	if isUnique(err) {
 		return fmt.Errorf("sqlstore: access token: %w", store.ErrConflict)
@@ -314,6 +316,11 @@ func (s *Store) SaveAccessToken(ctx context.Context, t *store.AccessToken) error
 	return s.insertAccess(ctx, s.db, t)
 }
 
+const qAccessToken = `SELECT t.hash, t.grant_id, t.client_id, t.buyer_id, t.scope, t.resource, t.store,
+	t.expires_at, t.revoked_at, p.platform_id, t.subject_hash, t.acting_platform, sub.hash, sub.revoked_at
+	FROM access_tokens t LEFT JOIN platform_clients p ON p.client_id = t.client_id
+	LEFT JOIN access_tokens sub ON sub.hash = t.subject_hash WHERE t.hash = ?`
+
 // AccessToken implements store.AccessTokens.
 func (s *Store) AccessToken(ctx context.Context, hash []byte, now time.Time) (*store.AccessToken, error) {
 	var (
@@ -329,10 +336,7 @@ func (s *Store) AccessToken(ctx context.Context, hash []byte, now time.Time) (*s
 	// token lives only while its subject does, checked here rather than
 	// by cascading revocations, so no revocation racing an exchange can
 	// leave the exchanged token alive.
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT t.hash, t.grant_id, t.client_id, t.buyer_id, t.scope, t.resource, t.store,
-		t.expires_at, t.revoked_at, p.platform_id, t.subject_hash, t.acting_platform, sub.hash, sub.revoked_at
-		FROM access_tokens t LEFT JOIN platform_clients p ON p.client_id = t.client_id
-		LEFT JOIN access_tokens sub ON sub.hash = t.subject_hash WHERE t.hash = ?`), hash).
+	err := s.queryRow(ctx, s.rdb, qAccessToken, hash).
 		Scan(&a.Hash, &grant, &a.ClientID, &a.BuyerID, &a.Scope, &a.Resource, &a.Store, &expires, &revoked, &platform,
 			&a.Subject, &a.ActingPlatform, &subject, &subjectRevoked)
 	if err != nil {
