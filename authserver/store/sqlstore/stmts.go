@@ -72,6 +72,10 @@ func (s *Store) prepare(ctx context.Context) error {
 }
 
 // closeStmts closes the prepared statements (before their pools close).
+// The map itself stays: Close may run while requests are still reading
+// it (database/sql lets Close wait for queries already started), so
+// writing it here would be a data race. A closed statement fails with
+// "sql: statement is closed", as a closed pool would.
 func (s *Store) closeStmts() error {
 	var err error
 	for _, st := range s.stmts {
@@ -79,7 +83,6 @@ func (s *Store) closeStmts() error {
 			err = cerr
 		}
 	}
-	s.stmts = nil
 	return err
 }
 
