@@ -193,11 +193,34 @@ func (s *Store) SetBuyerAccount(ctx context.Context, id string, account json.Raw
 
 // SaveConsent implements store.Consents.
 func (s *Store) SaveConsent(ctx context.Context, c *store.Consent) error {
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO consents (buyer_id, client_id, scope, allowance, updated_at)
-		VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (buyer_id, client_id) DO UPDATE SET scope = excluded.scope, allowance = excluded.allowance,
-		updated_at = excluded.updated_at`),
-		c.BuyerID, c.ClientID, c.Scope, nullJSON(c.Allowance), ms(c.UpdatedAt))
+	return s.saveConsent(ctx, s.db, c)
+}
+
+func (s *Store) saveConsent(ctx context.Context, q queryer, c *store.Consent) error {
+	var err error
+	if s.d.postgres {
+		// The client's row is locked (FOR KEY SHARE, when it exists) for
+		// the insert: consents has no foreign key to clients, so
+		// otherwise nothing stops the retention sweep from deleting an
+		// unused self-registered client while its first consent is being
+		// saved (the sweep's NOT EXISTS reads a snapshot from before the
+		// consent commits), leaving a consent of a deleted client and the
+		// buyer's sign-in broken. Locked, the sweep's pick (SKIP LOCKED)
+		// passes it over, and its delete re-checks consents. SQLite's
+		// single writer already serializes the two.
+		_, err = q.ExecContext(ctx, s.q(`INSERT INTO consents (buyer_id, client_id, scope, allowance, updated_at)
+			SELECT ?, ?, ?, CAST(? AS TEXT), CAST(? AS BIGINT)
+			FROM (SELECT 1) one LEFT JOIN (SELECT id FROM clients WHERE id = ? FOR KEY SHARE) c ON true
+			ON CONFLICT (buyer_id, client_id) DO UPDATE SET scope = excluded.scope, allowance = excluded.allowance,
+			updated_at = excluded.updated_at`),
+			c.BuyerID, c.ClientID, c.Scope, nullJSON(c.Allowance), ms(c.UpdatedAt), c.ClientID)
+	} else {
+		_, err = q.ExecContext(ctx, s.q(`INSERT INTO consents (buyer_id, client_id, scope, allowance, updated_at)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (buyer_id, client_id) DO UPDATE SET scope = excluded.scope, allowance = excluded.allowance,
+			updated_at = excluded.updated_at`),
+			c.BuyerID, c.ClientID, c.Scope, nullJSON(c.Allowance), ms(c.UpdatedAt))
+	}
 	if err != nil {
 		return fmt.Errorf("sqlstore: save consent: %w", err)
 	}

@@ -299,10 +299,18 @@ func (s *Store) sweepUnusedClients(ctx context.Context, tx *sql.Tx, del map[stri
 		return 0, err
 	}
 	in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+	// The clients go first, re-checked: on PostgreSQL the pick's NOT
+	// EXISTS read a snapshot taken before its row locks, so a consent or
+	// grant committed in between (SaveConsent's lock on the client was
+	// already released) is seen only by this new statement. Their codes
+	// and ownership rows go only if the client did.
+	gone := ` AND NOT EXISTS (SELECT 1 FROM clients k WHERE k.id = client_id)`
 	for _, d := range []struct{ table, query string }{
-		{store.TableCodes, `DELETE FROM codes WHERE client_id IN (` + in + `)`},
-		{"", `DELETE FROM platform_clients WHERE client_id IN (` + in + `)`},
-		{store.TableClients, `DELETE FROM clients WHERE id IN (` + in + `)`},
+		{store.TableClients, `DELETE FROM clients WHERE id IN (` + in + `)
+			AND NOT EXISTS (SELECT 1 FROM consents x WHERE x.client_id = clients.id)
+			AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.id)`},
+		{store.TableCodes, `DELETE FROM codes WHERE client_id IN (` + in + `)` + gone},
+		{"", `DELETE FROM platform_clients WHERE client_id IN (` + in + `)` + gone},
 	} {
 		res, err := tx.ExecContext(ctx, s.q(d.query), ids...)
 		if err != nil {
