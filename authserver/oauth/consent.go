@@ -323,14 +323,19 @@ func (s *Server) handleAuthorizePost(w http.ResponseWriter, r *http.Request) {
 	}
 	code := newToken(prefixCode)
 	scope := strings.Join(a.Scope, " ")
-	if err := s.cfg.Store.SaveCode(ctx, &store.Code{Hash: hashToken(code), ClientID: a.client.ID, BuyerID: buyer.ID,
-		RedirectURI: a.RedirectURI, Scope: scope, Resource: a.Resource, CodeChallenge: a.Challenge,
-		Allowance: allowance, ExpiresAt: now.Add(s.cfg.CodeTTL)}); err != nil {
+	// The consent first: the retention sweep deletes a self-registered
+	// client that no buyer consented to (with its codes) once it is
+	// UnusedClientRetention old, so a code saved before the consent left
+	// a window in which an old registration's first sign-in was swept
+	// away under the buyer, its code with it.
+	if err := s.cfg.Store.SaveConsent(ctx, &store.Consent{BuyerID: buyer.ID, ClientID: a.client.ID, Scope: scope,
+		Allowance: allowance, UpdatedAt: now}); err != nil {
 		s.renderError(w, r, errServer(err))
 		return
 	}
-	if err := s.cfg.Store.SaveConsent(ctx, &store.Consent{BuyerID: buyer.ID, ClientID: a.client.ID, Scope: scope,
-		Allowance: allowance, UpdatedAt: now}); err != nil {
+	if err := s.cfg.Store.SaveCode(ctx, &store.Code{Hash: hashToken(code), ClientID: a.client.ID, BuyerID: buyer.ID,
+		RedirectURI: a.RedirectURI, Scope: scope, Resource: a.Resource, CodeChallenge: a.Challenge,
+		Allowance: allowance, ExpiresAt: now.Add(s.cfg.CodeTTL)}); err != nil {
 		s.renderError(w, r, errServer(err))
 		return
 	}
