@@ -25,7 +25,7 @@ func capRace(t *testing.T, e *env, urls []string, n, fit int) {
 	for i := range ids {
 		ids[i] = e.createCheckout("flower-shop", lines(line("sunflowers", 1)), ada...).ID
 	}
-	var placed atomic.Int64
+	var placed, retried atomic.Int64
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i, id := range ids {
@@ -33,6 +33,15 @@ func capRace(t *testing.T, e *env, urls []string, n, fit int) {
 		wg.Go(func() {
 			<-start
 			res, b := e.reqTo(base, "POST", "/s/flower-shop/checkout-sessions/"+id+"/complete", cardPayment("success_token"), ada...)
+			// On SQLite the holds queue on the one writer, and one that
+			// waits past its 10 s bound is a 503 before anything was
+			// held (a loaded 2-core machine under -race gets there): a
+			// client retries it, and so does the race, which must still
+			// place exactly what fits.
+			for try := 0; res.StatusCode == 503 && try < 5; try++ {
+				retried.Add(1)
+				res, b = e.reqTo(base, "POST", "/s/flower-shop/checkout-sessions/"+id+"/complete", cardPayment("success_token"), ada...)
+			}
 			if res.StatusCode != 200 {
 				t.Errorf("HTTP %d: %s", res.StatusCode, b)
 				return
@@ -48,6 +57,9 @@ func capRace(t *testing.T, e *env, urls []string, n, fit int) {
 	}
 	close(start)
 	wg.Wait()
+	if n := retried.Load(); n > 0 {
+		t.Logf("%d completions retried after a 503", n)
+	}
 	got := spent(t, e, "buyer_ada", "demo-agent")
 	if placed.Load() != int64(fit) || got != int64(price*fit) || got > capAmount || orders(t, e, "buyer_ada") != fit {
 		t.Fatalf("%d orders placed, %d spent (cap %d); want exactly %d orders", placed.Load(), got, capAmount, fit)
