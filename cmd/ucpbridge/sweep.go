@@ -20,8 +20,9 @@ const sweepUsage = `usage: ucpbridge sweep --db DSN [flags]
 
 Deletes what the platform no longer needs, once, and prints the rows
 deleted per table and how long it took: expired access tokens and
-authorization codes, ended and revoked refresh families (the retention
-periods below; README "Retention"), and the stores' expired idempotency
+authorization codes, ended and revoked refresh families, self-registered
+clients nobody consented to (the retention periods below; README
+"Retention"), and the stores' expired idempotency
 records, sessions and spend holds. dev and serve do the same on a timer;
 this is for operators who prefer cron. --db is a postgres:// URL or a
 SQLite file path. Work goes in small batches, each its own transaction,
