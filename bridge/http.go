@@ -97,6 +97,42 @@ type HTTPFront struct {
 	ex        *Exchanger // nil until the token endpoint is known
 	lastTry   time.Time
 	lastError error
+
+	failLog throttle // exchange failures: a flood would log a line per request
+}
+
+// failLogEvery is how often at most the front logs exchange failures
+// (busy, unreachable or failing token endpoint); the line says how many
+// it left out since the last one.
+const failLogEvery = 10 * time.Second
+
+// throttle lets one event through per interval and counts the others.
+type throttle struct {
+	mu         sync.Mutex
+	next       time.Time
+	suppressed int
+}
+
+// allow reports whether an event at now may be logged, and how many were
+// held back since the last one that was.
+func (t *throttle) allow(now time.Time, every time.Duration) (bool, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now.Before(t.next) {
+		t.suppressed++
+		return false, 0
+	}
+	n := t.suppressed
+	t.next, t.suppressed = now.Add(every), 0
+	return true, n
+}
+
+// logFailure logs an exchange failure at Error, at most once per
+// failLogEvery.
+func (f *HTTPFront) logFailure(msg string, err error) {
+	if ok, n := f.failLog.allow(time.Now(), failLogEvery); ok {
+		f.log.Error(msg, "err", err, "suppressed", n)
+	}
 }
 
 // NewHTTPFront serves ms over HTTP for opts. profile, when non-nil, is
@@ -341,7 +377,7 @@ func (f *HTTPFront) guard(next http.Handler) http.Handler {
 		}
 		ex, err := f.exchanger(r.Context())
 		if err != nil {
-			f.log.Error("bridge: token exchange unavailable", "err", err)
+			f.logFailure("bridge: token exchange unavailable", err)
 			f.unavailable(w)
 			return
 		}
@@ -356,7 +392,7 @@ func (f *HTTPFront) guard(next http.Handler) http.Handler {
 				// The client went away: nothing to answer.
 				w.WriteHeader(http.StatusServiceUnavailable)
 			default:
-				f.log.Error("bridge: token exchange failed", "err", err)
+				f.logFailure("bridge: token exchange failed", err)
 				f.unavailable(w)
 			}
 			return

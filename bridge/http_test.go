@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -676,5 +677,34 @@ func TestHTTPRebindingGuardAdmitsThePublicHost(t *testing.T) {
 		if res.StatusCode != want {
 			t.Errorf("Host %s: %d, want %d", host, res.StatusCode, want)
 		}
+	}
+}
+
+// TestHTTPExchangeFailuresLoggedOncePerInterval: a flood against a
+// platform whose authorization server is down is a 503 for every request
+// but one log line per failLogEvery, which says how many it left out.
+func TestHTTPExchangeFailuresLoggedOncePerInterval(t *testing.T) {
+	e := newFrontEnv(t, nil)
+	e.as.srv.Close()
+	for i := range 30 {
+		if res := post(t, e.url, fmt.Sprintf("made-up-%d", i), initBody, nil); res.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("request %d: %d", i, res.StatusCode)
+		}
+	}
+	if n := strings.Count(e.logs.String(), "bridge: token exchange"); n != 1 {
+		t.Fatalf("%d failure lines for 30 failures:\n%s", n, e.logs.String())
+	}
+	var th throttle
+	now := time.Now()
+	if ok, n := th.allow(now, time.Second); !ok || n != 0 {
+		t.Fatal("first event held back")
+	}
+	for range 3 {
+		if ok, _ := th.allow(now.Add(time.Millisecond), time.Second); ok {
+			t.Fatal("event inside the interval logged")
+		}
+	}
+	if ok, n := th.allow(now.Add(time.Second), time.Second); !ok || n != 3 {
+		t.Fatalf("after the interval: %v, %d held back", ok, n)
 	}
 }
