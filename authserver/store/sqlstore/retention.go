@@ -249,34 +249,52 @@ func (s *Store) sweepRows(ctx context.Context, tx *sql.Tx, del map[string]int64,
 // refresh and access tokens and the codes they were issued for, and
 // returns how many it picked.
 func (s *Store) sweepFamilies(ctx context.Context, tx *sql.Tx, del map[string]int64, pick string, args ...any) (int, error) {
-	rows, err := tx.QueryContext(ctx, pick, args...)
-	if err != nil {
-		return 0, err
-	}
-	var ids []any
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
+	return s.sweepPicked(ctx, tx, del, pick, args, func(in string) []sweepDelete {
+		// Tokens first: refresh_tokens references grants.
+		return []sweepDelete{
+			{store.TableCodes, `DELETE FROM codes WHERE grant_id IN (` + in + `)`},
+			{store.TableAccessTokens, `DELETE FROM access_tokens WHERE grant_id IN (` + in + `)`},
+			{store.TableRefreshTokens, `DELETE FROM refresh_tokens WHERE grant_id IN (` + in + `)`},
+			{store.TableGrants, `DELETE FROM grants WHERE id IN (` + in + `)`},
 		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	})
+}
+
+// sweepUnusedClients deletes the clients pick selects (up to n), with
+// what a client that never got a grant can have left: unused codes (its
+// sign-ins that were never finished) and an ownership row.
+func (s *Store) sweepUnusedClients(ctx context.Context, tx *sql.Tx, del map[string]int64, pick string, args ...any) (int, error) {
+	return s.sweepPicked(ctx, tx, del, pick, args, func(in string) []sweepDelete {
+		// The clients go first, re-checked: on PostgreSQL the pick's NOT
+		// EXISTS read a snapshot taken before its row locks, so a consent or
+		// grant committed in between (SaveConsent's lock on the client was
+		// already released) is seen only by this new statement. Their codes
+		// and ownership rows go only if the client did.
+		gone := ` AND NOT EXISTS (SELECT 1 FROM clients k WHERE k.id = client_id)`
+		return []sweepDelete{
+			{store.TableClients, `DELETE FROM clients WHERE id IN (` + in + `)
+				AND NOT EXISTS (SELECT 1 FROM consents x WHERE x.client_id = clients.id)
+				AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.id)`},
+			{store.TableCodes, `DELETE FROM codes WHERE client_id IN (` + in + `)` + gone},
+			{"", `DELETE FROM platform_clients WHERE client_id IN (` + in + `)` + gone},
+		}
+	})
+}
+
+// sweepDelete is one statement of a sweep batch and the table whose
+// count its deleted rows go to ("": not counted).
+type sweepDelete struct{ table, query string }
+
+// sweepPicked runs pick (one id column), then the statements deletes
+// builds for the picked ids (in: their placeholder list), counting the
+// rows each deletes, and returns how many ids it picked.
+func (s *Store) sweepPicked(ctx context.Context, tx *sql.Tx, del map[string]int64, pick string, args []any, deletes func(in string) []sweepDelete) (int, error) {
+	ids, err := pickIDs(ctx, tx, pick, args...)
+	if err != nil || len(ids) == 0 {
 		return 0, err
-	}
-	if len(ids) == 0 {
-		return 0, nil
 	}
 	in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
-	// Tokens first: refresh_tokens references grants.
-	for _, d := range []struct{ table, query string }{
-		{store.TableCodes, `DELETE FROM codes WHERE grant_id IN (` + in + `)`},
-		{store.TableAccessTokens, `DELETE FROM access_tokens WHERE grant_id IN (` + in + `)`},
-		{store.TableRefreshTokens, `DELETE FROM refresh_tokens WHERE grant_id IN (` + in + `)`},
-		{store.TableGrants, `DELETE FROM grants WHERE id IN (` + in + `)`},
-	} {
+	for _, d := range deletes(in) {
 		res, err := tx.ExecContext(ctx, s.q(d.query), ids...)
 		if err != nil {
 			return 0, err
@@ -285,40 +303,7 @@ func (s *Store) sweepFamilies(ctx context.Context, tx *sql.Tx, del map[string]in
 		if err != nil {
 			return 0, err
 		}
-		del[d.table] += n
-	}
-	return len(ids), nil
-}
-
-// sweepUnusedClients deletes the clients pick selects (up to n), with
-// what a client that never got a grant can have left: unused codes (its
-// sign-ins that were never finished) and an ownership row.
-func (s *Store) sweepUnusedClients(ctx context.Context, tx *sql.Tx, del map[string]int64, pick string, args ...any) (int, error) {
-	ids, err := pickIDs(ctx, tx, pick, args...)
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
-	// The clients go first, re-checked: on PostgreSQL the pick's NOT
-	// EXISTS read a snapshot taken before its row locks, so a consent or
-	// grant committed in between (SaveConsent's lock on the client was
-	// already released) is seen only by this new statement. Their codes
-	// and ownership rows go only if the client did.
-	gone := ` AND NOT EXISTS (SELECT 1 FROM clients k WHERE k.id = client_id)`
-	for _, d := range []struct{ table, query string }{
-		{store.TableClients, `DELETE FROM clients WHERE id IN (` + in + `)
-			AND NOT EXISTS (SELECT 1 FROM consents x WHERE x.client_id = clients.id)
-			AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.id)`},
-		{store.TableCodes, `DELETE FROM codes WHERE client_id IN (` + in + `)` + gone},
-		{"", `DELETE FROM platform_clients WHERE client_id IN (` + in + `)` + gone},
-	} {
-		res, err := tx.ExecContext(ctx, s.q(d.query), ids...)
-		if err != nil {
-			return 0, err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return 0, err
-		} else if d.table != "" {
+		if d.table != "" {
 			del[d.table] += n
 		}
 	}
