@@ -96,6 +96,19 @@ func (b *Bridge) storeCall(ctx context.Context, slug, tool string, args any, req
 	return raw, nil
 }
 
+// globalCall calls a cross-store tool on the platform (/mcp), as
+// storeCall does a store's.
+func (b *Bridge) globalCall(ctx context.Context, tool string, args any) (json.RawMessage, error) {
+	raw, err := b.client(ctx).CallGlobalTool(ctx, tool, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := ucpEnvelopeError("global."+tool, raw, false); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
 func resourceOf(raw json.RawMessage, err error) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
@@ -230,10 +243,7 @@ func (b *Bridge) catalogTools() {
 			case tg.slug != "":
 				raw, err = b.storeCall(ctx, tg.slug, "search_catalog", obj{"catalog": sr}, false)
 			default:
-				raw, err = b.client(ctx).CallGlobalTool(ctx, "search_catalog", sr)
-				if err == nil {
-					err = ucpEnvelopeError("global.search_catalog", raw, false)
-				}
+				raw, err = b.globalCall(ctx, "search_catalog", sr)
 			}
 			if err != nil {
 				return nil, err
@@ -273,10 +283,7 @@ func (b *Bridge) catalogTools() {
 			case tg.slug != "":
 				raw, err = b.storeCall(ctx, tg.slug, "lookup_catalog", obj{"catalog": lr}, false)
 			default:
-				raw, err = b.client(ctx).CallGlobalTool(ctx, "lookup_catalog", lr)
-				if err == nil {
-					err = ucpEnvelopeError("global.lookup_catalog", raw, false)
-				}
+				raw, err = b.globalCall(ctx, "lookup_catalog", lr)
 			}
 			if err != nil {
 				return nil, err
@@ -296,10 +303,7 @@ func (b *Bridge) catalogTools() {
 			}
 			pr := &ucp.ProductRequest{ID: in.ID, Selected: in.Selected}
 			if global {
-				raw, err := b.client(ctx).CallGlobalTool(ctx, "get_product", pr)
-				if err == nil {
-					err = ucpEnvelopeError("global.get_product", raw, false)
-				}
+				raw, err := b.globalCall(ctx, "get_product", pr)
 				if err != nil {
 					return nil, err
 				}
