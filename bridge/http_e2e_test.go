@@ -152,16 +152,25 @@ func startFrontE2E(t *testing.T) *frontE2E {
 // signInHandler is the go-sdk's own OAuth client (RFC 9728 discovery from
 // the 401, RFC 8414, PKCE, resource=<PRM resource>) with the demo agent as
 // a preregistered public client; the browser is authservertest's consent
-// form, posted over HTTP with a spending limit.
+// form, posted over HTTP with a spending limit of 40.00 EUR per order.
+// The authorization URLs it is sent to are appended to authURLs.
 func signInHandler(t *testing.T, p *authservertest.Platform, authURLs *[]string) *auth.AuthorizationCodeHandler {
+	t.Helper()
+	return signInWith(t, p, &authservertest.Allowance{MaxPerOrder: "40", DailyCap: "100", Currency: "EUR", Days: 7}, authURLs)
+}
+
+// signInWith is signInHandler with the spending limit a; authURLs may be
+// nil.
+func signInWith(t *testing.T, p *authservertest.Platform, a *authservertest.Allowance, authURLs *[]string) *auth.AuthorizationCodeHandler {
 	t.Helper()
 	h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 		PreregisteredClient: &oauthex.ClientCredentials{ClientID: p.AgentClientID},
 		RedirectURL:         "http://127.0.0.1:43117/callback",
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-			*authURLs = append(*authURLs, args.URL)
-			loc, err := p.SignIn(ctx, args.URL, &authservertest.Consent{
-				Allowance: &authservertest.Allowance{MaxPerOrder: "40", DailyCap: "100", Currency: "EUR", Days: 7}})
+			if authURLs != nil {
+				*authURLs = append(*authURLs, args.URL)
+			}
+			loc, err := p.SignIn(ctx, args.URL, &authservertest.Consent{Allowance: a})
 			if err != nil {
 				return nil, err
 			}

@@ -1,38 +1,12 @@
 package bridge_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/modelcontextprotocol/go-sdk/auth"
-	"github.com/modelcontextprotocol/go-sdk/oauthex"
-
 	"github.com/ucpbridge/ucpbridge/authserver/authservertest"
 )
-
-// signInWith is signInHandler with the spending limit the buyer sets on
-// the consent page.
-func signInWith(t *testing.T, p *authservertest.Platform, a *authservertest.Allowance) *auth.AuthorizationCodeHandler {
-	t.Helper()
-	h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-		PreregisteredClient: &oauthex.ClientCredentials{ClientID: p.AgentClientID},
-		RedirectURL:         "http://127.0.0.1:43117/callback",
-		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-			loc, err := p.SignIn(ctx, args.URL, &authservertest.Consent{Allowance: a})
-			if err != nil {
-				return nil, err
-			}
-			q := loc.Query()
-			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
 
 // buyerBound checks that every call of the named platform tools the
 // bridge made went with the exchanged buyer token alone (never the
@@ -67,7 +41,7 @@ func (w *frontWire) buyerBound(t *testing.T, from int, tools ...string) {
 func TestHTTPFrontPurchases(t *testing.T) {
 	e := startFrontE2E(t)
 	s, err := e2eConnect(t, e.url, http.DefaultClient, signInWith(t, e.p,
-		&authservertest.Allowance{MaxPerOrder: "40", DailyCap: "100", Currency: "EUR", Days: 7}))
+		&authservertest.Allowance{MaxPerOrder: "40", DailyCap: "100", Currency: "EUR", Days: 7}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +85,7 @@ func TestHTTPFrontPurchases(t *testing.T) {
 func TestHTTPFrontCrypto(t *testing.T) {
 	e := startFrontE2E(t)
 	s, err := e2eConnect(t, e.url, http.DefaultClient, signInWith(t, e.p,
-		&authservertest.Allowance{MaxPerOrder: "500", DailyCap: "1000", Currency: "USD", Days: 30}))
+		&authservertest.Allowance{MaxPerOrder: "500", DailyCap: "1000", Currency: "USD", Days: 30}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
